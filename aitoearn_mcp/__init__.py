@@ -1,0 +1,40 @@
+"""aitoearn-mcp: an MCP server for the chat models sold through AiToEarn's relay."""
+
+__version__ = "0.1.0"
+
+from ._accumulator import MessageAccumulator, StreamFormatError
+from ._config import Config, ConfigError
+from ._errors import (
+    AuthError,
+    CreditsError,
+    IncompleteReplyError,
+    InputError,
+    InvalidModelError,
+    MissingKeyError,
+    RelayError,
+    RelayTimeoutError,
+    RequestRejectedError,
+    UnavailableError,
+)
+from ._relay import RelayClient
+from ._server import create_server
+
+__all__ = [
+    "AuthError",
+    "Config",
+    "ConfigError",
+    "CreditsError",
+    "IncompleteReplyError",
+    "InputError",
+    "InvalidModelError",
+    "MessageAccumulator",
+    "MissingKeyError",
+    "RelayClient",
+    "RelayError",
+    "RelayTimeoutError",
+    "RequestRejectedError",
+    "StreamFormatError",
+    "UnavailableError",
+    "__version__",
+    "create_server",
+]

@@ -1,0 +1,197 @@
+"""Fold Anthropic stream events into one Message. Pure: no I/O, no clocks.
+
+Text arrives in thousands of small deltas, so each block keeps a list of pieces that is
+joined once when the message is read: the cost is linear in the reply.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["MessageAccumulator", "StreamFormatError"]
+
+
+class StreamFormatError(ValueError):
+    """The events do not form a message (a delta for a block never started, bad tool JSON)."""
+
+
+class _Block:
+    __slots__ = ("citations", "data", "json_parts", "signature", "text_parts", "thinking_parts")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.text_parts: list[str] = []
+        self.thinking_parts: list[str] = []
+        self.json_parts: list[str] = []
+        self.citations: list[Any] = []
+        self.signature: str | None = None
+
+    def text(self) -> str:
+        return str(self.data.get("text") or "") + "".join(self.text_parts)
+
+    def tool_input(self, *, strict: bool) -> Any:
+        raw = "".join(self.json_parts)
+        if not raw:
+            return self.data.get("input", {})
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            if strict:
+                raise StreamFormatError(
+                    f"tool input of block {self.data.get('type')} is not valid JSON: {exc}"
+                ) from None
+            return self.data.get("input", {})
+
+    def render(self, *, strict: bool) -> dict[str, Any]:
+        out = dict(self.data)
+        if self.text_parts:
+            out["text"] = self.text()
+        if self.thinking_parts:
+            out["thinking"] = str(self.data.get("thinking") or "") + "".join(self.thinking_parts)
+        if self.signature is not None:
+            out["signature"] = self.signature
+        if self.citations:
+            out["citations"] = [*(self.data.get("citations") or []), *self.citations]
+        if self.json_parts:
+            out["input"] = self.tool_input(strict=strict)
+        return out
+
+
+def _merge_usage(into: dict[str, Any], update: Mapping[str, Any]) -> None:
+    """Usage totals on message_delta are cumulative: overwrite, keep what is absent."""
+    for key, value in update.items():
+        if value is None:
+            continue
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge_usage(into[key], value)
+        else:
+            into[key] = copy.deepcopy(value)
+
+
+class MessageAccumulator:
+    """Feed it decoded event objects in order; read ``message()`` at the end.
+
+    ``ping`` is ignored. Unknown event and delta types are kept, in order, under
+    ``unrecognized_events`` of the message; unknown block types are kept as content.
+    """
+
+    def __init__(self) -> None:
+        self._message: dict[str, Any] | None = None
+        self._blocks: list[_Block] = []
+        self._by_index: dict[int, _Block] = {}
+        self._unrecognized: list[dict[str, Any]] = []
+        self.chars_received = 0
+        self.complete = False
+
+    @property
+    def started(self) -> bool:
+        return self._message is not None
+
+    def feed(self, event: Mapping[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "ping":
+            return
+        if kind == "message_start":
+            self._start(event.get("message"))
+            return
+        if self._message is None:
+            raise StreamFormatError(f"event {kind!r} arrived before message_start")
+        if kind == "content_block_start":
+            self._start_block(event)
+        elif kind == "content_block_delta":
+            self._delta(event)
+        elif kind == "content_block_stop":
+            block = self._block(event)
+            if block.json_parts:
+                block.tool_input(strict=True)
+        elif kind == "message_delta":
+            for key, value in (event.get("delta") or {}).items():
+                if value is not None or key in ("stop_reason", "stop_sequence"):
+                    self._message[key] = copy.deepcopy(value)
+            _merge_usage(self._message.setdefault("usage", {}), event.get("usage") or {})
+        elif kind == "message_stop":
+            self.complete = True
+        else:
+            self._unrecognized.append(dict(event))
+
+    def _start(self, message: Any) -> None:
+        if not isinstance(message, Mapping):
+            raise StreamFormatError("message_start carries no message object")
+        self._message = copy.deepcopy(dict(message))
+        for block in self._message.pop("content", None) or []:
+            self._add_block(len(self._blocks), block)
+        self._message.setdefault("usage", {})
+
+    def _add_block(self, index: int, data: Any) -> None:
+        if not isinstance(data, Mapping):
+            raise StreamFormatError("a content block is not an object")
+        block = _Block(dict(data))
+        self._blocks.append(block)
+        self._by_index[index] = block
+        self.chars_received += len(block.text()) + len(str(block.data.get("thinking") or ""))
+
+    def _start_block(self, event: Mapping[str, Any]) -> None:
+        index = event.get("index")
+        self._add_block(
+            index if isinstance(index, int) else len(self._blocks), copy.deepcopy(event.get("content_block"))
+        )
+
+    def _block(self, event: Mapping[str, Any]) -> _Block:
+        index = event.get("index")
+        block = self._by_index.get(index) if isinstance(index, int) else None
+        if block is None:
+            raise StreamFormatError(f"{event.get('type')} for content block {index!r}, which was never started")
+        return block
+
+    def _delta(self, event: Mapping[str, Any]) -> None:
+        block = self._block(event)
+        delta = event.get("delta") or {}
+        kind = delta.get("type")
+        if kind == "text_delta":
+            piece = delta.get("text", "")
+            block.text_parts.append(piece)
+            self.chars_received += len(piece)
+        elif kind == "thinking_delta":
+            piece = delta.get("thinking", "")
+            block.thinking_parts.append(piece)
+            self.chars_received += len(piece)
+        elif kind == "input_json_delta":
+            piece = delta.get("partial_json", "")
+            block.json_parts.append(piece)
+            self.chars_received += len(piece)
+        elif kind == "signature_delta":
+            block.signature = delta.get("signature", "")
+        elif kind == "citations_delta":
+            block.citations.append(copy.deepcopy(delta.get("citation")))
+        else:
+            self._unrecognized.append(dict(event))
+
+    def latest_text(self, limit: int) -> str:
+        """The last ``limit`` characters of text, thinking or tool input received (for progress)."""
+        for block in reversed(self._blocks):
+            for parts in (block.text_parts, block.thinking_parts, block.json_parts):
+                if parts:
+                    tail = ""
+                    for piece in reversed(parts):
+                        tail = piece + tail
+                        if len(tail) >= limit:
+                            break
+                    return tail[-limit:]
+        return ""
+
+    def text(self) -> str:
+        """The reply's text blocks joined exactly as sent."""
+        return "".join(block.text() for block in self._blocks if block.data.get("type") == "text")
+
+    def message(self, *, partial: bool = False) -> dict[str, Any]:
+        """The Message so far. With ``partial``, unfinished tool JSON does not raise."""
+        message = (
+            copy.deepcopy(self._message) if self._message is not None else {"type": "message", "role": "assistant"}
+        )
+        message["content"] = [block.render(strict=not partial) for block in self._blocks]
+        if self._unrecognized:
+            message["unrecognized_events"] = list(self._unrecognized)
+        return message

@@ -1,0 +1,110 @@
+"""Configuration: where the relay is, the user's key, and the limits of a call.
+
+Everything comes from the environment (``AITOEARN_*``) with CLI flags on top; the key
+comes from the environment only, since a key on a command line lands in process lists
+and shell history.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import SecretStr
+
+__all__ = ["DEFAULT_BASE_URL", "Config", "ConfigError", "normalize_base_url"]
+
+DEFAULT_BASE_URL = "https://aitoearn.ai"
+
+# Path suffixes users paste: the SDK-style base URL (what Claude Code users put in
+# ANTHROPIC_BASE_URL) and that plus /v1. The relay's routes live under the site root.
+_SDK_SUFFIXES = ("/api/ai/v1", "/api/ai")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the server cannot start with."""
+
+
+def normalize_base_url(raw: str) -> str:
+    """Return the site root for a pasted base URL, or raise ConfigError.
+
+    ``https://aitoearn.ai``, ``https://aitoearn.ai/`` and ``https://aitoearn.ai/api/ai/``
+    all give ``https://aitoearn.ai``; a deployment under a path prefix keeps its prefix.
+    """
+    text = raw.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"AITOEARN_BASE_URL must be an http(s) URL such as {DEFAULT_BASE_URL} or https://aitoearn.cn, got {text!r}"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(f"AITOEARN_BASE_URL must not carry a query or fragment, got {text!r}")
+    path = parts.path.rstrip("/")
+    for suffix in _SDK_SUFFIXES:
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+            break
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def _number(env: Mapping[str, str], name: str, default: float | None, *, integer: bool = False) -> float | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        kind = "a whole number" if integer else "a number of seconds"
+        raise ConfigError(f"{name} must be {kind}, got {raw!r}") from None
+    if value < 0 or not math.isfinite(value):
+        raise ConfigError(f"{name} must be zero or more, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings for one server process. ``api_key`` is a SecretStr: its repr is masked."""
+
+    base_url: str = DEFAULT_BASE_URL
+    api_key: SecretStr | None = field(default=None, repr=False)
+    models_cache_ttl: float = 300.0
+    max_retries: int = 2
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    deadline: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_url", normalize_base_url(self.base_url))
+        if self.max_retries < 0:
+            raise ConfigError(f"max retries must be zero or more, got {self.max_retries}")
+        for name in ("connect_timeout", "read_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name.replace('_', ' ')} must be more than zero seconds")
+        if self.deadline is not None and self.deadline <= 0:
+            raise ConfigError("deadline must be more than zero seconds")
+
+    @property
+    def site(self) -> str:
+        return urlsplit(self.base_url).netloc
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if env is None else env
+        key = env.get("AITOEARN_API_KEY", "").strip()
+        deadline = _number(env, "AITOEARN_DEADLINE", None)
+        return cls(
+            base_url=env.get("AITOEARN_BASE_URL", "").strip() or DEFAULT_BASE_URL,
+            api_key=SecretStr(key) if key else None,
+            models_cache_ttl=_number(env, "AITOEARN_MODELS_CACHE_TTL", 300.0) or 0.0,
+            max_retries=int(_number(env, "AITOEARN_MAX_RETRIES", 2, integer=True) or 0),
+            connect_timeout=_number(env, "AITOEARN_CONNECT_TIMEOUT", 10.0) or 0.0,
+            read_timeout=_number(env, "AITOEARN_READ_TIMEOUT", 120.0) or 0.0,
+            deadline=deadline or None,
+        )
+
+    def with_overrides(self, **changes: object) -> Config:
+        """Apply the CLI flags the user gave (None means 'not given')."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]

@@ -1,0 +1,253 @@
+"""The tool inputs and outputs: ``ClaudeChatProxyDto`` as a pydantic model, and the
+JSON schemas the tools publish.
+
+The input models carry the docs the agent sees. Validation names the field and the fix;
+the body sent upstream is the caller's own arguments (every extra field kept) with the
+defaults filled in and ``stream`` forced on.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
+from pydantic.json_schema import GenerateJsonSchema, SkipJsonSchema
+
+from ._errors import InputError
+
+__all__ = [
+    "MAX_REQUEST_BYTES",
+    "ListModelsInput",
+    "SendMessageInput",
+    "build_message_body",
+    "parse_list_models_args",
+]
+
+MAX_REQUEST_BYTES = 50 * 1024 * 1024  # the relay's documented body limit
+MAX_TOKENS_LIMIT = 9007199254740991  # ClaudeChatProxyDto's maximum (2**53 - 1)
+
+# Optional fields: absent or null upstream alike; the schema shows only the real type.
+None_ = SkipJsonSchema[None]
+
+
+class _Open(BaseModel):
+    """An object the relay passes on: known fields checked, unknown fields kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class ContentBlock(_Open):
+    type: StrictStr = Field(description="Block type: text, image, document, tool_use, tool_result, thinking, ...")
+
+
+class InputMessage(_Open):
+    role: Literal["user", "assistant"]
+    content: StrictStr | list[ContentBlock] = Field(description="A string, or a list of Anthropic content blocks.")
+
+
+class ThinkingConfig(_Open):
+    type: StrictStr = Field(description='"enabled" (with budget_tokens), "adaptive" or "disabled".')
+    budget_tokens: Annotated[StrictInt, Field(ge=1024)] | None_ = Field(
+        None, description="Thinking budget; less than max_tokens."
+    )
+
+
+class ToolDefinition(_Open):
+    name: StrictStr
+    description: StrictStr | None = None
+    input_schema: dict[str, Any] | None_ = Field(None, description="JSON schema of the tool's input.")
+
+
+class ToolChoice(_Open):
+    type: Literal["auto", "any", "tool", "none"]
+    name: StrictStr | None_ = Field(None, description='Tool name, when type is "tool".')
+
+
+class SendMessageInput(_Open):
+    """Arguments of send_message: an Anthropic Messages request (``ClaudeChatProxyDto``)."""
+
+    model: StrictStr = Field(min_length=1, description="Model name from list_models, e.g. claude-sonnet-5.")
+    messages: list[InputMessage] = Field(
+        min_length=1,
+        description="Conversation so far, oldest first, alternating user/assistant; the last is usually user.",
+    )
+    max_tokens: StrictInt = Field(32000, ge=1, le=MAX_TOKENS_LIMIT, description="Most tokens to generate.")
+    system: StrictStr | list[ContentBlock] | None_ = Field(None, description="System prompt.")
+    temperature: Annotated[StrictFloat, Field(ge=0)] | None_ = Field(
+        None, description="Randomness, 0-1 for Claude models."
+    )
+    top_p: Annotated[StrictFloat, Field(ge=0, le=1)] | None_ = Field(None, description="Nucleus sampling cut-off.")
+    top_k: Annotated[StrictInt, Field(ge=0)] | None_ = Field(None, description="Sample only from the top K tokens.")
+    stop_sequences: list[StrictStr] | None_ = Field(None, description="Strings that end generation.")
+    thinking: ThinkingConfig | None_ = Field(None, description="Extended thinking.")
+    tools: list[ToolDefinition] | None_ = Field(None, description="Tools the model may call (returned as tool_use).")
+    tool_choice: ToolChoice | None_ = Field(None, description="How the model picks among tools.")
+    metadata: dict[str, Any] | None_ = Field(None, description='Request metadata, e.g. {"user_id": "..."}.')
+
+
+class ListModelsInput(BaseModel):
+    """Arguments of list_models."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    refresh: StrictBool = Field(False, description="Bypass the 5-minute cache and ask the relay again.")
+
+
+class _CompactSchema(GenerateJsonSchema):
+    """Pydantic's schema without the titles: agents pay for every character of it."""
+
+    def generate(self, schema: Any, mode: Any = "validation") -> dict[str, Any]:
+        result = super().generate(schema, mode)
+        _strip_titles(result)
+        return result
+
+
+def _strip_titles(node: Any) -> None:
+    if isinstance(node, dict):
+        node.pop("title", None)
+        if node.get("default", 0) is None:
+            del node["default"]
+        for key, value in node.items():
+            if key != "properties":
+                _strip_titles(value)
+            else:
+                for prop in value.values():
+                    _strip_titles(prop)
+    elif isinstance(node, list):
+        for item in node:
+            _strip_titles(item)
+
+
+def input_schema(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema(schema_generator=_CompactSchema)
+    schema.pop("description", None)  # the tool description says it
+    if model.model_config.get("extra") == "allow":
+        schema["additionalProperties"] = True
+    return schema
+
+
+# Fixes by the last named part of the field path; the first match wins.
+_FIXES: dict[str, str] = {
+    "messages": 'pass a non-empty list of {"role": "user"|"assistant", "content": ...} objects',
+    "role": 'use "user" or "assistant"; put system instructions in the top-level `system` argument',
+    "content": 'use a string, or a list of content blocks each with a "type" such as {"type": "text", "text": ...}',
+    "model": "pass a model name from list_models, e.g. claude-sonnet-5",
+    "max_tokens": "pass a whole number from 1 up (default 32000)",
+    "type": 'give every content block a string "type"',
+    "system": "use a string, or a list of text blocks",
+    "temperature": "pass a number from 0 to 1",
+    "top_p": "pass a number from 0 to 1",
+    "top_k": "pass a whole number, 0 or more",
+    "stop_sequences": "pass a list of strings",
+    "thinking": 'pass {"type": "enabled", "budget_tokens": 1024 or more} or {"type": "disabled"}',
+    "tools": 'pass a list of {"name", "description", "input_schema"} objects',
+    "tool_choice": 'pass {"type": "auto"|"any"|"none"} or {"type": "tool", "name": ...}',
+    "metadata": 'pass an object such as {"user_id": "..."}',
+    "refresh": "pass true or false",
+}
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        # pydantic adds the union member it tried (e.g. "str", "list[ContentBlock]"): not a field.
+        if isinstance(part, str) and ("[" in part or "-" in part or part in ("str", "int", "float", "bool")):
+            continue
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
+    return path or "arguments"
+
+
+def _explain(exc: ValidationError, tool: str) -> InputError:
+    errors = exc.errors()
+    paths = [_field_path(error["loc"]) for error in errors]
+    seen: dict[str, str] = {}
+    for path, error in zip(paths, errors, strict=True):
+        # A union (content: string or blocks) reports every branch; keep the deepest.
+        if path in seen or any(other.startswith(path + ".") or other.startswith(path + "[") for other in paths):
+            continue
+        named = [p for p in error["loc"] if isinstance(p, str) and p in _FIXES]
+        fix = _FIXES[named[-1]] if named else ""
+        message = error["msg"]
+        if error["type"] == "missing":
+            message = "is required"
+        elif error["type"] == "extra_forbidden":
+            message = "is not an argument of this tool"
+        seen[path] = f"`{path}` {message}" + (f"; fix: {fix}" if fix else "")
+    lines = list(seen.values())
+    more = f" (and {len(lines) - 5} more)" if len(lines) > 5 else ""
+    return InputError(f"Invalid arguments for {tool}: " + "; ".join(lines[:5]) + more + ". Nothing was sent.")
+
+
+def parse_list_models_args(arguments: dict[str, Any]) -> ListModelsInput:
+    try:
+        return ListModelsInput.model_validate(arguments)
+    except ValidationError as exc:
+        raise _explain(exc, "list_models") from None
+
+
+def build_message_body(arguments: dict[str, Any]) -> tuple[SendMessageInput, bytes]:
+    """Validate send_message arguments and return them with the exact JSON body to send.
+
+    The body is the caller's arguments as given (extra fields and all), with
+    ``max_tokens`` defaulted and ``stream: true``: this server always streams.
+    """
+    try:
+        request = SendMessageInput.model_validate(arguments)
+    except ValidationError as exc:
+        raise _explain(exc, "send_message") from None
+    # A known optional field sent as null means "not given": leave it out upstream.
+    body = {k: v for k, v in arguments.items() if v is not None or k not in SendMessageInput.model_fields}
+    body.update(max_tokens=request.max_tokens, stream=True)
+    try:
+        encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError as exc:
+        raise InputError(f"Invalid arguments for send_message: {exc}. Nothing was sent.") from None
+    if len(encoded) > MAX_REQUEST_BYTES:
+        raise InputError(
+            f"Invalid arguments for send_message: the request is {len(encoded):,} bytes, over the relay's "
+            f"{MAX_REQUEST_BYTES:,}-byte limit; fix: send fewer or smaller messages or attachments. Nothing was sent."
+        )
+    return request, encoded
+
+
+# Output schemas: what structuredContent holds. Open objects, since the relay adds fields.
+MESSAGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "The reply as an Anthropic Message.",
+    "properties": {
+        "id": {"type": "string"},
+        "type": {"type": "string"},
+        "role": {"type": "string"},
+        "model": {"type": "string"},
+        "content": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"type": {"type": "string"}}, "required": ["type"]},
+        },
+        "stop_reason": {"type": ["string", "null"]},
+        "stop_sequence": {"type": ["string", "null"]},
+        "usage": {"type": "object"},
+    },
+    "required": ["content"],
+}
+
+MODELS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "models": {
+            "type": "array",
+            "description": "Catalogue entries as the relay sent them; pass `name` as send_message's model.",
+            "items": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
+        }
+    },
+    "required": ["models"],
+}

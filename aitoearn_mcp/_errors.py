@@ -1,0 +1,271 @@
+"""The exception hierarchy, and turning relay error answers into it.
+
+Every error renders as a short text an agent can act on: what happened, the relay's own
+code or type and message, the fix, and the relay's request id when it sent one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "AuthError",
+    "CreditsError",
+    "IncompleteReplyError",
+    "InputError",
+    "InvalidModelError",
+    "MissingKeyError",
+    "RelayError",
+    "RelayTimeoutError",
+    "RequestRejectedError",
+    "UnavailableError",
+    "error_from_response",
+]
+
+KEYS_PAGE = "Settings → API Key on the AiToEarn site that issued your key"
+
+
+class InputError(ValueError):
+    """Tool arguments that the server refuses before any upstream call."""
+
+
+class RelayError(Exception):
+    """A call to the relay did not produce a complete answer.
+
+    ``retryable`` says whether the same request may be sent again: only when the
+    relay produced no reply, and only for failures that can change on their own.
+    """
+
+    retryable = False
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        fix: str = "",
+        detail: str = "",
+        status: int | None = None,
+        code: int | str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.what = what
+        self.fix = fix
+        self.detail = detail
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.retry_after = retry_after
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        parts = [self.what.rstrip(".") + "."]
+        if self.detail:
+            parts.append(f"Relay said: {self.detail}.")
+        if self.fix:
+            parts.append(f"Fix: {self.fix.rstrip('.')}.")
+        if self.request_id:
+            parts.append(f"Request id: {self.request_id}.")
+        return " ".join(parts)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class MissingKeyError(RelayError):
+    def __init__(self) -> None:
+        super().__init__(
+            "No AiToEarn API key is configured",
+            fix=f"set AITOEARN_API_KEY in this server's environment (create a key in {KEYS_PAGE})",
+        )
+
+
+class AuthError(RelayError):
+    """The relay rejected the key (401/403, wrapper codes 401 and 19000)."""
+
+
+class CreditsError(RelayError):
+    """The account has no credits left for this call (wrapper code 12001)."""
+
+
+class InvalidModelError(RelayError):
+    """The relay does not know the requested model (wrapper code 12300)."""
+
+
+class RequestRejectedError(RelayError):
+    """The relay refused the request as sent; sending it again will not help."""
+
+
+class UnavailableError(RelayError):
+    """Overload, rate limits, gateway failures, dropped connections before any reply."""
+
+    retryable = True
+
+
+class RelayTimeoutError(RelayError):
+    """A configured time limit ran out."""
+
+
+class IncompleteReplyError(RelayError):
+    """The reply stopped before ``message_stop``; ``partial`` keeps what arrived."""
+
+    def __init__(self, cause: RelayError, partial: dict[str, Any]) -> None:
+        self.cause = cause
+        self.partial = partial
+        super().__init__(
+            f"The reply is incomplete: {cause.what[:1].lower()}{cause.what[1:]}",
+            fix=cause.fix or "send the request again; the text received before the failure is kept below",
+            detail=cause.detail,
+            status=cause.status,
+            code=cause.code,
+            request_id=cause.request_id,
+        )
+
+
+_AUTH_FIX = (
+    "check AITOEARN_API_KEY; keys are bound to the site that issued them, so a key from "
+    "aitoearn.cn needs AITOEARN_BASE_URL=https://aitoearn.cn (and one from aitoearn.ai the default)"
+)
+_CREDITS_FIX = "top up credits on the AiToEarn site, or pick a cheaper model from list_models"
+_MODEL_FIX = "pass a model name exactly as list_models returns it"
+_RETRY_FIX = "the relay is busy or failing; try again shortly"
+
+
+def _wrapper_error(body: Mapping[str, Any], status: int, request_id: str | None) -> RelayError:
+    code = body.get("code")
+    message = str(body.get("message") or "")
+    detail = f"code {code}: {message}" if message else f"code {code}"
+    common: dict[str, Any] = {"detail": detail, "status": status, "code": code, "request_id": request_id}
+    if code in (401, 19000):
+        return AuthError("The relay rejected the API key", fix=_AUTH_FIX, **common)
+    if code == 12001:
+        return CreditsError("The account is out of credits", fix=_CREDITS_FIX, **common)
+    if code == 12300:
+        return InvalidModelError("The relay does not accept this model", fix=_MODEL_FIX, **common)
+    if code in (10002, 400):
+        return RequestRejectedError(
+            "The relay refused the request as invalid", fix="correct the arguments it names", **common
+        )
+    if code in (429, 500, 502, 503, 504, 529) or _sounds_overloaded(message):
+        return UnavailableError("The relay failed to answer", fix=_RETRY_FIX, **common)
+    return RequestRejectedError("The relay refused the request", fix="read the relay's message", **common)
+
+
+_ANTHROPIC_TYPES: dict[str, tuple[type[RelayError], str, str]] = {
+    "authentication_error": (AuthError, "The relay rejected the API key", _AUTH_FIX),
+    "permission_error": (AuthError, "The API key may not use this", _AUTH_FIX),
+    "invalid_request_error": (
+        RequestRejectedError,
+        "The relay refused the request as invalid",
+        "correct the field it names",
+    ),
+    "not_found_error": (RequestRejectedError, "The relay could not find what was asked for", _MODEL_FIX),
+    "request_too_large": (
+        RequestRejectedError,
+        "The request is too large for the relay",
+        "send fewer or shorter messages",
+    ),
+    "rate_limit_error": (UnavailableError, "The relay is rate limiting this key", "wait and try again"),
+    "api_error": (UnavailableError, "The relay had an internal error", _RETRY_FIX),
+    "overloaded_error": (UnavailableError, "The relay is overloaded", _RETRY_FIX),
+}
+
+
+def anthropic_error(error: Mapping[str, Any], *, status: int | None, request_id: str | None) -> RelayError:
+    """Map an Anthropic ``{"type": ..., "message": ...}`` error object (body or stream event)."""
+    kind = str(error.get("type") or "error")
+    message = str(error.get("message") or "")
+    detail = f"{kind}: {message}" if message else kind
+    common: dict[str, Any] = {"detail": detail, "status": status, "code": kind, "request_id": request_id}
+    if kind in _ANTHROPIC_TYPES:
+        cls, what, fix = _ANTHROPIC_TYPES[kind]
+        if kind == "not_found_error" and "model" in message.lower():
+            cls, what = InvalidModelError, "The relay does not accept this model"
+        return cls(what, fix=fix, **common)
+    if (status is not None and status in RETRYABLE_STATUSES) or _sounds_overloaded(message):
+        return UnavailableError("The relay failed to answer", fix=_RETRY_FIX, **common)
+    return RequestRejectedError("The relay refused the request", fix="read the relay's message", **common)
+
+
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
+
+_OVERLOAD_WORDS = re.compile(r"overload|too many requests|busy|繁忙|过载|稍后", re.IGNORECASE)
+
+
+def _sounds_overloaded(message: str) -> bool:
+    return bool(_OVERLOAD_WORDS.search(message))
+
+
+def _summarise_page(text: str) -> str:
+    """One line from a non-JSON body: an HTML <title> or the first words, never the page."""
+    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    line = title.group(1) if title else re.sub(r"<[^>]+>", " ", text)
+    line = " ".join(line.split())
+    return line[:120] + ("…" if len(line) > 120 else "")
+
+
+def request_id_from(headers: Mapping[str, str], body: Any = None) -> str | None:
+    for name in ("request-id", "x-request-id", "x-amzn-requestid", "cf-ray"):
+        if value := headers.get(name):
+            return value
+    if isinstance(body, Mapping):
+        for name in ("requestId", "request_id"):
+            if isinstance(value := body.get(name), str) and value:
+                return value
+    return None
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds to wait per ``retry-after`` (delta seconds or HTTP date), or None."""
+    from email.utils import parsedate_to_datetime
+
+    raw = headers.get("retry-after", "").strip()
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(raw).timestamp() - now)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def error_from_response(status: int, headers: Mapping[str, str], body: bytes, *, now: float) -> RelayError:
+    """Turn any error answer of the relay into a RelayError.
+
+    Handles the AiToEarn wrapper (``code != 0``, on any status), Anthropic error bodies,
+    and anything else (a gateway's HTML page) by status and a one-line summary.
+    """
+    text = body.decode("utf-8", "replace")
+    try:
+        parsed: Any = json.loads(text)
+    except ValueError:
+        parsed = None
+    request_id = request_id_from(headers, parsed)
+    error: RelayError
+    if isinstance(parsed, Mapping) and isinstance(parsed.get("error"), Mapping):
+        error = anthropic_error(parsed["error"], status=status, request_id=request_id)
+    elif isinstance(parsed, Mapping) and "code" in parsed and parsed.get("code") != 0:
+        error = _wrapper_error(parsed, status, request_id)
+    else:
+        summary = _summarise_page(text) if text.strip() else "empty body"
+        what = f"The relay answered HTTP {status}"
+        common: dict[str, Any] = {"detail": summary, "status": status, "code": status, "request_id": request_id}
+        if status in RETRYABLE_STATUSES:
+            error = UnavailableError(what, fix=_RETRY_FIX, **common)
+        elif status in (401, 403):
+            error = AuthError(what, fix=_AUTH_FIX, **common)
+        else:
+            error = RequestRejectedError(what, fix="check AITOEARN_BASE_URL points at the AiToEarn site", **common)
+    if status in RETRYABLE_STATUSES and not error.retryable and not isinstance(error, AuthError | CreditsError):
+        # The status says "try again" even when the body's words do not.
+        error = UnavailableError(
+            error.what, fix=_RETRY_FIX, detail=error.detail, status=status, code=error.code, request_id=request_id
+        )
+    error.retry_after = parse_retry_after(headers, now)
+    return error

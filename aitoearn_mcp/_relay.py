@@ -1,0 +1,301 @@
+"""The relay client: HTTP, retries, timeouts and error parsing for the two routes.
+
+One ``httpx2.AsyncClient`` per process carries every call. The key travels per call
+(streamable-HTTP deployments serve many callers) and is scrubbed from every error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import httpx2
+from pydantic import SecretStr
+
+from . import __version__
+from ._accumulator import MessageAccumulator, StreamFormatError
+from ._config import Config
+from ._errors import (
+    IncompleteReplyError,
+    MissingKeyError,
+    RelayError,
+    RelayTimeoutError,
+    UnavailableError,
+    anthropic_error,
+    error_from_response,
+    request_id_from,
+)
+
+__all__ = ["MESSAGES_PATH", "MODELS_PATH", "RelayClient", "new_http_client"]
+
+logger = logging.getLogger("aitoearn_mcp")
+
+MODELS_PATH = "/api/ai/models/chat"
+MESSAGES_PATH = "/api/ai/v1/messages"
+MAX_EVENT_BYTES = 16 * 1024 * 1024  # one SSE event; a sane reply block is far smaller
+MAX_ERROR_BODY_BYTES = 256 * 1024  # enough for any error text, never a whole page
+MAX_JSON_BODY_BYTES = 64 * 1024 * 1024
+RETRY_AFTER_CAP = 60.0  # longer waits are not worth holding an agent's call for
+
+OnRetry = Callable[[str], Awaitable[None]]
+
+
+def new_http_client(config: Config) -> httpx2.AsyncClient:
+    timeout = httpx2.Timeout(
+        connect=config.connect_timeout,
+        read=config.read_timeout,
+        write=config.read_timeout,
+        pool=config.connect_timeout,
+    )
+    return httpx2.AsyncClient(
+        timeout=timeout,
+        headers={"user-agent": f"aitoearn-mcp/{__version__}"},
+        limits=httpx2.Limits(max_connections=None, max_keepalive_connections=20),
+    )
+
+
+class _Failure(Exception):
+    """A RelayError raised inside the request, carried out of the stream context."""
+
+
+class RelayClient:
+    """Calls the relay. ``backoff_base`` is the first retry delay in seconds."""
+
+    def __init__(self, config: Config, http: httpx2.AsyncClient, *, backoff_base: float = 0.5) -> None:
+        self._config = config
+        self._http = http
+        self._backoff_base = backoff_base
+
+    def _headers(self, key: SecretStr | None, accept: str) -> dict[str, str]:
+        if key is None:
+            raise MissingKeyError()
+        return {"x-api-key": key.get_secret_value(), "accept": accept}
+
+    async def list_models(self, key: SecretStr | None, *, on_retry: OnRetry | None = None) -> list[dict[str, Any]]:
+        """The chat model catalogue, unwrapped from ``{code, message, data}``."""
+        headers = {"accept": "application/json"}
+        if key is not None:  # public route; the key does no harm and may unlock more
+            headers["x-api-key"] = key.get_secret_value()
+
+        async def attempt() -> list[dict[str, Any]]:
+            async with self._http.stream("GET", self._config.base_url + MODELS_PATH, headers=headers) as response:
+                body = await _read_capped(response, MAX_JSON_BODY_BYTES)
+                try:
+                    parsed = json.loads(body)
+                except ValueError:
+                    parsed = None
+                if (
+                    response.status_code == 200
+                    and isinstance(parsed, dict)
+                    and parsed.get("code") == 0
+                    and isinstance(parsed.get("data"), list)
+                ):
+                    return [entry for entry in parsed["data"] if isinstance(entry, dict) and "name" in entry]
+                if response.status_code == 200 and isinstance(parsed, dict) and parsed.get("code") == 0:
+                    raise RelayError(
+                        "The relay's model catalogue has an unexpected shape",
+                        fix="check AITOEARN_BASE_URL points at the AiToEarn site",
+                        request_id=request_id_from(response.headers, parsed),
+                    )
+                raise error_from_response(response.status_code, response.headers, body, now=time.time())
+
+        return await self._with_retries(attempt, key, on_retry, what="list the models")
+
+    async def send_message(
+        self,
+        body: bytes,
+        key: SecretStr | None,
+        accumulator: MessageAccumulator,
+        *,
+        on_retry: OnRetry | None = None,
+    ) -> dict[str, Any]:
+        """POST the body, stream the reply into ``accumulator`` and return the Message.
+
+        Retries happen only before the relay answered 200: once it did, a second request
+        could bill twice. A failure after that raises IncompleteReplyError with the
+        partial message when anything arrived.
+        """
+        headers = self._headers(key, "text/event-stream")
+        headers["content-type"] = "application/json"
+        headers["anthropic-version"] = "2023-06-01"
+        url = self._config.base_url + MESSAGES_PATH
+
+        async def attempt() -> dict[str, Any]:
+            async with self._http.stream("POST", url, content=body, headers=headers) as response:
+                content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+                if response.status_code != 200 or content_type != "text/event-stream":
+                    is_json = response.status_code == 200 and content_type == "application/json"
+                    raw = await _read_capped(response, MAX_JSON_BODY_BYTES if is_json else MAX_ERROR_BODY_BYTES)
+                    message = _json_message(raw) if is_json else None
+                    if message is None:
+                        raise error_from_response(response.status_code, response.headers, raw, now=time.time())
+                    # A relay may answer a streamed request with one JSON Message: take it as a stream.
+                    accumulator.feed({"type": "message_start", "message": message})
+                    accumulator.feed({"type": "message_stop"})
+                    return accumulator.message()
+                request_id = request_id_from(response.headers)
+                try:
+                    await _read_event_stream(response, accumulator, request_id)
+                    return accumulator.message()
+                except RelayError as exc:
+                    raise _Failure(exc) from None
+                except (httpx2.TransportError, StreamFormatError) as exc:
+                    raise _Failure(_stream_failure(exc, self._config, request_id)) from None
+
+        try:
+            return await self._with_retries(attempt, key, on_retry, what="send the message")
+        except _Failure as failure:
+            error: RelayError = failure.args[0]
+            if accumulator.started:
+                error = IncompleteReplyError(error, accumulator.message(partial=True))
+            raise _scrub(error, key) from None
+        except RelayTimeoutError as error:
+            if accumulator.started:
+                raise _scrub(IncompleteReplyError(error, accumulator.message(partial=True)), key) from None
+            raise
+
+    async def _with_retries(
+        self, attempt: Callable[[], Awaitable[Any]], key: SecretStr | None, on_retry: OnRetry | None, *, what: str
+    ) -> Any:
+        deadline = self._config.deadline
+        try:
+            with anyio.fail_after(deadline) if deadline else contextlib.nullcontext():
+                for number in range(self._config.max_retries + 1):
+                    try:
+                        return await attempt()
+                    except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
+                        error: RelayError = _connect_failure(exc, self._config)
+                    except httpx2.TimeoutException:
+                        raise RelayTimeoutError(
+                            f"The relay sent nothing for {self._config.read_timeout:g} s (idle read timeout)",
+                            fix="raise AITOEARN_READ_TIMEOUT or --read-timeout, or try again",
+                        ) from None
+                    except httpx2.TransportError as exc:
+                        error = UnavailableError(
+                            f"The connection to the relay failed before it answered ({type(exc).__name__})",
+                            fix="try again shortly",
+                        )
+                    except RelayError as exc:
+                        error = _scrub(exc, key)
+                    if not error.retryable or number == self._config.max_retries:
+                        raise error
+                    delay = self._delay(number, error.retry_after)
+                    message = (
+                        f"Could not {what} (attempt {number + 1} of {self._config.max_retries + 1}): "
+                        f"{error.what}; retrying in {delay:.1f} s"
+                    )
+                    logger.warning(message)
+                    if on_retry is not None:
+                        await on_retry(message)
+                    await anyio.sleep(delay)
+        except TimeoutError:
+            raise RelayTimeoutError(
+                f"The call ran past the overall deadline of {deadline:g} s",
+                fix="raise AITOEARN_DEADLINE or --deadline, or ask for a shorter reply (smaller max_tokens)",
+            ) from None
+        raise AssertionError("unreachable")
+
+    def _delay(self, number: int, retry_after: float | None) -> float:
+        if retry_after is not None and retry_after <= RETRY_AFTER_CAP:
+            return retry_after
+        # Exponential with "equal jitter": never zero, never in lockstep with other callers.
+        base = min(self._backoff_base * 2**number, 8.0)
+        return base / 2 + random.uniform(0, base / 2)
+
+
+def _scrub(error: RelayError, key: SecretStr | None) -> RelayError:
+    """Remove the key from relay-supplied text (a relay may echo what it was sent)."""
+    if key is None:
+        return error
+    secret = key.get_secret_value()
+    if secret and secret in error.detail:
+        error.detail = error.detail.replace(secret, "[key]")
+        error.args = (error.render(),)
+    if isinstance(error, IncompleteReplyError):
+        _scrub(error.cause, key)
+    return error
+
+
+async def _read_capped(response: httpx2.Response, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
+
+
+async def _read_event_stream(
+    response: httpx2.Response, accumulator: MessageAccumulator, request_id: str | None
+) -> None:
+    async for sse in httpx2.EventSource(response, max_event_size=MAX_EVENT_BYTES):
+        if sse.event == "ping" or not sse.data:
+            continue
+        try:
+            event = json.loads(sse.data)
+        except ValueError:
+            raise StreamFormatError(f"an event's data is not JSON: {sse.data[:80]!r}") from None
+        if not isinstance(event, dict):
+            raise StreamFormatError(f"an event's data is not a JSON object: {sse.data[:80]!r}")
+        event.setdefault("type", sse.event)
+        if event["type"] == "error":
+            error = event.get("error")
+            raise anthropic_error(error if isinstance(error, dict) else {}, status=200, request_id=request_id)
+        accumulator.feed(event)
+        if accumulator.complete:
+            return  # no need to wait for the relay to close the connection
+    raise UnavailableError(
+        "The stream ended before message_stop",
+        fix="send the request again; the text received before the failure is kept below",
+        request_id=request_id,
+    )
+
+
+def _json_message(raw: bytes) -> dict[str, Any] | None:
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) and parsed.get("type") == "message" else None
+
+
+def _connect_failure(exc: Exception, config: Config) -> RelayError:
+    if isinstance(exc, httpx2.ConnectTimeout):
+        return UnavailableError(
+            f"Could not connect to {config.site} within {config.connect_timeout:g} s (connect timeout)",
+            fix="check the network and AITOEARN_BASE_URL, or raise AITOEARN_CONNECT_TIMEOUT or --connect-timeout",
+        )
+    return UnavailableError(
+        f"Could not connect to {config.site}",
+        fix="check the network and AITOEARN_BASE_URL",
+    )
+
+
+def _stream_failure(exc: Exception, config: Config, request_id: str | None) -> RelayError:
+    if isinstance(exc, httpx2.TimeoutException):
+        return RelayTimeoutError(
+            f"The relay sent nothing for {config.read_timeout:g} s (idle read timeout)",
+            fix="raise AITOEARN_READ_TIMEOUT or --read-timeout, or try again",
+            request_id=request_id,
+        )
+    if isinstance(exc, httpx2.SSEError):
+        return RelayError(
+            f"The relay sent an event over {MAX_EVENT_BYTES:,} bytes",
+            request_id=request_id,
+            fix="send the request again",
+        )
+    if isinstance(exc, StreamFormatError):
+        return RelayError(
+            f"The relay sent a malformed stream: {exc}", fix="send the request again", request_id=request_id
+        )
+    return UnavailableError(
+        f"The connection dropped mid-reply ({type(exc).__name__})", fix="send the request again", request_id=request_id
+    )

@@ -1,0 +1,95 @@
+"""Build Anthropic Messages streams as the relay sends them: event objects and SSE bytes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+Event = dict[str, Any]
+
+
+def message_start(model: str = "claude-sonnet-5", input_tokens: int = 12, **usage: Any) -> Event:
+    return {
+        "type": "message_start",
+        "message": {
+            "id": "msg_01FAKE",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": input_tokens, "output_tokens": 1, **usage},
+        },
+    }
+
+
+def text_block(index: int, pieces: list[str], citations: list[Any] | None = None) -> list[Event]:
+    events: list[Event] = [{"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}]
+    events += [{"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": p}} for p in pieces]
+    for citation in citations or []:
+        events.append({"type": "content_block_delta", "index": index, "delta": {"type": "citations_delta", "citation": citation}})
+    events.append({"type": "content_block_stop", "index": index})
+    return events
+
+
+def thinking_block(index: int, pieces: list[str], signature: str = "sig-AbC123==") -> list[Event]:
+    start = {"type": "content_block_start", "index": index, "content_block": {"type": "thinking", "thinking": "", "signature": ""}}
+    deltas = [{"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": p}} for p in pieces]
+    sig = {"type": "content_block_delta", "index": index, "delta": {"type": "signature_delta", "signature": signature}}
+    return [start, *deltas, sig, {"type": "content_block_stop", "index": index}]
+
+
+def tool_use_block(index: int, name: str, json_pieces: list[str], tool_id: str = "toolu_01FAKE") -> list[Event]:
+    start = {"type": "content_block_start", "index": index,
+             "content_block": {"type": "tool_use", "id": tool_id, "name": name, "input": {}}}  # fmt: skip
+    deltas = [
+        {"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": p}}
+        for p in json_pieces
+    ]
+    return [start, *deltas, {"type": "content_block_stop", "index": index}]
+
+
+def message_end(stop_reason: str = "end_turn", output_tokens: int = 42, stop_sequence: str | None = None,
+                **usage: Any) -> list[Event]:  # fmt: skip
+    return [
+        {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
+         "usage": {"output_tokens": output_tokens, **usage}},
+        {"type": "message_stop"},
+    ]  # fmt: skip
+
+
+def text_reply(pieces: list[str], **end: Any) -> list[Event]:
+    return [message_start(), *text_block(0, pieces), *message_end(**end)]
+
+
+def rich_reply() -> list[Event]:
+    """Thinking, Chinese text with emoji, a citation, a tool call, cache usage: every delta type."""
+    citation = {"type": "char_location", "cited_text": "天空是蓝色的", "document_index": 0,
+                "document_title": "文档", "start_char_index": 0, "end_char_index": 6}  # fmt: skip
+    return [
+        message_start(cache_read_input_tokens=100, cache_creation_input_tokens=5,
+                      cache_creation={"ephemeral_5m_input_tokens": 5, "ephemeral_1h_input_tokens": 0}),
+        *thinking_block(0, ["让我想想", "……天空", " why? 🤔"]),
+        *text_block(1, ["你好，", "世界！🌍", "\r\n第二行\r\n", "天空是蓝色的。"], citations=[citation]),
+        *tool_use_block(2, "get_weather", ['{"city": "北', '京", "days"', ": 3}"]),
+        *message_end(stop_reason="tool_use", output_tokens=99, input_tokens=12),
+    ]  # fmt: skip
+
+
+def encode(events: list[Event], *, crlf: bool = False, pings: bool = True, comments: bool = True) -> bytes:
+    """SSE bytes: ``event:``/``data:`` lines, with pings and comment lines between events."""
+    nl = "\r\n" if crlf else "\n"
+    out: list[str] = []
+    for number, event in enumerate(events):
+        if comments and number % 7 == 3:
+            out.append(f": keep-alive comment{nl}{nl}")
+        if pings and number % 5 == 2:
+            out.append(f"event: ping{nl}data: {{\"type\": \"ping\"}}{nl}{nl}")
+        data = json.dumps(event, ensure_ascii=False)
+        out.append(f"event: {event['type']}{nl}data: {data}{nl}{nl}")
+    return "".join(out).encode()
+
+
+def split_every(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
