@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import logging
 import time
+import warnings
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
+from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ConfigDict, SecretStr
 
@@ -99,7 +102,7 @@ class _Catalogue:
     ) -> list[dict[str, Any]]:
         async with self.lock:
             if refresh or time.monotonic() - self.fetched_at >= self.ttl:
-                self.entries = await relay.list_models(key, on_retry=ctx.warning)
+                self.entries = await relay.list_models(key, on_retry=functools.partial(_log_to_client, ctx))
                 self.fetched_at = time.monotonic()
             return self.entries
 
@@ -108,6 +111,14 @@ class _Catalogue:
 class _State:
     relay: RelayClient
     catalogue: _Catalogue
+
+
+async def _log_to_client(ctx: Context, message: str) -> None:
+    """Retries go to the client's log too. MCP logging is deprecated in 2026-07-28 but it is
+    what today's hosts show; the SDK's warning about it is not the user's business."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MCPDeprecationWarning)
+        await ctx.warning(message)
 
 
 def _error_result(text: str, structured: dict[str, Any] | None = None) -> CallToolResult:
@@ -227,7 +238,7 @@ def create_server(config: Config) -> MCPServer:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_report_progress, ctx, accumulator)
             try:
-                outcome = await state.relay.send_message(body, key, accumulator, on_retry=ctx.warning)
+                outcome = await state.relay.send_message(body, key, accumulator, on_retry=functools.partial(_log_to_client, ctx))
             except RelayError as exc:
                 outcome = exc
             finally:

@@ -19,3 +19,14 @@ def relay() -> Iterator[FakeRelay]:
     fake = FakeRelay().start()
     yield fake
     fake.stop()
+
+
+def make_server(relay: FakeRelay, key: str | None = KEY, **settings: object):  # type: ignore[no-untyped-def]
+    from pydantic import SecretStr
+
+    from aitoearn_mcp import Config, create_server
+
+    return create_server(Config(base_url=relay.url, api_key=SecretStr(key) if key else None, **settings))  # type: ignore[arg-type]
+
+
+HELLO = {"model": "claude-sonnet-5", "messages": [{"role": "user", "content": "Say hello."}]}

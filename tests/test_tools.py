@@ -1,0 +1,152 @@
+"""Both tools through a real mcp.Client (in-process) against the fake relay on loopback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mcp import Client
+
+from . import sse
+from .conftest import HELLO, KEY, make_server
+from .fake_relay import CATALOGUE, FakeRelay, Reply
+
+pytestmark = pytest.mark.anyio
+
+MESSAGES = "/api/ai/v1/messages"
+MODELS = "/api/ai/models/chat"
+
+
+async def test_tool_definitions_are_compact_and_annotated(relay: FakeRelay) -> None:
+    async with Client(make_server(relay)) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert set(tools) == {"list_models", "send_message"}
+    size = len(json.dumps([t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools.values()]))
+    assert size < 6000, size
+    lm, sm = tools["list_models"], tools["send_message"]
+    assert lm.annotations and lm.annotations.read_only_hint and lm.annotations.idempotent_hint
+    assert sm.annotations and sm.annotations.read_only_hint is False and sm.annotations.idempotent_hint is False
+    assert sm.annotations.open_world_hint and lm.annotations.open_world_hint
+    schema = sm.input_schema
+    assert schema["required"] == ["model", "messages"]
+    assert schema["additionalProperties"] is True
+    assert schema["properties"]["messages"]["minItems"] == 1
+    assert schema["properties"]["max_tokens"] == {
+        "default": 32000, "description": "Most tokens to generate.", "maximum": 9007199254740991, "minimum": 1,
+        "type": "integer",
+    }  # fmt: skip
+    assert "stream" not in schema["properties"]
+    assert sm.output_schema and "content" in sm.output_schema["properties"]
+    assert lm.output_schema and lm.output_schema["required"] == ["models"]
+
+
+async def test_list_models_lists_caches_and_refreshes(relay: FakeRelay) -> None:
+    async with Client(make_server(relay)) as client:
+        first = await client.call_tool("list_models", {})
+        second = await client.call_tool("list_models", {})
+        assert len(relay.requests_to(MODELS)) == 1  # cached
+        await client.call_tool("list_models", {"refresh": True})
+        assert len(relay.requests_to(MODELS)) == 2
+    assert not first.is_error
+    assert first.structured_content == {"models": CATALOGUE}  # unknown fields (futureField) kept
+    lines = first.content[0].text.splitlines()
+    assert lines[0] == "claude-sonnet-5 · anthropic · text,image → text · in 0.06 / out 0.3 credits per 1K tokens"
+    assert lines[1] == "claude-opus-4-8 · anthropic · text → text · 1.5 credits · Most capable Claude"
+    assert lines[2].endswith("(+1 tier) · Gemini 3.1 Pro 预览版")
+    assert lines[3] == "deepseek-v4-pro · deepseek"
+    assert second.structured_content == first.structured_content
+    assert relay.requests_to(MODELS)[0].headers["x-api-key"] == KEY
+
+
+async def test_list_models_cache_ttl_zero_always_asks(relay: FakeRelay) -> None:
+    async with Client(make_server(relay, models_cache_ttl=0)) as client:
+        await client.call_tool("list_models", {})
+        await client.call_tool("list_models", {})
+    assert len(relay.requests_to(MODELS)) == 2
+
+
+async def test_list_models_wrapper_error(relay: FakeRelay) -> None:
+    relay.enqueue(MODELS, Reply.json(200, {"data": {}, "code": 500, "message": "服务器内部错误"}),
+                  Reply.json(200, {"data": {}, "code": 401, "message": "Unauthorized", "requestId": "req-9"}))
+    async with Client(make_server(relay, max_retries=1)) as client:
+        result = await client.call_tool("list_models", {})
+    assert result.is_error
+    text = result.content[0].text
+    assert "rejected the API key" in text and "code 401: Unauthorized" in text and "AITOEARN_BASE_URL" in text
+    assert "Request id: req-9" in text
+    assert len(relay.requests_to(MODELS)) == 2  # the 500 was retried, the 401 was not
+
+
+async def test_send_message_passes_everything_on_and_returns_the_exact_reply(relay: FakeRelay) -> None:
+    relay.enqueue(MESSAGES, Reply.sse(sse.rich_reply(), chunk=5, crlf=True))
+    args = {
+        **HELLO,
+        "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+        "temperature": 0.2, "top_p": 0.9, "top_k": 40, "stop_sequences": ["END"],
+        "thinking": {"type": "enabled", "budget_tokens": 2048},
+        "tools": [{"name": "get_weather", "description": "Weather", "input_schema": {"type": "object"}}],
+        "tool_choice": {"type": "auto"}, "metadata": {"user_id": "u-1"},
+        "service_tier": "auto", "container": None, "context_management": {"edits": []},
+        "stream": False,
+    }  # fmt: skip
+    async with Client(make_server(relay)) as client:
+        result = await client.call_tool("send_message", args)
+    assert not result.is_error
+    [request] = relay.requests_to(MESSAGES)
+    assert request.method == "POST"
+    assert request.headers["x-api-key"] == KEY
+    assert "authorization" not in request.headers
+    body = request.json()
+    assert body["stream"] is True  # the caller cannot turn streaming off
+    assert body["max_tokens"] == 32000
+    expected = {k: v for k, v in args.items() if k != "stream"}
+    assert {k: v for k, v in body.items() if k not in ("stream", "max_tokens")} == expected  # container: None kept
+    assert result.content[0].text == "你好，世界！🌍\r\n第二行\r\n天空是蓝色的。"
+    assert result.content[1].text.startswith("[The model asks to use a tool: get_weather.")
+    message = result.structured_content
+    assert message is not None and message["stop_reason"] == "tool_use"
+    assert [b["type"] for b in message["content"]] == ["thinking", "text", "tool_use"]
+    assert message["content"][2]["input"] == {"city": "北京", "days": 3}
+
+
+async def test_max_tokens_cut_is_said_in_one_line(relay: FakeRelay) -> None:
+    relay.enqueue(MESSAGES, Reply.sse(sse.text_reply(["Partial answ"], stop_reason="max_tokens")))
+    async with Client(make_server(relay)) as client:
+        result = await client.call_tool("send_message", {**HELLO, "max_tokens": 3})
+    assert [c.text for c in result.content] == [
+        "Partial answ",
+        "[Reply cut off: it reached max_tokens (3). Raise max_tokens or ask it to continue.]",
+    ]
+    assert relay.requests_to(MESSAGES)[0].json()["max_tokens"] == 3
+
+
+async def test_long_stream_of_thousands_of_deltas(relay: FakeRelay) -> None:
+    pieces = [f"第{i}段；" for i in range(6000)]
+    relay.enqueue(MESSAGES, Reply.sse(sse.text_reply(pieces), chunk=4096))
+    async with Client(make_server(relay)) as client:
+        result = await client.call_tool("send_message", HELLO)
+    assert result.content[0].text == "".join(pieces)
+    assert len(result.content) == 1
+
+
+async def test_a_plain_json_message_answer_is_accepted(relay: FakeRelay) -> None:
+    message = {"id": "msg_J", "type": "message", "role": "assistant", "model": "claude-sonnet-5",
+               "content": [{"type": "text", "text": "整段回答"}], "stop_reason": "end_turn", "stop_sequence": None,
+               "usage": {"input_tokens": 3, "output_tokens": 4}}  # fmt: skip
+    relay.enqueue(MESSAGES, Reply.json(200, message))
+    async with Client(make_server(relay)) as client:
+        result = await client.call_tool("send_message", HELLO)
+    assert not result.is_error
+    assert result.content[0].text == "整段回答"
+    assert result.structured_content == message
+
+
+async def test_missing_key_names_the_variable_and_sends_nothing(relay: FakeRelay) -> None:
+    async with Client(make_server(relay, key=None)) as client:
+        result = await client.call_tool("send_message", HELLO)
+        catalogue = await client.call_tool("list_models", {})
+    assert result.is_error
+    assert "AITOEARN_API_KEY" in result.content[0].text and "Settings → API Key" in result.content[0].text
+    assert relay.requests_to(MESSAGES) == []
+    assert not catalogue.is_error  # the catalogue is public
+    assert "x-api-key" not in relay.requests_to(MODELS)[0].headers
