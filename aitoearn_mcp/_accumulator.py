@@ -188,7 +188,7 @@ class MessageAccumulator:
 
     def message(self, *, partial: bool = False) -> dict[str, Any]:
         """The Message so far. With ``partial``, unfinished tool JSON does not raise."""
-        message = (
+        message: dict[str, Any] = (
             copy.deepcopy(self._message) if self._message is not None else {"type": "message", "role": "assistant"}
         )
         message["content"] = [block.render(strict=not partial) for block in self._blocks]

@@ -161,14 +161,17 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     path = ""
     for part in loc:
         # pydantic adds the union member it tried (e.g. "str", "list[ContentBlock]"): not a field.
-        if isinstance(part, str) and ("[" in part or "-" in part or part in ("str", "int", "float", "bool")):
+        if isinstance(part, str) and (
+            "[" in part or "-" in part or part[:1].isupper() or part in ("str", "int", "float", "bool", "none")
+        ):
             continue
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
     return path or "arguments"
 
 
 def _explain(exc: ValidationError, tool: str) -> InputError:
-    errors = exc.errors()
+    # An optional field's "or null" branch adds "Input should be None": never the useful half.
+    errors = [e for e in exc.errors() if e["type"] != "none_required"] or exc.errors()
     paths = [_field_path(error["loc"]) for error in errors]
     seen: dict[str, str] = {}
     for path, error in zip(paths, errors, strict=True):

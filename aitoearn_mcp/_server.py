@@ -15,14 +15,14 @@ import warnings
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.shared.exceptions import MCPDeprecationWarning
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, ContentBlock, TextContent, ToolAnnotations
 from pydantic import ConfigDict, SecretStr
 
 from . import __version__
@@ -176,7 +176,7 @@ def _stop_note(message: Mapping[str, Any], request: SendMessageInput) -> str:
 
 def message_result(message: dict[str, Any], text: str, request: SendMessageInput) -> CallToolResult:
     """Text content: the reply text exactly as sent, then one line when it did not end normally."""
-    content = [TextContent(type="text", text=text)] if text else []
+    content: list[ContentBlock] = [TextContent(type="text", text=text)] if text else []
     if note := _stop_note(message, request):
         content.append(TextContent(type="text", text=note))
     if not content:
@@ -197,6 +197,22 @@ async def _report_progress(ctx: Context, accumulator: MessageAccumulator) -> Non
             await ctx.report_progress(received, None, f"{received:,} characters received: …{tail}")
 
 
+async def _collect(
+    relay: RelayClient, body: bytes, key: SecretStr, accumulator: MessageAccumulator, ctx: Context
+) -> dict[str, Any] | RelayError:
+    """Run the call with the progress reporter beside it. Errors come back as values: raised
+    through the task group they would arrive wrapped in an ExceptionGroup."""
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_report_progress, ctx, accumulator)
+        try:
+            return await relay.send_message(body, key, accumulator, on_retry=functools.partial(_log_to_client, ctx))
+        except RelayError as exc:
+            return exc
+        finally:
+            tasks.cancel_scope.cancel()
+    raise AssertionError("unreachable: the task group body returns or raises")  # for the type checker
+
+
 def create_server(config: Config) -> MCPServer:
     """Build the server; the HTTP client opens with the server's lifespan and closes with it."""
 
@@ -207,7 +223,8 @@ def create_server(config: Config) -> MCPServer:
 
     def state_and_key(ctx: Context) -> tuple[_State, SecretStr | None]:
         # Over HTTP a caller's own key wins; the transport layer decides whether the server's may serve.
-        return ctx.request_context.lifespan_context, key_from_headers(ctx.headers) or config.api_key
+        state = cast(_State, ctx.request_context.lifespan_context)
+        return state, key_from_headers(ctx.headers) or config.api_key
 
     async def list_models(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
         try:
@@ -234,15 +251,7 @@ def create_server(config: Config) -> MCPServer:
             return _error_result(str(MissingKeyError()))
         accumulator = MessageAccumulator()
         started = time.monotonic()
-        outcome: dict[str, Any] | RelayError
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(_report_progress, ctx, accumulator)
-            try:
-                outcome = await state.relay.send_message(body, key, accumulator, on_retry=functools.partial(_log_to_client, ctx))
-            except RelayError as exc:
-                outcome = exc
-            finally:
-                tasks.cancel_scope.cancel()
+        outcome = await _collect(state.relay, body, key, accumulator, ctx)
         elapsed = time.monotonic() - started
         if isinstance(outcome, RelayError):
             logger.info("send_message model=%s failed after %.2f s: %s", request.model, elapsed, type(outcome).__name__)

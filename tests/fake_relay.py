@@ -177,3 +177,8 @@ class FakeRelay:
             hangup.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await hangup
+
+
+def slow_reply(events: list[dict[str, Any]], delay: float, **kw: Any) -> Reply:
+    """One event per chunk, ``delay`` seconds apart: a model generating in real time."""
+    return Reply(chunks=[sse.encode([event], pings=False, comments=False) for event in events], delay=delay, **kw)

@@ -25,17 +25,30 @@ def message_start(model: str = "claude-sonnet-5", input_tokens: int = 12, **usag
 
 
 def text_block(index: int, pieces: list[str], citations: list[Any] | None = None) -> list[Event]:
-    events: list[Event] = [{"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}]
-    events += [{"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": p}} for p in pieces]
+    events: list[Event] = [
+        {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}
+    ]
+    events += [
+        {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": p}} for p in pieces
+    ]
     for citation in citations or []:
-        events.append({"type": "content_block_delta", "index": index, "delta": {"type": "citations_delta", "citation": citation}})
+        events.append(
+            {"type": "content_block_delta", "index": index, "delta": {"type": "citations_delta", "citation": citation}}
+        )
     events.append({"type": "content_block_stop", "index": index})
     return events
 
 
 def thinking_block(index: int, pieces: list[str], signature: str = "sig-AbC123==") -> list[Event]:
-    start = {"type": "content_block_start", "index": index, "content_block": {"type": "thinking", "thinking": "", "signature": ""}}
-    deltas = [{"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": p}} for p in pieces]
+    start = {
+        "type": "content_block_start",
+        "index": index,
+        "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+    }
+    deltas = [
+        {"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": p}}
+        for p in pieces
+    ]
     sig = {"type": "content_block_delta", "index": index, "delta": {"type": "signature_delta", "signature": signature}}
     return [start, *deltas, sig, {"type": "content_block_stop", "index": index}]
 
@@ -85,7 +98,7 @@ def encode(events: list[Event], *, crlf: bool = False, pings: bool = True, comme
         if comments and number % 7 == 3:
             out.append(f": keep-alive comment{nl}{nl}")
         if pings and number % 5 == 2:
-            out.append(f"event: ping{nl}data: {{\"type\": \"ping\"}}{nl}{nl}")
+            out.append(f'event: ping{nl}data: {{"type": "ping"}}{nl}{nl}')
         data = json.dumps(event, ensure_ascii=False)
         out.append(f"event: {event['type']}{nl}data: {data}{nl}{nl}")
     return "".join(out).encode()

@@ -3,6 +3,7 @@ every way the network can split the bytes."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -97,6 +98,7 @@ def test_progress_tail_is_bounded_and_recent() -> None:
 
 # --- differential: the anthropic SDK's accumulation of the same bytes ---------------------
 
+
 def _drop_none(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _drop_none(v) for k, v in value.items() if v is not None}
@@ -165,7 +167,7 @@ def test_any_chunking_gives_the_same_message(cuts: list[int]) -> None:
     import anyio
 
     points = [0, *sorted(cuts), len(RICH_BYTES)]
-    pieces = [RICH_BYTES[a:b] for a, b in zip(points, points[1:], strict=False)]
+    pieces = [RICH_BYTES[a:b] for a, b in itertools.pairwise(points)]
 
     async def run() -> dict[str, Any]:
         async def handler(request: httpx2.Request) -> httpx2.Response:

@@ -66,8 +66,11 @@ async def test_list_models_cache_ttl_zero_always_asks(relay: FakeRelay) -> None:
 
 
 async def test_list_models_wrapper_error(relay: FakeRelay) -> None:
-    relay.enqueue(MODELS, Reply.json(200, {"data": {}, "code": 500, "message": "服务器内部错误"}),
-                  Reply.json(200, {"data": {}, "code": 401, "message": "Unauthorized", "requestId": "req-9"}))
+    relay.enqueue(
+        MODELS,
+        Reply.json(200, {"data": {}, "code": 500, "message": "服务器内部错误"}),
+        Reply.json(200, {"data": {}, "code": 401, "message": "Unauthorized", "requestId": "req-9"}),
+    )
     async with Client(make_server(relay, max_retries=1)) as client:
         result = await client.call_tool("list_models", {})
     assert result.is_error
