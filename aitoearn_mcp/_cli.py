@@ -1,58 +1,119 @@
-"""The command line: serve over stdio (the default) or streamable HTTP."""
+"""The command line: serve over stdio (the default) or streamable HTTP, or check the setup."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from . import __version__
-from ._config import Config, ConfigError
+from ._config import Config, ConfigError, HttpSettings, with_overrides
 
 __all__ = ["main"]
 
 
+def _settings_flags() -> argparse.ArgumentParser:
+    # SUPPRESS: a flag not given leaves no attribute, so the check subcommand's copy of a
+    # flag does not overwrite the one given before it.
+    flags = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    relay = flags.add_argument_group("relay (the key is read from AITOEARN_API_KEY only)")
+    relay.add_argument("--base-url", help="site root or SDK base URL (AITOEARN_BASE_URL; https://aitoearn.ai)")
+    relay.add_argument("--max-retries", type=int, help="retries before any reply byte (AITOEARN_MAX_RETRIES; 2)")
+    relay.add_argument("--connect-timeout", type=float, help="seconds (AITOEARN_CONNECT_TIMEOUT; 10)")
+    relay.add_argument("--read-timeout", type=float, help="idle seconds between bytes (AITOEARN_READ_TIMEOUT; 120)")
+    relay.add_argument("--deadline", type=float, help="overall seconds per call (AITOEARN_DEADLINE; none)")
+    relay.add_argument("--models-cache-ttl", type=float, help="seconds (AITOEARN_MODELS_CACHE_TTL; 300)")
+    return flags
+
+
 def _parser() -> argparse.ArgumentParser:
+    flags = _settings_flags()
     parser = argparse.ArgumentParser(
         prog="aitoearn-mcp",
-        description="MCP server for the chat models sold through AiToEarn's relay. "
-        "The API key is read from AITOEARN_API_KEY only.",
+        parents=[flags],
+        description="MCP server for the chat models sold through AiToEarn's relay. Serves stdio by default.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--base-url", help="site root or SDK base URL (env AITOEARN_BASE_URL; default https://aitoearn.ai)"
-    )
-    parser.add_argument(
-        "--max-retries", type=int, help="retries before any reply byte arrived (env AITOEARN_MAX_RETRIES; 2)"
-    )
-    parser.add_argument("--connect-timeout", type=float, help="seconds (env AITOEARN_CONNECT_TIMEOUT; 10)")
-    parser.add_argument(
-        "--read-timeout", type=float, help="idle seconds between bytes (env AITOEARN_READ_TIMEOUT; 120)"
-    )
-    parser.add_argument("--deadline", type=float, help="overall seconds per call (env AITOEARN_DEADLINE; none)")
-    parser.add_argument("--models-cache-ttl", type=float, help="seconds (env AITOEARN_MODELS_CACHE_TTL; 300)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    http = parser.add_argument_group("streamable HTTP")
+    http.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
+    http.add_argument("--host", help="bind address (AITOEARN_HTTP_HOST; 127.0.0.1)")
+    http.add_argument("--port", type=int, help="(AITOEARN_HTTP_PORT; 8000)")
+    http.add_argument("--path", help="MCP endpoint path (AITOEARN_HTTP_PATH; /mcp)")
+    http.add_argument(
+        "--allowed-host",
+        action="append",
+        help="a Host name clients use, e.g. a proxy's public name; repeatable (AITOEARN_HTTP_ALLOWED_HOSTS)",
+    )
+    http.add_argument("--workers", type=int, help="uvicorn worker processes (AITOEARN_HTTP_WORKERS; 1)")
+    commands = parser.add_subparsers(dest="command", metavar="{check}")
+    check = commands.add_parser("check", parents=[flags], help="check the base URL, key and catalogue, then exit")
+    check.add_argument("--send", action="store_true", help="also make one max_tokens=1 call (spends a few credits)")
+    check.add_argument("--model", help="model for --send (default: the first anthropic-channel model)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    given = vars(args)
     try:
-        config = Config.from_env().with_overrides(
-            base_url=args.base_url,
-            max_retries=args.max_retries,
-            connect_timeout=args.connect_timeout,
-            read_timeout=args.read_timeout,
-            deadline=args.deadline,
-            models_cache_ttl=args.models_cache_ttl,
-        )
+        config = with_overrides(
+            Config.from_env(),
+            **{name: given.get(name) for name in ("base_url", "max_retries", "connect_timeout", "read_timeout",
+                                                  "deadline", "models_cache_ttl")},
+        )  # fmt: skip
+        http = None
+        if args.transport == "streamable-http":
+            http = with_overrides(
+                HttpSettings.from_env(),
+                host=args.host, port=args.port, path=args.path, workers=args.workers,
+                allowed_hosts=tuple(args.allowed_host) if args.allowed_host else None,
+            )  # fmt: skip
     except ConfigError as exc:
         print(f"aitoearn-mcp: {exc}", file=sys.stderr)
         return 2
 
-    from ._server import create_server  # after the config checks: a bad flag answers at once
+    if args.log_level != "DEBUG":
+        logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per relay request is noise
 
-    server = create_server(config)
-    server.settings.log_level = args.log_level
-    server.run("stdio")
+    if args.command == "check":
+        import anyio
+
+        from ._check import run_check
+
+        passed = anyio.run(lambda: run_check(config, send=args.send, model=args.model, say=print))
+        return 0 if passed else 1
+
+    if http is None:
+        from ._server import create_server  # imported after the checks: a bad flag answers at once
+
+        server = create_server(config)
+        server.settings.log_level = args.log_level
+        server.run("stdio")
+        return 0
+    return _serve_http(config, http, args.log_level)
+
+
+def _serve_http(config: Config, http: HttpSettings, log_level: str) -> int:
+    import uvicorn
+
+    logging.basicConfig(level=log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    if http.workers == 1:
+        from ._http import create_http_app
+
+        app = create_http_app(config, http)
+        uvicorn.run(app, host=http.host, port=http.port, log_level=log_level.lower())
+        return 0
+    # Workers are separate processes that build the app from the environment.
+    os.environ.update({**config.to_env(), **http.to_env()})
+    uvicorn.run(
+        "aitoearn_mcp._http:app_from_env",
+        factory=True,
+        host=http.host,
+        port=http.port,
+        workers=http.workers,
+        log_level=log_level.lower(),
+    )
     return 0

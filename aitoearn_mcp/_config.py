@@ -11,16 +11,19 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
-__all__ = ["DEFAULT_BASE_URL", "Config", "ConfigError", "normalize_base_url"]
+__all__ = ["DEFAULT_BASE_URL", "Config", "ConfigError", "HttpSettings", "normalize_base_url", "with_overrides"]
 
 DEFAULT_BASE_URL = "https://aitoearn.ai"
 
 # Path suffixes users paste: the SDK-style base URL (what Claude Code users put in
 # ANTHROPIC_BASE_URL) and that plus /v1. The relay's routes live under the site root.
+_Settings = TypeVar("_Settings", "Config", "HttpSettings")
+
 _SDK_SUFFIXES = ("/api/ai/v1", "/api/ai")
 
 
@@ -105,6 +108,76 @@ class Config:
             deadline=deadline or None,
         )
 
-    def with_overrides(self, **changes: object) -> Config:
-        """Apply the CLI flags the user gave (None means 'not given')."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+    def to_env(self) -> dict[str, str]:
+        """The settings as AITOEARN_* variables (not the key), for worker processes."""
+        return {
+            "AITOEARN_BASE_URL": self.base_url,
+            "AITOEARN_MODELS_CACHE_TTL": str(self.models_cache_ttl),
+            "AITOEARN_MAX_RETRIES": str(self.max_retries),
+            "AITOEARN_CONNECT_TIMEOUT": str(self.connect_timeout),
+            "AITOEARN_READ_TIMEOUT": str(self.read_timeout),
+            "AITOEARN_DEADLINE": str(self.deadline or ""),
+        }
+
+
+def with_overrides(settings: _Settings, **changes: object) -> _Settings:
+    """Apply the CLI flags the user gave (None means 'not given') over env-derived settings."""
+    return replace(settings, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[type-var]
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_WILDCARD = ("0.0.0.0", "::", "")
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Where the streamable-HTTP endpoint listens, and which Host names it answers to.
+
+    ``allowed_hosts`` are the names clients use to reach the server (a reverse proxy's
+    public name); requests for any other Host are refused (DNS-rebinding protection).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    path: str = "/mcp"
+    allowed_hosts: tuple[str, ...] = ()
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.path.startswith("/"):
+            raise ConfigError(f"the MCP path must start with '/', got {self.path!r}")
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"the port must be 1-65535, got {self.port}")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be 1 or more, got {self.workers}")
+        if self.host in _WILDCARD and not self.allowed_hosts:
+            raise ConfigError(
+                f"binding to all interfaces ({self.host or 'empty host'}) needs --allowed-host NAME "
+                "(or AITOEARN_HTTP_ALLOWED_HOSTS): the host name clients use to reach this server"
+            )
+
+    @property
+    def loopback(self) -> bool:
+        """Only a loopback bind may serve requests without a key using the server's own key."""
+        return self.host in _LOOPBACK
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> HttpSettings:
+        env = os.environ if env is None else env
+        allowed = tuple(name.strip() for name in env.get("AITOEARN_HTTP_ALLOWED_HOSTS", "").split(",") if name.strip())
+        return cls(
+            host=env.get("AITOEARN_HTTP_HOST", "").strip() or "127.0.0.1",
+            port=int(_number(env, "AITOEARN_HTTP_PORT", 8000, integer=True) or 0),
+            path=env.get("AITOEARN_HTTP_PATH", "").strip() or "/mcp",
+            allowed_hosts=allowed,
+            workers=int(_number(env, "AITOEARN_HTTP_WORKERS", 1, integer=True) or 0),
+        )
+
+    def to_env(self) -> dict[str, str]:
+        return {
+            "AITOEARN_HTTP_HOST": self.host,
+            "AITOEARN_HTTP_PORT": str(self.port),
+            "AITOEARN_HTTP_PATH": self.path,
+            "AITOEARN_HTTP_ALLOWED_HOSTS": ",".join(self.allowed_hosts),
+            "AITOEARN_HTTP_WORKERS": str(self.workers),
+        }

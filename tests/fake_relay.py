@@ -35,6 +35,16 @@ CATALOGUE = [
 ]  # fmt: skip
 
 
+def _echo(body: bytes) -> list[str]:
+    """A last user message starting "echo:" is answered with itself: lets concurrent callers
+    tell their replies apart."""
+    try:
+        content = json.loads(body)["messages"][-1]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return []
+    return [content[:3], content[3:]] if isinstance(content, str) and content.startswith("echo:") else []
+
+
 @dataclass
 class Reply:
     """One scripted answer. ``chunks`` are written one by one, ``delay`` seconds apart."""
@@ -115,7 +125,7 @@ class FakeRelay:
     def requests_to(self, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.path.split("?")[0] == path]
 
-    def _next_reply(self, path: str) -> Reply:
+    def _next_reply(self, path: str, body: bytes) -> Reply:
         with self._lock:
             queue = self._queues.get(path.split("?")[0])
             if queue:
@@ -123,7 +133,7 @@ class FakeRelay:
         if path.startswith("/api/ai/models/chat"):
             return Reply.json(200, {"data": CATALOGUE, "code": 0, "message": "请求成功", "requestId": "req-models"})
         if path == "/api/ai/v1/messages":
-            return Reply.sse(sse.text_reply(["Hello", ", world."]))
+            return Reply.sse(sse.text_reply(_echo(body) or ["Hello", ", world."]))
         return Reply.json(404, {"statusCode": 404, "message": "Not Found"})
 
     # --- HTTP/1.1 --------------------------------------------------------------------------
@@ -147,7 +157,7 @@ class FakeRelay:
                 headers[name.strip().lower()] = value.strip()
         body = await reader.readexactly(int(headers.get("content-length", "0")))
         self.requests.append(Recorded(method, path, headers, body))
-        reply = self._next_reply(path)
+        reply = self._next_reply(path, body)
 
         status_line = f"HTTP/1.1 {reply.status} {'OK' if reply.status == 200 else 'Error'}\r\n"
         out = [status_line] + [f"{k}: {v}\r\n" for k, v in reply.headers.items()]

@@ -1,0 +1,61 @@
+"""``aitoearn-mcp check``: prove the setup works, in the words the tools would use."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from ._accumulator import MessageAccumulator
+from ._config import Config
+from ._errors import MissingKeyError, RelayError
+from ._relay import RelayClient, new_http_client
+
+__all__ = ["mask", "run_check"]
+
+
+def mask(secret: str) -> str:
+    """At most the last 4 characters, and none of a key too short to spare them."""
+    return f"…{secret[-4:]}" if len(secret) >= 16 else "…"
+
+
+async def run_check(config: Config, *, send: bool, model: str | None, say: Callable[[str], None]) -> bool:
+    """Print one line per check; True when every check passed."""
+    ok = True
+    say(f"Base URL:  {config.base_url} (site {config.site})")
+    if config.api_key is None:
+        say(f"API key:   FAIL not set. {MissingKeyError()}")
+        ok = False
+    else:
+        say(f"API key:   set ({mask(config.api_key.get_secret_value())}, from AITOEARN_API_KEY)")
+    async with new_http_client(config) as http:
+        relay = RelayClient(config, http)
+        names: list[str] = []
+        try:
+            entries = await relay.list_models(config.api_key)
+            names = [str(e["name"]) for e in entries]
+            anthropic = [str(e["name"]) for e in entries if e.get("channel") == "anthropic"]
+            say(f"Catalogue: reachable, {len(entries)} chat models ({len(anthropic)} on the anthropic channel)")
+        except RelayError as exc:
+            say(f"Catalogue: FAIL {exc}")
+            ok = False
+            anthropic = []
+        if not send:
+            say("Send:      skipped (add --send to make one call with max_tokens 1; it spends a few credits)")
+            return ok
+        chosen = model or (anthropic[0] if anthropic else (names[0] if names else None))
+        if chosen is None:
+            say("Send:      FAIL no model to try; pass --model NAME")
+            return False
+        body = {"model": chosen, "max_tokens": 1, "messages": [{"role": "user", "content": "Hi"}], "stream": True}
+        try:
+            message = await relay.send_message(json.dumps(body).encode(), config.api_key, MessageAccumulator())
+        except RelayError as exc:
+            say(f"Send:      FAIL {exc}")
+            return False
+        usage = message.get("usage") or {}
+        say(
+            f"Send:      {chosen} answered (stop_reason {message.get('stop_reason')}, "
+            f"{usage.get('input_tokens', '?')} in / {usage.get('output_tokens', '?')} out tokens; "
+            "this spent a few credits)"
+        )
+    return ok
