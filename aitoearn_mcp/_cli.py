@@ -109,7 +109,7 @@ def _serve_http(config: Config, http: HttpSettings, log_level: str) -> int:
     # Workers are separate processes that build the app from the environment.
     os.environ.update({**config.to_env(), **http.to_env()})
     uvicorn.run(
-        "aitoearn_mcp._http:app_from_env",
+        "aitoearn_mcp.asgi:create_app",
         factory=True,
         host=http.host,
         port=http.port,

@@ -12,17 +12,26 @@ import functools
 import logging
 import time
 import warnings
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.shared.exceptions import MCPDeprecationWarning
-from mcp.types import CallToolResult, ContentBlock, TextContent, ToolAnnotations
+from mcp.types import (
+    CallToolResult,
+    ContentBlock,
+    EmptyResult,
+    LoggingLevel,
+    SetLevelRequestParams,
+    TextContent,
+    ToolAnnotations,
+)
 from pydantic import ConfigDict, SecretStr
 
 from . import __version__
@@ -113,9 +122,22 @@ class _State:
     catalogue: _Catalogue
 
 
+_LOG_LEVELS: list[str] = list(get_args(LoggingLevel))
+
+# The level each handshake-era session asked for with logging/setLevel (default: everything).
+_session_log_levels: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
+
+
+async def _set_logging_level(ctx: Any, params: SetLevelRequestParams) -> EmptyResult:
+    _session_log_levels[ctx.session] = params.level
+    return EmptyResult()
+
+
 async def _log_to_client(ctx: Context, message: str) -> None:
     """Retries go to the client's log too. MCP logging is deprecated in 2026-07-28 but it is
     what today's hosts show; the SDK's warning about it is not the user's business."""
+    if _LOG_LEVELS.index(_session_log_levels.get(ctx.session, "debug")) > _LOG_LEVELS.index("warning"):
+        return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MCPDeprecationWarning)
         await ctx.warning(message)
@@ -319,4 +341,8 @@ def create_server(config: Config) -> MCPServer:
             ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True),
         ),
     ]  # fmt: skip
-    return MCPServer("aitoearn-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, tools=tools)
+    server = MCPServer("aitoearn-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, tools=tools)
+    # MCPServer has no public hook for logging/setLevel (gone in 2026-07-28, still sent by
+    # handshake-era hosts); registering it also advertises the logging capability.
+    server._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, _set_logging_level)  # pyright: ignore[reportPrivateUsage]
+    return server

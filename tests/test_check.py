@@ -1,0 +1,61 @@
+"""``aitoearn-mcp check`` as a real subprocess against the fake relay."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from .conftest import KEY
+from .fake_relay import FakeRelay, Reply
+from .test_progress_cancel import SCRIPT
+
+MESSAGES = "/api/ai/v1/messages"
+
+
+def check(relay_url: str, *args: str, key: str | None = KEY) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ["PATH"], "AITOEARN_BASE_URL": relay_url}
+    if key:
+        env["AITOEARN_API_KEY"] = key
+    return subprocess.run([SCRIPT, "check", *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_check_passes_and_masks_the_key(relay: FakeRelay) -> None:
+    done = check(relay.url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"Base URL:  {relay.url}" in done.stdout
+    assert f"set (…{KEY[-4:]}, from AITOEARN_API_KEY)" in done.stdout
+    assert "Catalogue: reachable, 4 chat models (2 on the anthropic channel)" in done.stdout
+    assert "skipped (add --send" in done.stdout
+    assert KEY not in done.stdout + done.stderr
+    assert relay.requests_to(MESSAGES) == []
+
+
+def test_check_send_makes_one_minimal_call(relay: FakeRelay) -> None:
+    done = check(relay.url, "--send")
+    assert done.returncode == 0, done.stdout
+    assert "Send:      claude-sonnet-5 answered" in done.stdout and "spent a few credits" in done.stdout
+    [request] = relay.requests_to(MESSAGES)
+    body = request.json()
+    assert body["max_tokens"] == 1 and body["model"] == "claude-sonnet-5" and body["stream"] is True
+    assert request.headers["x-api-key"] == KEY
+
+
+def test_check_fails_without_a_key(relay: FakeRelay) -> None:
+    done = check(relay.url, key=None)
+    assert done.returncode == 1
+    assert "API key:   FAIL not set" in done.stdout and "AITOEARN_API_KEY" in done.stdout
+
+
+def test_check_send_reports_a_rejected_key_like_the_tools_do(relay: FakeRelay) -> None:
+    relay.enqueue(MESSAGES, Reply.json(200, {"data": {}, "code": 19000, "message": "API Key 无效"}))
+    done = check(relay.url, "--send", "--model", "claude-opus-4-8")
+    assert done.returncode == 1
+    assert "Send:      FAIL The relay rejected the API key" in done.stdout
+    assert "AITOEARN_BASE_URL" in done.stdout and "code 19000" in done.stdout
+    assert relay.requests_to(MESSAGES)[0].json()["model"] == "claude-opus-4-8"
+
+
+def test_check_fails_when_the_relay_is_unreachable() -> None:
+    done = check("http://127.0.0.1:9", "--max-retries", "0")
+    assert done.returncode == 1
+    assert "Catalogue: FAIL Could not connect to 127.0.0.1:9" in done.stdout
