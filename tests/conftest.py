@@ -51,7 +51,7 @@ class HttpServer:
         from pathlib import Path
 
         self.port = port or free_port()
-        self.stderr = tempfile.TemporaryFile()
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
         env = {"PATH": os.environ["PATH"], "AITOEARN_BASE_URL": relay.url}
         if key:
             env["AITOEARN_API_KEY"] = key
@@ -89,6 +89,7 @@ class HttpServer:
             self.proc.wait(10)
         except Exception:
             self.proc.kill()
+        self.stderr.close()
 
 
 @pytest.fixture
