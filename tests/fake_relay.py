@@ -86,6 +86,7 @@ class FakeRelay:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.hangups: list[float] = []  # monotonic times a client closed before the reply ended
+        self.open_connections = 0
         self._queues: dict[str, list[Reply]] = {}
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
@@ -138,12 +139,14 @@ class FakeRelay:
 
     # --- HTTP/1.1 --------------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.open_connections += 1
         try:
             while await self._serve_one(reader, writer):
                 pass
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            self.open_connections -= 1
             writer.close()
 
     async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:

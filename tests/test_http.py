@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from typing import Any
 
 import anyio
@@ -61,6 +62,18 @@ async def test_off_loopback_a_keyless_request_gets_401_and_the_server_key_is_nev
             result = await client.call_tool("send_message", HELLO)
         assert result.content[0].text == "Hello, world."
         assert relay.requests_to(MESSAGES)[0].headers["x-api-key"] == "caller-key-123"
+    finally:
+        server.stop()
+
+
+async def test_several_workers_serve(relay: FakeRelay) -> None:
+    server = HttpServer(relay, "--workers", "2")
+    try:
+        for number in range(4):
+            async with http_client(server.url, {"X-Api-Key": "k-123"}) as client:
+                result = await client.call_tool("send_message", echo(str(number)))
+            assert result.content[0].text == f"echo:{number}"
+        assert len(set(re.findall(r"Started server process \[(\d+)\]", server.log()))) == 2
     finally:
         server.stop()
 

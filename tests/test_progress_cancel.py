@@ -92,6 +92,7 @@ async def test_cancel_closes_the_upstream_stream_at_once(relay: FakeRelay, targe
         # the server keeps serving
         after = await client.call_tool("send_message", HELLO)
         assert after.content[0].text == "Hello, world."
+        assert relay.open_connections <= 1  # the cancelled stream's connection is gone; one kept alive at most
     assert len(relay.requests_to(MESSAGES)) == 2
 
 
