@@ -92,6 +92,9 @@ class MessageAccumulator:
 
     def feed(self, event: Mapping[str, Any]) -> None:
         kind = event.get("type")
+        if kind == "content_block_delta" and self._message is not None:
+            self._delta(event)  # first: thousands of these per reply, a few of everything else
+            return
         if kind == "ping":
             return
         if kind == "message_start":
@@ -102,7 +105,7 @@ class MessageAccumulator:
         if kind == "content_block_start":
             self._start_block(event)
         elif kind == "content_block_delta":
-            self._delta(event)
+            raise StreamFormatError("content_block_delta arrived before message_start")
         elif kind == "content_block_stop":
             block = self._block(event)
             if block.json_parts:
@@ -147,27 +150,30 @@ class MessageAccumulator:
         return block
 
     def _delta(self, event: Mapping[str, Any]) -> None:
-        block = self._block(event)
+        block = self._by_index.get(event.get("index"))  # pyright: ignore[reportArgumentType] (None or junk: no block)
+        if block is None:
+            self._block(event)  # raises, naming the block
+            return
         delta = event.get("delta") or {}
         kind = delta.get("type")
         if kind == "text_delta":
             piece = delta.get("text", "")
             block.text_parts.append(piece)
-            self.chars_received += len(piece)
         elif kind == "thinking_delta":
             piece = delta.get("thinking", "")
             block.thinking_parts.append(piece)
-            self.chars_received += len(piece)
         elif kind == "input_json_delta":
             piece = delta.get("partial_json", "")
             block.json_parts.append(piece)
-            self.chars_received += len(piece)
-        elif kind == "signature_delta":
-            block.signature = delta.get("signature", "")
-        elif kind == "citations_delta":
-            block.citations.append(copy.deepcopy(delta.get("citation")))
         else:
-            self._unrecognized.append(dict(event))
+            if kind == "signature_delta":
+                block.signature = delta.get("signature", "")
+            elif kind == "citations_delta":
+                block.citations.append(copy.deepcopy(delta.get("citation")))
+            else:
+                self._unrecognized.append(dict(event))
+            return
+        self.chars_received += len(piece)
 
     def latest_text(self, limit: int) -> str:
         """The last ``limit`` characters of text, thinking or tool input received (for progress)."""

@@ -11,8 +11,8 @@ import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, cast
 
 import anyio
 import httpx2
@@ -41,9 +41,28 @@ MESSAGES_PATH = "/api/ai/v1/messages"
 MAX_EVENT_BYTES = 16 * 1024 * 1024  # one SSE event; a sane reply block is far smaller
 MAX_ERROR_BODY_BYTES = 256 * 1024  # enough for any error text, never a whole page
 MAX_JSON_BODY_BYTES = 64 * 1024 * 1024
-RETRY_AFTER_CAP = 60.0  # longer waits are not worth holding an agent's call for
+RETRY_AFTER_CAP = 60.0
+DRAIN_SECONDS = 0.5  # longer waits are not worth holding an agent's call for
 
 OnRetry = Callable[[str], Awaitable[None]]
+
+
+class _LazyTransport(httpx2.AsyncBaseTransport):
+    """Builds the connection pool, and with it the TLS context (25-50 ms of CA loading), on
+    the first request instead of at start-up, where every host launch would pay for it."""
+
+    def __init__(self, limits: httpx2.Limits) -> None:
+        self._limits = limits
+        self._transport: httpx2.AsyncHTTPTransport | None = None
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if self._transport is None:
+            self._transport = httpx2.AsyncHTTPTransport(limits=self._limits)
+        return await self._transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        if self._transport is not None:
+            await self._transport.aclose()
 
 
 def new_http_client(config: Config) -> httpx2.AsyncClient:
@@ -56,7 +75,7 @@ def new_http_client(config: Config) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(
         timeout=timeout,
         headers={"user-agent": f"aitoearn-mcp/{__version__}"},
-        limits=httpx2.Limits(max_connections=None, max_keepalive_connections=20),
+        transport=_LazyTransport(httpx2.Limits(max_connections=None, max_keepalive_connections=20)),
     )
 
 
@@ -236,27 +255,42 @@ async def _read_capped(response: httpx2.Response, limit: int) -> bytes:
 async def _read_event_stream(
     response: httpx2.Response, accumulator: MessageAccumulator, request_id: str | None
 ) -> None:
-    async for sse in httpx2.EventSource(response, max_event_size=MAX_EVENT_BYTES):
-        if sse.event == "ping" or not sse.data:
-            continue
-        try:
-            event = json.loads(sse.data)
-        except ValueError:
-            raise StreamFormatError(f"an event's data is not JSON: {sse.data[:80]!r}") from None
-        if not isinstance(event, dict):
-            raise StreamFormatError(f"an event's data is not a JSON object: {sse.data[:80]!r}")
-        event.setdefault("type", sse.event)
-        if event["type"] == "error":
-            error = event.get("error")
-            raise anthropic_error(error if isinstance(error, dict) else {}, status=200, request_id=request_id)
-        accumulator.feed(event)
-        if accumulator.complete:
-            return  # no need to wait for the relay to close the connection
-    raise UnavailableError(
-        "The stream ended before message_stop",
-        fix="send the request again; the text received before the failure is kept below",
-        request_id=request_id,
+    # EventSource.__aiter__ is an async generator; kept by hand so it can be resumed and closed.
+    events = cast(
+        AsyncGenerator[httpx2.ServerSentEvent, None],
+        aiter(httpx2.EventSource(response, max_event_size=MAX_EVENT_BYTES)),
     )
+    try:
+        async for sse in events:
+            if sse.event == "ping" or not sse.data:
+                continue
+            try:
+                event = json.loads(sse.data)
+            except ValueError:
+                raise StreamFormatError(f"an event's data is not JSON: {sse.data[:80]!r}") from None
+            if not isinstance(event, dict):
+                raise StreamFormatError(f"an event's data is not a JSON object: {sse.data[:80]!r}")
+            event.setdefault("type", sse.event)
+            if event["type"] == "error":
+                error = event.get("error")
+                raise anthropic_error(error if isinstance(error, dict) else {}, status=200, request_id=request_id)
+            accumulator.feed(event)
+            if accumulator.complete:
+                break
+        else:
+            raise UnavailableError(
+                "The stream ended before message_stop",
+                fix="send the request again; the text received before the failure is kept below",
+                request_id=request_id,
+            )
+        # The reply is complete. Read the end of the body (normally already here) so the
+        # connection goes back to the pool instead of costing a new TLS handshake next call;
+        # a relay that holds the stream open is not waited for.
+        with anyio.move_on_after(DRAIN_SECONDS):
+            async for _ in events:
+                pass
+    finally:
+        await events.aclose()
 
 
 def _json_message(raw: bytes) -> dict[str, Any] | None:

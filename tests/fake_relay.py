@@ -12,6 +12,7 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,7 +88,9 @@ class FakeRelay:
         self.requests: list[Recorded] = []
         self.hangups: list[float] = []  # monotonic times a client closed before the reply ended
         self.open_connections = 0
+        self.connections = 0  # accepted in all
         self._queues: dict[str, list[Reply]] = {}
+        self._routes: dict[str, Callable[[bytes], Reply]] = {}
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -123,6 +126,10 @@ class FakeRelay:
         with self._lock:
             self._queues.setdefault(path, []).extend(replies)
 
+    def route(self, path: str, answer: Callable[[bytes], Reply]) -> None:
+        """Answer ``path`` with ``answer(request_body)`` when no scripted reply is queued."""
+        self._routes[path] = answer
+
     def requests_to(self, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.path.split("?")[0] == path]
 
@@ -131,6 +138,8 @@ class FakeRelay:
             queue = self._queues.get(path.split("?")[0])
             if queue:
                 return queue.pop(0)
+        if (answer := self._routes.get(path.split("?")[0])) is not None:
+            return answer(body)
         if path.startswith("/api/ai/models/chat"):
             return Reply.json(200, {"data": CATALOGUE, "code": 0, "message": "请求成功", "requestId": "req-models"})
         if path == "/api/ai/v1/messages":
@@ -140,6 +149,7 @@ class FakeRelay:
     # --- HTTP/1.1 --------------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.open_connections += 1
+        self.connections += 1
         try:
             while await self._serve_one(reader, writer):
                 pass

@@ -153,3 +153,12 @@ async def test_missing_key_names_the_variable_and_sends_nothing(relay: FakeRelay
     assert relay.requests_to(MESSAGES) == []
     assert not catalogue.is_error  # the catalogue is public
     assert "x-api-key" not in relay.requests_to(MODELS)[0].headers
+
+
+async def test_connections_are_reused_across_calls(relay: FakeRelay) -> None:
+    # Reading the body to its end after message_stop returns the connection to the pool:
+    # against the real relay that saves a TLS handshake per call.
+    async with Client(make_server(relay)) as client:
+        for _ in range(3):
+            assert not (await client.call_tool("send_message", HELLO)).is_error
+    assert relay.connections == 1

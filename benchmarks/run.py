@@ -1,0 +1,363 @@
+"""The benchmark suite: ``python -m benchmarks.run`` from the repository root.
+
+Starts the fake relay in its own process and measures, side by side in one run, the
+aitoearn-mcp server against floors on the same machine. These machines are shared and
+noisy, so every figure is a median over repeated runs, and comparisons are ratios (or
+differences) taken pair by pair, A then B, never a lone absolute time.
+
+Prints a table, writes the figures as JSON and draws one PNG chart (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import anyio
+import httpx2
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+OURS = [PY, "-m", "aitoearn_mcp"]
+FLOOR = [PY, str(ROOT / "benchmarks" / "floor_server.py")]
+KEY = "sk-bench"
+DEVNULL = open(os.devnull, "w")  # noqa: SIM115 (the servers' logs, for the whole run)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def rss_kib(pid: int, field: str = "VmHWM") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} for {pid}")
+
+
+def child_pid(pattern: str) -> int:
+    """The pid of this process's child whose command line contains ``pattern``."""
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == me and pattern in cmdline:
+            return int(entry.name)
+    raise RuntimeError(f"no child running {pattern}")
+
+
+def message_args(deltas: int = 12, delay: float = 0.0) -> dict[str, Any]:
+    return {
+        "model": "claude-sonnet-5",
+        "max_tokens": 64000,
+        "messages": [{"role": "user", "content": "Say one sentence."}],
+        "metadata": {"bench": {"deltas": deltas, "delay": delay}},
+    }
+
+
+class Bench:
+    def __init__(self, relay_url: str, repeats: int) -> None:
+        self.relay = relay_url
+        self.repeats = repeats
+        self.env = {"PATH": os.environ["PATH"], "AITOEARN_API_KEY": KEY, "AITOEARN_BASE_URL": relay_url}
+
+    # --- 1. start-up -----------------------------------------------------------------------
+    def spawn_to_tools_list(self, argv: list[str]) -> float:
+        rpc = [
+            {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+             "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "b", "version": "0"}}},
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        ]  # fmt: skip
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                env=self.env)  # fmt: skip
+        assert proc.stdin and proc.stdout
+        proc.stdin.write(b"".join(json.dumps(m).encode() + b"\n" for m in rpc))
+        proc.stdin.flush()
+        while True:
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"{argv} exited before answering tools/list")
+            if json.loads(line).get("id") == 2:
+                elapsed = time.perf_counter() - started
+                break
+        proc.kill()
+        proc.wait()
+        return elapsed
+
+    def startup(self) -> dict[str, Any]:
+        ours, floor, ratios = [], [], []
+        for _ in range(self.repeats * 3):
+            a, b = self.spawn_to_tools_list(OURS), self.spawn_to_tools_list(FLOOR)
+            ours.append(a)
+            floor.append(b)
+            ratios.append(a / b)
+        return {"ours_s": median(ours), "floor_s": median(floor), "ratio": median(ratios), "goal": "<= 1.05"}
+
+    # --- clients -----------------------------------------------------------------------------
+    def stdio_client(self, argv: list[str]) -> Client:
+        params = StdioServerParameters(command=argv[0], args=argv[1:], env=self.env)
+        return Client(stdio_client(params, errlog=DEVNULL), read_timeout_seconds=600)
+
+    async def direct_stream(self, http: httpx2.AsyncClient, deltas: int) -> float:
+        """The bare floor: one httpx2 SSE loop that only JSON-decodes each event."""
+        body = {**message_args(deltas), "stream": True}
+        started = time.perf_counter()
+        async with http.stream("POST", self.relay + "/api/ai/v1/messages", json=body, headers={"x-api-key": KEY}) as r:
+            async for event in httpx2.EventSource(r):
+                if event.data:
+                    json.loads(event.data)
+        return time.perf_counter() - started
+
+    async def sdk_stream(self, client: anthropic.AsyncAnthropic, deltas: int) -> float:
+        args = message_args(deltas)
+        started = time.perf_counter()
+        async with client.messages.stream(**args) as stream:
+            await stream.get_final_message()
+        return time.perf_counter() - started
+
+    @staticmethod
+    async def timed(call: Callable[[], Awaitable[Any]]) -> float:
+        started = time.perf_counter()
+        await call()
+        return time.perf_counter() - started
+
+    # --- 2. per-call overhead ----------------------------------------------------------------
+    async def per_call(self) -> dict[str, Any]:
+        calls = self.repeats * 40
+        async with self.stdio_client(OURS) as ours, self.stdio_client(FLOOR) as floor, httpx2.AsyncClient() as http:
+            for _ in range(5):  # warm up connections and caches
+                await ours.call_tool("send_message", message_args())
+                await self.direct_stream(http, 12)
+            diffs, ours_t, direct_t, floor_t = [], [], [], []
+            for _ in range(calls):
+                a = await self.timed(lambda: ours.call_tool("send_message", message_args()))
+                b = await self.direct_stream(http, 12)
+                c = await self.timed(lambda: floor.call_tool("echo", {"text": "Say one sentence."}))
+                ours_t.append(a)
+                direct_t.append(b)
+                floor_t.append(c)
+                diffs.append(a - b)
+        sdk_round_trip = median(floor_t)
+        overhead = median(diffs)
+        return {
+            "send_message_ms": median(ours_t) * 1e3,
+            "direct_httpx2_ms": median(direct_t) * 1e3,
+            "overhead_ms": overhead * 1e3,
+            "sdk_floor_tool_call_ms": sdk_round_trip * 1e3,
+            "overhead_beyond_sdk_floor_ms": (overhead - sdk_round_trip) * 1e3,
+            "goal": "overhead < 1.0 ms",
+        }
+
+    # --- 3. throughput, and 6. its scaling -------------------------------------------------
+    async def throughput(self, sizes: list[int]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with httpx2.AsyncClient() as http:
+            sdk = anthropic.AsyncAnthropic(api_key=KEY, base_url=self.relay + "/api/ai", http_client=http,
+                                           default_headers={"x-api-key": KEY})  # fmt: skip
+            for deltas in sizes:
+                await self.direct_stream(http, deltas)  # the relay encodes each size once: do it before timing
+                ours_t, bare_t, sdk_t, r_bare, r_sdk = [], [], [], [], []
+                async with self.stdio_client(OURS) as ours:  # a fresh server: its peak RSS is this size's
+                    await ours.call_tool("send_message", message_args(12))
+                    for _ in range(self.repeats):
+                        a = await self.timed(lambda d=deltas: ours.call_tool("send_message", message_args(d)))
+                        b = await self.direct_stream(http, deltas)
+                        c = await self.sdk_stream(sdk, deltas)
+                        ours_t.append(a)
+                        bare_t.append(b)
+                        sdk_t.append(c)
+                        r_bare.append(a / b)
+                        r_sdk.append(a / c)
+                    peak = rss_kib(child_pid("aitoearn_mcp"))
+                out[str(deltas)] = {
+                    "send_message_s": median(ours_t),
+                    "bare_sse_s": median(bare_t),
+                    "anthropic_sdk_s": median(sdk_t),
+                    "ratio_vs_bare": median(r_bare),
+                    "ratio_vs_sdk": median(r_sdk),
+                    "us_per_delta": median(ours_t) / deltas * 1e6,
+                    "bare_us_per_delta": median(bare_t) / deltas * 1e6,
+                    "server_peak_rss_mib": peak / 1024,
+                }
+        return out
+
+    # --- 4. fan-out ------------------------------------------------------------------------
+    async def fan_out(self, n: int = 20) -> dict[str, Any]:
+        slow = message_args(40, 0.25)
+        ratios, one_t, many_t = [], [], []
+        async with self.stdio_client(OURS) as client:
+            for _ in range(max(1, self.repeats // 2)):
+                one = await self.timed(lambda: client.call_tool("send_message", slow))
+
+                async def many() -> None:
+                    async with anyio.create_task_group() as tasks:
+                        for _ in range(n):
+                            tasks.start_soon(client.call_tool, "send_message", slow)
+
+                together = await self.timed(many)
+                one_t.append(one)
+                many_t.append(together)
+                ratios.append(together / one)
+        return {"one_call_s": median(one_t), f"{n}_concurrent_s": median(many_t), "ratio": median(ratios),
+                "goal": "<= 1.2"}  # fmt: skip
+
+    # --- 5. memory under 200 concurrent HTTP streams ----------------------------------------
+    async def http_memory(self, n: int = 200) -> dict[str, Any]:
+        from mcp.client.streamable_http import streamable_http_client
+        from mcp.shared._httpx_utils import create_mcp_http_client
+
+        port = 18000 + os.getpid() % 1000
+        proc = subprocess.Popen([*OURS, "--transport", "streamable-http", "--port", str(port)], env=self.env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            for _ in range(200):
+                try:
+                    if httpx2.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                        break
+                except httpx2.TransportError:
+                    time.sleep(0.05)
+            idle = rss_kib(proc.pid, "VmRSS")
+            limits = httpx2.Limits(max_connections=None, max_keepalive_connections=n)
+            http = create_mcp_http_client()
+            http = httpx2.AsyncClient(timeout=http.timeout, limits=limits)
+            transport = streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)
+            async with Client(transport) as client:
+                slow = message_args(40, 0.1)
+                started = time.perf_counter()
+                async with anyio.create_task_group() as tasks:
+                    for _ in range(n):
+                        tasks.start_soon(client.call_tool, "send_message", slow)
+                elapsed = time.perf_counter() - started
+            return {"streams": n, "server_idle_rss_mib": idle / 1024, "server_peak_rss_mib": rss_kib(proc.pid) / 1024,
+                    "wall_s": elapsed, "goal": "peak < 150 MiB"}  # fmt: skip
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+def draw(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scaling = results["throughput"]
+    sizes = [int(k) for k in scaling]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for key, label in (("send_message_s", "aitoearn-mcp send_message (stdio)"), ("bare_sse_s", "bare httpx2 SSE loop"),
+                       ("anthropic_sdk_s", "anthropic SDK get_final_message")):  # fmt: skip
+        left.plot(sizes, [scaling[str(s)][key] * 1e6 / s for s in sizes], marker="o", label=label)
+    left.set_xscale("log")
+    left.set_xlabel("deltas in the reply")
+    left.set_ylabel("µs per delta (median)")
+    left.set_title("Stream cost per delta: flat means linear")
+    left.legend(fontsize=8)
+    right.plot(sizes, [scaling[str(s)]["server_peak_rss_mib"] for s in sizes], marker="o", color="tab:red")
+    right.set_xscale("log")
+    right.set_xlabel("deltas in the reply")
+    right.set_ylabel("server peak RSS (MiB)")
+    right.set_title("Server memory after one reply")
+    meta = results["meta"]
+    fig.suptitle(f"{meta['command']} · {meta['machine']} · {meta['date']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def table(results: dict[str, Any]) -> str:
+    s, p, f, m = results["startup"], results["per_call"], results["fan_out"], results["http_memory"]
+    t = results["throughput"]
+    small, big = t[min(t, key=int)], t[max(t, key=int)]
+    six = t.get("6000", small)
+    rows = [
+        ("start-up: spawn → tools/list", f"{s['ours_s'] * 1e3:.0f} ms vs floor {s['floor_s'] * 1e3:.0f} ms",
+         f"{s['ratio']:.3f}x", "≤ 1.05x"),
+        ("per call: send_message − direct httpx2", f"{p['send_message_ms']:.2f} − {p['direct_httpx2_ms']:.2f} ms",
+         f"{p['overhead_ms']:.2f} ms", "< 1.0 ms"),
+        ("  of which the SDK's own tool round trip", f"one-tool floor {p['sdk_floor_tool_call_ms']:.2f} ms",
+         f"{p['overhead_beyond_sdk_floor_ms']:.2f} ms beyond", ""),
+        ("throughput 6,000 deltas vs bare SSE loop", f"{six['send_message_s'] * 1e3:.0f} vs {six['bare_sse_s'] * 1e3:.0f} ms",
+         f"{six['ratio_vs_bare']:.2f}x", "≤ 1.25x"),
+        ("throughput 6,000 deltas vs anthropic SDK", f"{six['send_message_s'] * 1e3:.0f} vs {six['anthropic_sdk_s'] * 1e3:.0f} ms",
+         f"{six['ratio_vs_sdk']:.2f}x", "≤ 0.30x"),
+        ("fan-out: 20 slow calls vs 1", f"{f['20_concurrent_s']:.2f} vs {f['one_call_s']:.2f} s", f"{f['ratio']:.3f}x",
+         "≤ 1.2x"),
+        ("peak RSS after 6,000 deltas", f"{six['server_peak_rss_mib']:.1f} MiB", "", "< 80 MiB"),
+        ("peak RSS, 200 HTTP streams", f"{m['server_peak_rss_mib']:.1f} MiB (idle {m['server_idle_rss_mib']:.1f})", "",
+         "< 150 MiB"),
+        (f"µs/delta at {max(t, key=int)} vs {min(t, key=int)}", f"{big['us_per_delta']:.1f} vs {small['us_per_delta']:.1f}",
+         f"{big['us_per_delta'] / small['us_per_delta']:.2f}x", "≤ 1.3x"),
+        ("  bare SSE loop, same sizes", f"{big['bare_us_per_delta']:.1f} vs {small['bare_us_per_delta']:.1f}",
+         f"{big['bare_us_per_delta'] / small['bare_us_per_delta']:.2f}x", ""),
+        (f"peak RSS at {max(t, key=int)} vs {min(t, key=int)} deltas",
+         f"{big['server_peak_rss_mib']:.1f} vs {small['server_peak_rss_mib']:.1f} MiB", "", ""),
+    ]  # fmt: skip
+    width = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(r, width, strict=True)) for r in
+             [("measure", "figures (medians)", "result", "goal"), *rows]]  # fmt: skip
+    lines.insert(1, "-+-".join("-" * w for w in width))
+    return "\n".join(lines)
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    relay = subprocess.Popen([PY, str(ROOT / "benchmarks" / "relay_process.py")], stdout=subprocess.PIPE, text=True)
+    assert relay.stdout is not None
+    url = relay.stdout.readline().strip()
+    try:
+        bench = Bench(url, args.repeats)
+        results: dict[str, Any] = {
+            "meta": {
+                "command": "python -m benchmarks.run" + (" --quick" if args.quick else ""),
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+                "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                "repeats": args.repeats,
+            }
+        }
+        print("start-up ...", file=sys.stderr)
+        results["startup"] = bench.startup()
+        print("per-call overhead ...", file=sys.stderr)
+        results["per_call"] = await bench.per_call()
+        print("throughput and scaling ...", file=sys.stderr)
+        results["throughput"] = await bench.throughput(args.sizes)
+        print("fan-out ...", file=sys.stderr)
+        results["fan_out"] = await bench.fan_out()
+        print("memory under 200 HTTP streams ...", file=sys.stderr)
+        results["http_memory"] = await bench.http_memory()
+        return results
+    finally:
+        relay.kill()
+        relay.wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes (a smoke run)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    options = parser.parse_args()
+    options.repeats = 2 if options.quick else 7
+    options.sizes = [1000, 6000] if options.quick else [1000, 6000, 20000, 50000]
+    figures = anyio.run(main, options)
+    options.out.mkdir(parents=True, exist_ok=True)
+    (options.out / "benchmark.json").write_text(json.dumps(figures, indent=2))
+    draw(figures, options.out / "benchmark.png")
+    print(table(figures))
+    print(f"\nwrote {options.out / 'benchmark.json'} and {options.out / 'benchmark.png'}")
