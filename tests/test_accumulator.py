@@ -183,3 +183,19 @@ def test_any_chunking_gives_the_same_message(cuts: list[int]) -> None:
 
     assert anyio.run(run) == EXPECTED
     assert json.dumps(EXPECTED, ensure_ascii=False).count("🌍") == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(pieces=st.lists(st.text(max_size=5), max_size=700), limit=st.integers(min_value=1, max_value=60))
+def test_packed_pieces_join_and_tail_exactly(pieces: list[str], limit: int) -> None:
+    from aitoearn_mcp._accumulator import _Pieces
+
+    packed = _Pieces()
+    for piece in pieces:
+        packed.append(piece)
+    joined = "".join(pieces)
+    assert packed.join() == joined
+    assert bool(packed) == bool(pieces)
+    # the tail is exact when the latest pieces hold enough, else the latest text it has
+    assert joined.endswith(packed.tail(limit)) and len(packed.tail(limit)) <= limit
+    assert packed.tail(limit) == joined[-limit:] or len(pieces) >= 256
