@@ -273,10 +273,10 @@ def draw(results: dict[str, Any], path: Path) -> None:
     left.set_title("Stream cost per delta: flat means linear")
     left.legend(fontsize=8)
     right.plot(sizes, [scaling[str(s)]["server_peak_rss_mib"] for s in sizes], marker="o", color="tab:red")
-    right.set_xscale("log")
+    right.set_ylim(bottom=0)
     right.set_xlabel("deltas in the reply")
     right.set_ylabel("server peak RSS (MiB)")
-    right.set_title("Server memory after one reply")
+    right.set_title("Server peak RSS after replies of that size")
     meta = results["meta"]
     fig.suptitle(f"{meta['command']} · {meta['machine']} · {meta['date']}", fontsize=9)
     fig.tight_layout()
@@ -352,7 +352,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes (a smoke run)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--redraw", type=Path, help="only draw the chart and table from a JSON this wrote")
     options = parser.parse_args()
+    if options.redraw:
+        figures = json.loads(options.redraw.read_text())
+        draw(figures, options.redraw.with_suffix(".png"))
+        print(table(figures))
+        raise SystemExit(0)
     options.repeats = 2 if options.quick else 7
     options.sizes = [1000, 6000] if options.quick else [1000, 6000, 20000, 50000]
     figures = anyio.run(main, options)

@@ -68,3 +68,13 @@ def test_every_json_snippet_in_the_readme_parses() -> None:
     assert len(snippets) >= 5
     for snippet in snippets:
         json.loads(snippet)
+
+
+def test_readme_shows_the_published_benchmark_run() -> None:
+    from benchmarks.run import table
+
+    figures = json.loads((ROOT / "docs" / "benchmark.json").read_text())
+    readme = (ROOT / "README.md").read_text()
+    assert table(figures) in readme  # the table is the one the published figures give
+    assert figures["meta"]["command"] in readme and "docs/benchmark.png" in readme
+    assert (ROOT / "docs" / "benchmark.png").read_bytes().startswith(b"\x89PNG")
