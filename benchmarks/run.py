@@ -312,7 +312,7 @@ def table(results: dict[str, Any]) -> str:
          f"{big['server_peak_rss_mib']:.1f} vs {small['server_peak_rss_mib']:.1f} MiB", "", ""),
     ]  # fmt: skip
     width = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = [" | ".join(c.ljust(w) for c, w in zip(r, width, strict=True)) for r in
+    lines = [" | ".join(c.ljust(w) for c, w in zip(r, width, strict=True)).rstrip() for r in
              [("measure", "figures (medians)", "result", "goal"), *rows]]  # fmt: skip
     lines.insert(1, "-+-".join("-" * w for w in width))
     return "\n".join(lines)
