@@ -11,9 +11,8 @@ import anyio
 import httpx2
 import pytest
 
-from . import sse
 from .conftest import HELLO, KEY, HttpServer, free_port, http_client
-from .fake_relay import FakeRelay, slow_reply
+from .fake_relay import FakeRelay
 
 pytestmark = pytest.mark.anyio
 
@@ -158,35 +157,3 @@ async def test_stateless_one_client_served_by_two_processes(relay: FakeRelay, mo
     assert not models.is_error
     calls = {port for port, method in balancer.sent if method == "tools/call"}
     assert calls == {s.port for s in servers}  # both processes served this one client's calls
-
-
-async def test_progress_and_cancellation_over_http(relay: FakeRelay, http_server: HttpServer) -> None:
-    import time
-
-    relay.enqueue(MESSAGES, slow_reply(sse.text_reply([f"t{i} " for i in range(400)]), delay=0.05))
-    progress: list[float] = []
-    got_progress = anyio.Event()
-
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append(value)
-        if value > 0 and len(progress) >= 3:
-            got_progress.set()
-
-    async with http_client(http_server.url) as client:
-        async with anyio.create_task_group() as tasks:
-
-            async def call() -> None:
-                await client.call_tool("send_message", HELLO, progress_callback=on_progress)
-
-            tasks.start_soon(call)
-            with anyio.fail_after(10):
-                await got_progress.wait()
-            cancelled_at = time.monotonic()
-            tasks.cancel_scope.cancel()
-        with anyio.fail_after(5):
-            while not relay.hangups:
-                await anyio.sleep(0.01)
-        assert relay.hangups[0] - cancelled_at < 1.0
-        after = await client.call_tool("send_message", HELLO)
-    assert after.content[0].text == "Hello, world."
-    assert progress == sorted(set(progress))

@@ -1,5 +1,5 @@
-"""Progress and cancellation through a real mcp.Client: in-process, and over stdio with a
-real ``aitoearn-mcp`` subprocess (handshake-era and default modes)."""
+"""Progress and cancellation through a real mcp.Client: in-process, over stdio with a real
+``aitoearn-mcp`` subprocess (handshake-era and default modes), and over streamable HTTP."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from . import sse
-from .conftest import HELLO, KEY, make_server
+from .conftest import HELLO, KEY, http_client, make_server
 from .fake_relay import FakeRelay, slow_reply
 
 pytestmark = pytest.mark.anyio
@@ -31,17 +31,19 @@ def stdio(relay: FakeRelay, **env: str) -> StdioServerParameters:
     )
 
 
-TARGETS = ["in-process", "stdio-legacy", "stdio-auto"]
+TARGETS = ["in-process", "stdio-legacy", "stdio-auto", "http"]
 
 
-def client_for(target: str, relay: FakeRelay) -> Client:
+def client_for(target: str, relay: FakeRelay, request: pytest.FixtureRequest) -> Client:
     if target == "in-process":
         return Client(make_server(relay))
+    if target == "http":
+        return http_client(request.getfixturevalue("http_server").url)
     return Client(stdio(relay), mode="legacy" if target == "stdio-legacy" else "auto")
 
 
 @pytest.mark.parametrize("target", TARGETS)
-async def test_progress_rises_and_is_throttled(relay: FakeRelay, target: str) -> None:
+async def test_progress_rises_and_is_throttled(relay: FakeRelay, target: str, request: pytest.FixtureRequest) -> None:
     pieces = [f"词{i} " for i in range(60)]
     relay.enqueue(MESSAGES, slow_reply(sse.text_reply(pieces), delay=0.025))  # ~1.6 s of tokens
     seen: list[tuple[float, float, str | None]] = []
@@ -49,7 +51,7 @@ async def test_progress_rises_and_is_throttled(relay: FakeRelay, target: str) ->
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         seen.append((time.monotonic(), progress, message))
 
-    async with client_for(target, relay) as client:
+    async with client_for(target, relay, request) as client:
         result = await client.call_tool("send_message", HELLO, progress_callback=on_progress)
     assert result.content[0].text == "".join(pieces)
     values = [p for _, p, _ in seen]
@@ -66,7 +68,9 @@ async def test_progress_rises_and_is_throttled(relay: FakeRelay, target: str) ->
 
 
 @pytest.mark.parametrize("target", TARGETS)
-async def test_cancel_closes_the_upstream_stream_at_once(relay: FakeRelay, target: str) -> None:
+async def test_cancel_closes_the_upstream_stream_at_once(
+    relay: FakeRelay, target: str, request: pytest.FixtureRequest
+) -> None:
     relay.enqueue(MESSAGES, slow_reply(sse.text_reply([f"t{i} " for i in range(400)]), delay=0.05))
     got_progress = anyio.Event()
 
@@ -74,7 +78,7 @@ async def test_cancel_closes_the_upstream_stream_at_once(relay: FakeRelay, targe
         if progress > 0:
             got_progress.set()
 
-    async with client_for(target, relay) as client:
+    async with client_for(target, relay, request) as client:
         async with anyio.create_task_group() as tasks:
 
             async def call() -> None:
