@@ -110,11 +110,13 @@ class RelayTimeoutError(RelayError):
 
 
 class IncompleteReplyError(RelayError):
-    """The reply stopped before ``message_stop``; ``partial`` keeps what arrived."""
+    """The reply stopped before ``message_stop``; ``partial`` (the Message so far) and
+    ``text`` (its text blocks) keep everything that arrived."""
 
-    def __init__(self, cause: RelayError, partial: dict[str, Any]) -> None:
+    def __init__(self, cause: RelayError, partial: dict[str, Any], text: str) -> None:
         self.cause = cause
         self.partial = partial
+        self.text = text
         super().__init__(
             f"The reply is incomplete: {cause.what[:1].lower()}{cause.what[1:]}",
             fix=cause.fix or "send the request again; the text received before the failure is kept below",

@@ -91,11 +91,6 @@ class RelayClient:
         self._http = http
         self._backoff_base = backoff_base
 
-    def _headers(self, key: SecretStr | None, accept: str) -> dict[str, str]:
-        if key is None:
-            raise MissingKeyError()
-        return {"x-api-key": key.get_secret_value(), "accept": accept}
-
     async def list_models(self, key: SecretStr | None, *, on_retry: OnRetry | None = None) -> list[dict[str, Any]]:
         """The chat model catalogue, unwrapped from ``{code, message, data}``."""
         headers = {"accept": "application/json"}
@@ -109,14 +104,9 @@ class RelayClient:
                     parsed = json.loads(body)
                 except ValueError:
                     parsed = None
-                if (
-                    response.status_code == 200
-                    and isinstance(parsed, dict)
-                    and parsed.get("code") == 0
-                    and isinstance(parsed.get("data"), list)
-                ):
-                    return [entry for entry in parsed["data"] if isinstance(entry, dict) and "name" in entry]
                 if response.status_code == 200 and isinstance(parsed, dict) and parsed.get("code") == 0:
+                    if isinstance(parsed.get("data"), list):
+                        return [entry for entry in parsed["data"] if isinstance(entry, dict) and "name" in entry]
                     raise RelayError(
                         "The relay's model catalogue has an unexpected shape",
                         fix="check AITOEARN_BASE_URL points at the AiToEarn site",
@@ -140,9 +130,14 @@ class RelayClient:
         could bill twice. A failure after that raises IncompleteReplyError with the
         partial message when anything arrived.
         """
-        headers = self._headers(key, "text/event-stream")
-        headers["content-type"] = "application/json"
-        headers["anthropic-version"] = "2023-06-01"
+        if key is None:
+            raise MissingKeyError()
+        headers = {
+            "x-api-key": key.get_secret_value(),
+            "accept": "text/event-stream",
+            "content-type": "application/json",
+            "anthropic-version": "2023-06-01",
+        }
         url = self._config.base_url + MESSAGES_PATH
 
         async def attempt() -> dict[str, Any]:
@@ -169,15 +164,11 @@ class RelayClient:
 
         try:
             return await self._with_retries(attempt, key, on_retry, what="send the message")
-        except _Failure as failure:
-            error: RelayError = failure.args[0]
+        except (_Failure, RelayTimeoutError) as exc:  # a deadline can fall before or during the reply
+            error: RelayError = exc.args[0] if isinstance(exc, _Failure) else exc
             if accumulator.started:
-                error = IncompleteReplyError(error, accumulator.message(partial=True))
+                error = IncompleteReplyError(error, accumulator.message(partial=True), accumulator.text())
             raise _scrub(error, key) from None
-        except RelayTimeoutError as error:
-            if accumulator.started:
-                raise _scrub(IncompleteReplyError(error, accumulator.message(partial=True)), key) from None
-            raise
 
     async def _with_retries(
         self, attempt: Callable[[], Awaitable[Any]], key: SecretStr | None, on_retry: OnRetry | None, *, what: str
@@ -191,10 +182,7 @@ class RelayClient:
                     except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
                         error: RelayError = _connect_failure(exc, self._config)
                     except httpx2.TimeoutException:
-                        raise RelayTimeoutError(
-                            f"The relay sent nothing for {self._config.read_timeout:g} s (idle read timeout)",
-                            fix="raise AITOEARN_READ_TIMEOUT or --read-timeout, or try again",
-                        ) from None
+                        raise _read_timeout(self._config, None) from None
                     except httpx2.TransportError as exc:
                         error = UnavailableError(
                             f"The connection to the relay failed before it answered ({type(exc).__name__})",
@@ -214,6 +202,8 @@ class RelayClient:
                         await on_retry(message)
                     await anyio.sleep(delay)
         except TimeoutError:
+            if deadline is None:
+                raise
             raise RelayTimeoutError(
                 f"The call ran past the overall deadline of {deadline:g} s",
                 fix="raise AITOEARN_DEADLINE or --deadline, or ask for a shorter reply (smaller max_tokens)",
@@ -313,13 +303,17 @@ def _connect_failure(exc: Exception, config: Config) -> RelayError:
     )
 
 
+def _read_timeout(config: Config, request_id: str | None) -> RelayError:
+    return RelayTimeoutError(
+        f"The relay sent nothing for {config.read_timeout:g} s (idle read timeout)",
+        fix="raise AITOEARN_READ_TIMEOUT or --read-timeout, or try again",
+        request_id=request_id,
+    )
+
+
 def _stream_failure(exc: Exception, config: Config, request_id: str | None) -> RelayError:
     if isinstance(exc, httpx2.TimeoutException):
-        return RelayTimeoutError(
-            f"The relay sent nothing for {config.read_timeout:g} s (idle read timeout)",
-            fix="raise AITOEARN_READ_TIMEOUT or --read-timeout, or try again",
-            request_id=request_id,
-        )
+        return _read_timeout(config, request_id)
     if isinstance(exc, httpx2.SSEError):
         return RelayError(
             f"The relay sent an event over {MAX_EVENT_BYTES:,} bytes",

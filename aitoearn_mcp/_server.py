@@ -292,9 +292,7 @@ def create_server(config: Config) -> MCPServer:
             error.args = (error.render(),)
         if not isinstance(error, IncompleteReplyError):
             return _error_result(str(error))
-        partial = MessageAccumulator()
-        partial.feed({"type": "message_start", "message": error.partial})
-        text = partial.text()
+        text = error.text
         summary = f"{error} {len(text):,} characters of text arrived before the failure"
         if not text:
             return _error_result(summary + ".", error.partial)
