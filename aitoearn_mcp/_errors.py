@@ -64,7 +64,7 @@ class RelayError(Exception):
     def render(self) -> str:
         parts = [self.what.rstrip(".") + "."]
         if self.detail:
-            parts.append(f"Relay said: {self.detail}.")
+            parts.append(f"Relay said: {self.detail.rstrip('.')}.")
         if self.fix:
             parts.append(f"Fix: {self.fix.rstrip('.')}.")
         if self.request_id:
