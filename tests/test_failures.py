@@ -132,7 +132,7 @@ async def test_failure_is_an_actionable_error(relay: FakeRelay, name: str) -> No
         assert HALF_TEXT not in text
 
 
-async def test_backoff_without_retry_after_waits_and_logs(relay: FakeRelay) -> None:
+async def test_backoff_without_retry_after_waits_and_logs(relay: FakeRelay, caplog: pytest.LogCaptureFixture) -> None:
     relay.enqueue(MESSAGES, anthropic(503, "api_error", "unavailable"), Reply.sse(sse.text_reply(["fine"])))
     logs: list[str] = []
 
@@ -146,6 +146,7 @@ async def test_backoff_without_retry_after_waits_and_logs(relay: FakeRelay) -> N
     assert result.content[0].text == "fine"
     assert 0.25 <= waited < 2.0  # first backoff: 0.25-0.5 s with jitter
     assert len(logs) == 1 and "attempt 1 of 3" in logs[0] and "retrying in" in logs[0]
+    assert [r.getMessage() for r in caplog.records if r.name == "aitoearn_mcp" and r.levelname == "WARNING"] == logs
 
 
 async def test_retry_after_is_honoured(relay: FakeRelay) -> None:
