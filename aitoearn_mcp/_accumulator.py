@@ -188,10 +188,7 @@ class MessageAccumulator:
         return block
 
     def _delta(self, event: Mapping[str, Any]) -> None:
-        block = self._by_index.get(event.get("index"))  # pyright: ignore[reportArgumentType] (None or junk: no block)
-        if block is None:
-            self._block(event)  # raises, naming the block
-            return
+        block = self._block(event)
         delta = event.get("delta") or {}
         kind = delta.get("type")
         if kind == "text_delta":
