@@ -150,11 +150,16 @@ class HttpSettings:
             raise ConfigError(f"the port must be 1-65535, got {self.port}")
         if self.workers < 1:
             raise ConfigError(f"workers must be 1 or more, got {self.workers}")
-        if self.host in _WILDCARD and not self.allowed_hosts:
+        if self.wildcard and not self.allowed_hosts:
             raise ConfigError(
                 f"binding to all interfaces ({self.host or 'empty host'}) needs --allowed-host NAME "
                 "(or AITOEARN_HTTP_ALLOWED_HOSTS): the host name clients use to reach this server"
             )
+
+    @property
+    def wildcard(self) -> bool:
+        """Bound to all interfaces: no single address names the server."""
+        return self.host in _WILDCARD
 
     @property
     def loopback(self) -> bool:

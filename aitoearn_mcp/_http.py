@@ -9,7 +9,6 @@ a loopback bind; on any other bind a keyless request gets HTTP 401.
 from __future__ import annotations
 
 import dataclasses
-import json
 
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
@@ -35,7 +34,7 @@ def _security(settings: HttpSettings) -> TransportSecuritySettings:
     hosts: list[str] = []
     if settings.loopback:
         hosts += ["127.0.0.1", "localhost", "[::1]"]
-    elif settings.host not in ("0.0.0.0", "::"):
+    elif not settings.wildcard:
         hosts.append(f"[{settings.host}]" if ":" in settings.host else settings.host)
     hosts += settings.allowed_hosts
     origins = [f"{scheme}://{host}" for host in hosts for scheme in ("http", "https")]
@@ -56,11 +55,9 @@ class _RequireCallerKey:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         is_mcp = scope["type"] == "http" and scope["path"].rstrip("/") == self.path and scope["method"] != "OPTIONS"
         if is_mcp and key_from_headers(Request(scope).headers) is None:
-            body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32001, "message": _NO_KEY}}
-            response = Response(
-                json.dumps(body, ensure_ascii=False),
+            response = JSONResponse(
+                {"jsonrpc": "2.0", "id": None, "error": {"code": -32001, "message": _NO_KEY}},
                 status_code=401,
-                media_type="application/json",
                 headers={"www-authenticate": 'Bearer realm="aitoearn-mcp"'},
             )
             await response(scope, receive, send)
