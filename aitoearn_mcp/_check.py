@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 from ._accumulator import MessageAccumulator
 from ._config import Config
+from ._dto import build_message_body
 from ._errors import MissingKeyError, RelayError
 from ._relay import RelayClient, new_http_client
 
@@ -46,9 +46,12 @@ async def run_check(config: Config, *, send: bool, model: str | None, say: Calla
         if chosen is None:
             say("Send:      FAIL no model to try; pass --model NAME")
             return False
-        body = {"model": chosen, "max_tokens": 1, "messages": [{"role": "user", "content": "Hi"}], "stream": True}
+        # The same request path as the tool: validated, defaults filled, streaming.
+        _, body = build_message_body(
+            {"model": chosen, "max_tokens": 1, "messages": [{"role": "user", "content": "Hi"}]}
+        )
         try:
-            message = await relay.send_message(json.dumps(body).encode(), config.api_key, MessageAccumulator())
+            message = await relay.send_message(body, config.api_key, MessageAccumulator())
         except RelayError as exc:
             say(f"Send:      FAIL {exc}")
             return False
