@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from ._accumulator import MessageAccumulator, StreamFormatError
+from ._chat_accumulator import ChatCompletionAccumulator
 from ._config import Config, ConfigError
 from ._errors import (
     AuthError,
@@ -17,10 +18,13 @@ from ._errors import (
     UnavailableError,
 )
 from ._relay import RelayClient
+from ._reply import ReplyAccumulator
+from ._routes import Route
 from ._server import create_server
 
 __all__ = [
     "AuthError",
+    "ChatCompletionAccumulator",
     "Config",
     "ConfigError",
     "CreditsError",
@@ -32,7 +36,9 @@ __all__ = [
     "RelayClient",
     "RelayError",
     "RelayTimeoutError",
+    "ReplyAccumulator",
     "RequestRejectedError",
+    "Route",
     "StreamFormatError",
     "UnavailableError",
     "__version__",

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MessageAccumulator", "StreamFormatError"]
+__all__ = ["MessageAccumulator", "Pieces", "StreamFormatError"]
 
 
 class StreamFormatError(ValueError):
@@ -21,7 +21,7 @@ class StreamFormatError(ValueError):
 _PACK = 256  # pieces joined into one string at a time
 
 
-class _Pieces:
+class Pieces:
     """Text that arrives in small pieces. Every _PACK pieces are joined into one string: the
     cost stays linear, and thousands of tiny strings do not pin the memory of the event
     objects they arrived in (the server's peak RSS grew ~20 MB per 50,000 deltas without it)."""
@@ -61,9 +61,9 @@ class _Block:
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.data = data
-        self.text_parts = _Pieces()
-        self.thinking_parts = _Pieces()
-        self.json_parts = _Pieces()
+        self.text_parts = Pieces()
+        self.thinking_parts = Pieces()
+        self.json_parts = Pieces()
         self.citations: list[Any] = []
         self.signature: str | None = None
 

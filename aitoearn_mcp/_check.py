@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from ._accumulator import MessageAccumulator
 from ._config import Config
-from ._dto import build_message_body
+from ._dto import parse_send_message_args
 from ._errors import MissingKeyError, RelayError
 from ._relay import RelayClient, new_http_client
+from ._reply import ReplyAccumulator
+from ._request import prepare_request
+from ._routes import plan_route
 
 __all__ = ["mask", "run_check"]
 
@@ -29,35 +32,37 @@ async def run_check(config: Config, *, send: bool, model: str | None, say: Calla
         say(f"API key:   set ({mask(config.api_key.get_secret_value())}, from AITOEARN_API_KEY)")
     async with new_http_client(config) as http:
         relay = RelayClient(config, http)
-        names: list[str] = []
+        entries: list[dict[str, Any]] = []
         try:
             entries = await relay.list_models(config.api_key)
-            names = [str(e["name"]) for e in entries]
-            anthropic = [str(e["name"]) for e in entries if e.get("channel") == "anthropic"]
-            say(f"Catalogue: reachable, {len(entries)} chat models ({len(anthropic)} on the anthropic channel)")
+            channels = sorted({str(e.get("channel")) for e in entries})
+            say(f"Catalogue: reachable, {len(entries)} chat models (channels: {', '.join(channels)})")
         except RelayError as exc:
             say(f"Catalogue: FAIL {exc}")
             ok = False
-            anthropic = []
         if not send:
             say("Send:      skipped (add --send to make one call with max_tokens 1; it spends a few credits)")
             return ok
+        names = [str(e["name"]) for e in entries]
+        anthropic = [str(e["name"]) for e in entries if e.get("channel") == "anthropic"]
         chosen = model or (anthropic[0] if anthropic else (names[0] if names else None))
         if chosen is None:
             say("Send:      FAIL no model to try; pass --model NAME")
             return False
-        # The same request path as the tool: validated, defaults filled, streaming.
-        _, body = build_message_body(
+        # The same request path as the tool: validated, routed by channel, streaming.
+        request, given = parse_send_message_args(
             {"model": chosen, "max_tokens": 1, "messages": [{"role": "user", "content": "Hi"}]}
         )
+        entry = next((e for e in entries if e["name"] == chosen), None)
+        prepared = prepare_request(plan_route(config.route, entry).first, request, given, entry)
         try:
-            message = await relay.send_message(body, config.api_key, MessageAccumulator())
+            message = await relay.send_message(prepared.route, prepared.body, config.api_key, ReplyAccumulator())
         except RelayError as exc:
             say(f"Send:      FAIL {exc}")
             return False
         usage = message.get("usage") or {}
         say(
-            f"Send:      {chosen} answered (stop_reason {message.get('stop_reason')}, "
+            f"Send:      {chosen} answered on the {prepared.route} route (stop_reason {message.get('stop_reason')}, "
             f"{usage.get('input_tokens', '?')} in / {usage.get('output_tokens', '?')} out tokens; "
             "this spent a few credits)"
         )

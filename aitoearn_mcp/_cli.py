@@ -25,6 +25,11 @@ def _settings_flags() -> argparse.ArgumentParser:
     relay.add_argument("--read-timeout", type=float, help="idle seconds between bytes (AITOEARN_READ_TIMEOUT; 120)")
     relay.add_argument("--deadline", type=float, help="overall seconds per call (AITOEARN_DEADLINE; none)")
     relay.add_argument("--models-cache-ttl", type=float, help="seconds (AITOEARN_MODELS_CACHE_TTL; 300)")
+    relay.add_argument(
+        "--route",
+        choices=["auto", "messages", "chat-completions"],
+        help="relay route for send_message: by the model's channel, or always one (AITOEARN_ROUTE; auto)",
+    )
     return flags
 
 
@@ -62,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = with_overrides(
             Config.from_env(),
             **{name: given.get(name) for name in ("base_url", "max_retries", "connect_timeout", "read_timeout",
-                                                  "deadline", "models_cache_ttl")},
+                                                  "deadline", "models_cache_ttl", "route")},
         )  # fmt: skip
         http = None
         if args.transport == "streamable-http":

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
+from ._routes import ROUTE_SETTINGS
+
 __all__ = ["DEFAULT_BASE_URL", "Config", "ConfigError", "HttpSettings", "normalize_base_url", "with_overrides"]
 
 DEFAULT_BASE_URL = "https://aitoearn.ai"
@@ -78,9 +80,12 @@ class Config:
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
     deadline: float | None = None
+    route: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalize_base_url(self.base_url))
+        if self.route not in ROUTE_SETTINGS:
+            raise ConfigError(f"AITOEARN_ROUTE must be one of {', '.join(ROUTE_SETTINGS)}, got {self.route!r}")
         if self.max_retries < 0:
             raise ConfigError(f"max retries must be zero or more, got {self.max_retries}")
         for name in ("connect_timeout", "read_timeout"):
@@ -106,6 +111,7 @@ class Config:
             connect_timeout=_number(env, "AITOEARN_CONNECT_TIMEOUT", 10.0) or 0.0,
             read_timeout=_number(env, "AITOEARN_READ_TIMEOUT", 120.0) or 0.0,
             deadline=deadline or None,
+            route=env.get("AITOEARN_ROUTE", "").strip() or "auto",
         )
 
     def to_env(self) -> dict[str, str]:
@@ -117,6 +123,7 @@ class Config:
             "AITOEARN_CONNECT_TIMEOUT": str(self.connect_timeout),
             "AITOEARN_READ_TIMEOUT": str(self.read_timeout),
             "AITOEARN_DEADLINE": str(self.deadline or ""),
+            "AITOEARN_ROUTE": self.route,
         }
 
 

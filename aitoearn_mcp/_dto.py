@@ -2,13 +2,11 @@
 JSON schemas the tools publish.
 
 The input models carry the docs the agent sees. Validation names the field and the fix;
-the body sent upstream is the caller's own arguments (every extra field kept) with the
-defaults filled in and ``stream`` forced on.
+the caller's own arguments (every extra field kept) go on to the request builder.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -26,14 +24,11 @@ from pydantic.json_schema import GenerateJsonSchema, SkipJsonSchema
 from ._errors import InputError
 
 __all__ = [
-    "MAX_REQUEST_BYTES",
     "ListModelsInput",
     "SendMessageInput",
-    "build_message_body",
     "parse_list_models_args",
+    "parse_send_message_args",
 ]
-
-MAX_REQUEST_BYTES = 50 * 1024 * 1024  # the relay's documented body limit
 MAX_TOKENS_LIMIT = 9007199254740991  # ClaudeChatProxyDto's maximum (2**53 - 1)
 
 # Optional fields: absent or null upstream alike; the schema shows only the real type.
@@ -198,35 +193,21 @@ def parse_list_models_args(arguments: dict[str, Any]) -> ListModelsInput:
         raise _explain(exc, "list_models") from None
 
 
-def build_message_body(arguments: dict[str, Any]) -> tuple[SendMessageInput, bytes]:
-    """Validate send_message arguments and return them with the exact JSON body to send.
-
-    The body is the caller's arguments as given (extra fields and all), with
-    ``max_tokens`` defaulted and ``stream: true``: this server always streams.
-    """
+def parse_send_message_args(arguments: dict[str, Any]) -> tuple[SendMessageInput, dict[str, Any]]:
+    """Validate send_message arguments; return them as the model and as the caller sent them,
+    extra fields and all, less the known optional fields sent as null ("not given")."""
     try:
         request = SendMessageInput.model_validate(arguments)
     except ValidationError as exc:
         raise _explain(exc, "send_message") from None
-    # A known optional field sent as null means "not given": leave it out upstream.
-    body = {k: v for k, v in arguments.items() if v is not None or k not in SendMessageInput.model_fields}
-    body.update(max_tokens=request.max_tokens, stream=True)
-    try:
-        encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-    except ValueError as exc:
-        raise InputError(f"Invalid arguments for send_message: {exc}. Nothing was sent.") from None
-    if len(encoded) > MAX_REQUEST_BYTES:
-        raise InputError(
-            f"Invalid arguments for send_message: the request is {len(encoded):,} bytes, over the relay's "
-            f"{MAX_REQUEST_BYTES:,}-byte limit; fix: send fewer or smaller messages or attachments. Nothing was sent."
-        )
-    return request, encoded
+    given = {k: v for k, v in arguments.items() if v is not None or k not in SendMessageInput.model_fields}
+    return request, given
 
 
 # Output schemas: what structuredContent holds. Open objects, since the relay adds fields.
 MESSAGE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "description": "The reply as an Anthropic Message.",
+    "description": "The reply as an Anthropic Message, plus route, credits and notes.",
     "properties": {
         "id": {"type": "string"},
         "type": {"type": "string"},
@@ -239,6 +220,13 @@ MESSAGE_SCHEMA: dict[str, Any] = {
         "stop_reason": {"type": ["string", "null"]},
         "stop_sequence": {"type": ["string", "null"]},
         "usage": {"type": "object"},
+        "route": {"type": "string", "description": "The relay route that served the call."},
+        "credits": {
+            "type": "object",
+            "description": "The call's cost in AiToEarn credits, estimated from list_models pricing.",
+            "properties": {"estimate": {"type": ["string", "null"]}, "basis": {"type": "string"}},
+        },
+        "notes": {"type": "array", "items": {"type": "string"}, "description": "What the agent should know."},
     },
     "required": ["content"],
 }

@@ -23,6 +23,8 @@ __all__ = [
     "RequestRejectedError",
     "UnavailableError",
     "error_from_response",
+    "provider_error",
+    "stream_error_text",
 ]
 
 KEYS_PAGE = "Settings → API Key on the AiToEarn site that issued your key"
@@ -176,20 +178,51 @@ _ANTHROPIC_TYPES: dict[str, tuple[type[RelayError], str, str]] = {
 }
 
 
-def anthropic_error(error: Mapping[str, Any], *, status: int | None, request_id: str | None) -> RelayError:
-    """Map an Anthropic ``{"type": ..., "message": ...}`` error object (body or stream event)."""
+# OpenAI error codes (the relay's OpenAI-compatible route) that say more than the status.
+_OPENAI_CODES: dict[str, tuple[type[RelayError], str, str]] = {
+    "invalid_api_key": (AuthError, "The relay rejected the API key", _AUTH_FIX),
+    "model_not_found": (InvalidModelError, "The relay does not accept this model", _MODEL_FIX),
+    "insufficient_quota": (CreditsError, "The account is out of credits", _CREDITS_FIX),
+    "context_length_exceeded": (
+        RequestRejectedError,
+        "The request is longer than the model's context window",
+        "send fewer or shorter messages",
+    ),
+    "rate_limit_exceeded": (UnavailableError, "The relay is rate limiting this key", "wait and try again"),
+    "server_error": (UnavailableError, "The relay had an internal error", _RETRY_FIX),
+}
+
+
+def provider_error(error: Mapping[str, Any], *, status: int | None, request_id: str | None) -> RelayError:
+    """Map a provider's error object, in a body or a stream event: Anthropic's ``{"type",
+    "message"}`` or OpenAI's ``{"message", "type", "code"}``."""
     kind = str(error.get("type") or "error")
+    code = error.get("code")
     message = str(error.get("message") or "")
-    detail = f"{kind}: {message}" if message else kind
-    common: dict[str, Any] = {"detail": detail, "status": status, "code": kind, "request_id": request_id}
-    if kind in _ANTHROPIC_TYPES:
-        cls, what, fix = _ANTHROPIC_TYPES[kind]
+    label = str(code) if code not in (None, "") else kind
+    detail = f"{label}: {message}" if message else label
+    common: dict[str, Any] = {"detail": detail, "status": status, "code": label, "request_id": request_id}
+    found = _OPENAI_CODES.get(str(code)) or _OPENAI_CODES.get(kind) or _ANTHROPIC_TYPES.get(kind)
+    if found is not None:
+        cls, what, fix = found
         if kind == "not_found_error" and "model" in message.lower():
-            cls, what = InvalidModelError, "The relay does not accept this model"
+            cls, what, fix = InvalidModelError, "The relay does not accept this model", _MODEL_FIX
         return cls(what, fix=fix, **common)
+    if status in (401, 403):
+        return AuthError("The relay rejected the API key", fix=_AUTH_FIX, **common)
+    if status == 404 and "model" in message.lower():
+        return InvalidModelError("The relay does not accept this model", fix=_MODEL_FIX, **common)
     if (status is not None and status in RETRYABLE_STATUSES) or _sounds_overloaded(message):
         return UnavailableError("The relay failed to answer", fix=_RETRY_FIX, **common)
     return RequestRejectedError("The relay refused the request", fix="read the relay's message", **common)
+
+
+def stream_error_text(text: str, request_id: str | None) -> RelayError:
+    """An ``event: error`` whose data is plain text (the relay's NestJS backend writes these)."""
+    detail = " ".join(text.split())[:500]
+    cls = UnavailableError if _sounds_overloaded(detail) else RelayError
+    return cls("The relay reported an error mid-reply", detail=detail, fix="send the request again",
+               request_id=request_id)  # fmt: skip
 
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
@@ -251,11 +284,14 @@ def error_from_response(status: int, headers: Mapping[str, str], body: bytes, *,
     request_id = request_id_from(headers, parsed)
     error: RelayError
     if isinstance(parsed, Mapping) and isinstance(parsed.get("error"), Mapping):
-        error = anthropic_error(parsed["error"], status=status, request_id=request_id)
+        error = provider_error(parsed["error"], status=status, request_id=request_id)
     elif isinstance(parsed, Mapping) and "code" in parsed and parsed.get("code") != 0:
         error = _wrapper_error(parsed, status, request_id)
     else:
         summary = _summarise_page(text) if text.strip() else "empty body"
+        if isinstance(parsed, Mapping) and parsed.get("message"):  # NestJS: {"statusCode", "message", "error"}
+            said = parsed["message"]
+            summary = ("; ".join(map(str, said)) if isinstance(said, list) else str(said))[:300]
         what = f"The relay answered HTTP {status}"
         common: dict[str, Any] = {"detail": summary, "status": status, "code": status, "request_id": request_id}
         if status in RETRYABLE_STATUSES:

@@ -1,4 +1,4 @@
-"""The relay client: HTTP, retries, timeouts and error parsing for the two routes.
+"""The relay client: HTTP, retries, timeouts and error parsing for the relay's routes.
 
 One ``httpx2.AsyncClient`` per process carries every call. The key travels per call
 (streamable-HTTP deployments serve many callers) and is scrubbed from every error.
@@ -19,7 +19,7 @@ import httpx2
 from pydantic import SecretStr
 
 from . import __version__
-from ._accumulator import MessageAccumulator, StreamFormatError
+from ._accumulator import StreamFormatError
 from ._config import Config
 from ._errors import (
     IncompleteReplyError,
@@ -27,17 +27,19 @@ from ._errors import (
     RelayError,
     RelayTimeoutError,
     UnavailableError,
-    anthropic_error,
     error_from_response,
+    provider_error,
     request_id_from,
+    stream_error_text,
 )
+from ._reply import ReplyAccumulator
+from ._routes import Route
 
-__all__ = ["MESSAGES_PATH", "MODELS_PATH", "RelayClient", "new_http_client"]
+__all__ = ["MODELS_PATH", "RelayClient", "new_http_client"]
 
 logger = logging.getLogger("aitoearn_mcp")
 
 MODELS_PATH = "/api/ai/models/chat"
-MESSAGES_PATH = "/api/ai/v1/messages"
 MAX_EVENT_BYTES = 16 * 1024 * 1024  # one SSE event; a sane reply block is far smaller
 MAX_ERROR_BODY_BYTES = 256 * 1024  # enough for any error text, never a whole page
 MAX_JSON_BODY_BYTES = 64 * 1024 * 1024
@@ -91,7 +93,9 @@ class RelayClient:
         self._http = http
         self._backoff_base = backoff_base
 
-    async def list_models(self, key: SecretStr | None, *, on_retry: OnRetry | None = None) -> list[dict[str, Any]]:
+    async def list_models(
+        self, key: SecretStr | None, *, on_retry: OnRetry | None = None, max_retries: int | None = None
+    ) -> list[dict[str, Any]]:
         """The chat model catalogue, unwrapped from ``{code, message, data}``."""
         headers = {"accept": "application/json"}
         if key is not None:  # public route; the key does no harm and may unlock more
@@ -114,17 +118,19 @@ class RelayClient:
                     )
                 raise error_from_response(response.status_code, response.headers, body, now=time.time())
 
-        return await self._with_retries(attempt, key, on_retry, what="list the models")
+        return await self._with_retries(attempt, key, on_retry, what="list the models", max_retries=max_retries)
 
     async def send_message(
         self,
+        route: Route,
         body: bytes,
         key: SecretStr | None,
-        accumulator: MessageAccumulator,
+        accumulator: ReplyAccumulator,
         *,
         on_retry: OnRetry | None = None,
     ) -> dict[str, Any]:
-        """POST the body, stream the reply into ``accumulator`` and return the Message.
+        """POST the body to ``route``, stream the reply into ``accumulator`` and return the
+        Message (Anthropic-shaped whichever protocol the relay spoke).
 
         Retries happen only before the relay answered 200: once it did, a second request
         could bill twice. A failure after that raises IncompleteReplyError with the
@@ -132,13 +138,12 @@ class RelayClient:
         """
         if key is None:
             raise MissingKeyError()
-        headers = {
-            "x-api-key": key.get_secret_value(),
-            "accept": "text/event-stream",
-            "content-type": "application/json",
-            "anthropic-version": "2023-06-01",
-        }
-        url = self._config.base_url + MESSAGES_PATH
+        headers = {"accept": "text/event-stream", "content-type": "application/json"}
+        if route is Route.MESSAGES:
+            headers |= {"x-api-key": key.get_secret_value(), "anthropic-version": "2023-06-01"}
+        else:  # the OpenAI-compatible route takes the key as a bearer token only
+            headers["authorization"] = f"Bearer {key.get_secret_value()}"
+        url = self._config.base_url + route.path
 
         async def attempt() -> dict[str, Any]:
             async with self._http.stream("POST", url, content=body, headers=headers) as response:
@@ -146,12 +151,9 @@ class RelayClient:
                 if response.status_code != 200 or content_type != "text/event-stream":
                     is_json = response.status_code == 200 and content_type == "application/json"
                     raw = await _read_capped(response, MAX_JSON_BODY_BYTES if is_json else MAX_ERROR_BODY_BYTES)
-                    message = _json_message(raw) if is_json else None
-                    if message is None:
+                    # A relay may answer a streamed request with one whole JSON reply.
+                    if not (is_json and accumulator.feed_whole(_json_or_none(raw))):
                         raise error_from_response(response.status_code, response.headers, raw, now=time.time())
-                    # A relay may answer a streamed request with one JSON Message: take it as a stream.
-                    accumulator.feed({"type": "message_start", "message": message})
-                    accumulator.feed({"type": "message_stop"})
                     return accumulator.message()
                 request_id = request_id_from(response.headers)
                 try:
@@ -171,12 +173,19 @@ class RelayClient:
             raise _scrub(error, key) from None
 
     async def _with_retries(
-        self, attempt: Callable[[], Awaitable[Any]], key: SecretStr | None, on_retry: OnRetry | None, *, what: str
+        self,
+        attempt: Callable[[], Awaitable[Any]],
+        key: SecretStr | None,
+        on_retry: OnRetry | None,
+        *,
+        what: str,
+        max_retries: int | None = None,
     ) -> Any:
         deadline = self._config.deadline
+        retries = self._config.max_retries if max_retries is None else max_retries
         try:
             with anyio.fail_after(deadline) if deadline else contextlib.nullcontext():
-                for number in range(self._config.max_retries + 1):
+                for number in range(retries + 1):
                     try:
                         return await attempt()
                     except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
@@ -190,11 +199,11 @@ class RelayClient:
                         )
                     except RelayError as exc:
                         error = _scrub(exc, key)
-                    if not error.retryable or number == self._config.max_retries:
+                    if not error.retryable or number == retries:
                         raise error
                     delay = self._delay(number, error.retry_after)
                     message = (
-                        f"Could not {what} (attempt {number + 1} of {self._config.max_retries + 1}): "
+                        f"Could not {what} (attempt {number + 1} of {retries + 1}): "
                         f"{error.what}; retrying in {delay:.1f} s"
                     )
                     logger.warning(message)
@@ -242,9 +251,7 @@ async def _read_capped(response: httpx2.Response, limit: int) -> bytes:
     return b"".join(chunks)[:limit]
 
 
-async def _read_event_stream(
-    response: httpx2.Response, accumulator: MessageAccumulator, request_id: str | None
-) -> None:
+async def _read_event_stream(response: httpx2.Response, accumulator: ReplyAccumulator, request_id: str | None) -> None:
     # EventSource.__aiter__ is an async generator; kept by hand so it can be resumed and closed.
     events = cast(
         AsyncGenerator[httpx2.ServerSentEvent, None],
@@ -252,24 +259,31 @@ async def _read_event_stream(
     )
     try:
         async for sse in events:
-            if sse.event == "ping" or not sse.data:
+            data = sse.data
+            if sse.event == "ping" or not data:
                 continue
+            if data == "[DONE]":  # the end of an OpenAI stream
+                accumulator.done()
+                break
             try:
-                event = json.loads(sse.data)
+                event = json.loads(data)
             except ValueError:
-                raise StreamFormatError(f"an event's data is not JSON: {sse.data[:80]!r}") from None
+                if sse.event == "error":  # the relay's own mid-stream failure, in plain text
+                    raise stream_error_text(data, request_id) from None
+                raise StreamFormatError(f"an event's data is not JSON: {data[:80]!r}") from None
             if not isinstance(event, dict):
-                raise StreamFormatError(f"an event's data is not a JSON object: {sse.data[:80]!r}")
-            event.setdefault("type", sse.event)
-            if event["type"] == "error":
+                raise StreamFormatError(f"an event's data is not a JSON object: {data[:80]!r}")
+            if "type" not in event and sse.event != "message":
+                event["type"] = sse.event  # the type on the event: line only
+            if event.get("type") == "error" or ("error" in event and "choices" not in event):
                 error = event.get("error")
-                raise anthropic_error(error if isinstance(error, dict) else {}, status=200, request_id=request_id)
+                raise provider_error(error if isinstance(error, dict) else event, status=200, request_id=request_id)
             accumulator.feed(event)
             if accumulator.complete:
                 break
-        else:
+        if not accumulator.ended:
             raise UnavailableError(
-                "The stream ended before message_stop",
+                f"The stream ended before {accumulator.expected_end}",
                 fix="send the request again; the text received before the failure is kept below",
                 request_id=request_id,
             )
@@ -283,12 +297,11 @@ async def _read_event_stream(
         await events.aclose()
 
 
-def _json_message(raw: bytes) -> dict[str, Any] | None:
+def _json_or_none(raw: bytes) -> Any:
     try:
-        parsed = json.loads(raw)
+        return json.loads(raw)
     except ValueError:
         return None
-    return parsed if isinstance(parsed, dict) and parsed.get("type") == "message" else None
 
 
 def _connect_failure(exc: Exception, config: Config) -> RelayError:

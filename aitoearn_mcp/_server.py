@@ -1,7 +1,7 @@
 """The MCP server: two tools, their results, and where the caller's key comes from.
 
-Data flows one way: tool arguments → DTO and request body → RelayClient → events →
-MessageAccumulator → CallToolResult.
+Data flows one way: tool arguments → DTO → route and request body → RelayClient → events →
+ReplyAccumulator → CallToolResult.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import warnings
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast, get_args
 
 import anyio
@@ -25,7 +25,6 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.types import (
     CallToolResult,
-    ContentBlock,
     EmptyResult,
     LoggingLevel,
     SetLevelRequestParams,
@@ -35,19 +34,23 @@ from mcp.types import (
 from pydantic import ConfigDict, SecretStr
 
 from . import __version__
-from ._accumulator import MessageAccumulator
+from ._catalogue import Catalogue
 from ._config import Config
 from ._dto import (
     MESSAGE_SCHEMA,
     MODELS_SCHEMA,
     ListModelsInput,
     SendMessageInput,
-    build_message_body,
     input_schema,
     parse_list_models_args,
+    parse_send_message_args,
 )
 from ._errors import IncompleteReplyError, InputError, InvalidModelError, MissingKeyError, RelayError
 from ._relay import RelayClient, new_http_client
+from ._reply import ReplyAccumulator
+from ._request import PreparedRequest, prepare_request
+from ._result import call_notes, error_result, format_model_line, reply_result
+from ._routes import Route, plan_route
 
 __all__ = ["create_server", "key_from_headers"]
 
@@ -58,7 +61,7 @@ PROGRESS_TAIL = 40  # characters of the latest text shown in a progress message
 
 INSTRUCTIONS = (
     "Delegate work to other models sold through AiToEarn: list_models shows the catalogue, "
-    "send_message runs one Anthropic Messages request and returns the whole reply."
+    "send_message runs one Anthropic Messages request on any listed model and returns the whole reply."
 )
 
 LIST_MODELS_DESCRIPTION = (
@@ -68,10 +71,10 @@ LIST_MODELS_DESCRIPTION = (
 )
 
 SEND_MESSAGE_DESCRIPTION = (
-    "Send one Anthropic Messages request to a model from list_models and return the whole reply. "
-    "Text content is the reply's text; structured content is the full Message (thinking and tool_use "
-    "blocks, stop_reason, usage). Spends AiToEarn credits. Streams with progress; cancelling stops "
-    "generation. Extra Anthropic fields are passed on unchanged."
+    "Send one Anthropic Messages request to any model from list_models and return the whole reply. "
+    "Text content is the reply's text and notes; structured content is the full Message (thinking and "
+    "tool_use blocks, stop_reason, usage) with route, credits estimate and notes. Spends AiToEarn credits. "
+    "Streams with progress; cancelling stops generation. Extra Anthropic fields are passed on."
 )
 
 
@@ -98,28 +101,9 @@ def key_from_headers(headers: Mapping[str, str] | None) -> SecretStr | None:
 
 
 @dataclass
-class _Catalogue:
-    """The model list, cached for ``ttl`` seconds; one fetch at a time."""
-
-    ttl: float
-    entries: list[dict[str, Any]] = field(default_factory=list)
-    fetched_at: float = float("-inf")
-    lock: anyio.Lock = field(default_factory=anyio.Lock)
-
-    async def get(
-        self, relay: RelayClient, key: SecretStr | None, *, refresh: bool, ctx: Context
-    ) -> list[dict[str, Any]]:
-        async with self.lock:
-            if refresh or time.monotonic() - self.fetched_at >= self.ttl:
-                self.entries = await relay.list_models(key, on_retry=functools.partial(_log_to_client, ctx))
-                self.fetched_at = time.monotonic()
-            return self.entries
-
-
-@dataclass
 class _State:
     relay: RelayClient
-    catalogue: _Catalogue
+    catalogue: Catalogue
 
 
 _LOG_LEVELS: list[str] = list(get_args(LoggingLevel))
@@ -143,70 +127,7 @@ async def _log_to_client(ctx: Context, message: str) -> None:
         await ctx.warning(message)
 
 
-def _error_result(text: str, structured: dict[str, Any] | None = None) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured, is_error=True)
-
-
-def _format_price(pricing: Any) -> str:
-    if not isinstance(pricing, Mapping):
-        return ""
-    if "price" in pricing:
-        return f"{pricing['price']} credits"
-    tiers = pricing.get("tiers")
-    if isinstance(tiers, list) and tiers and isinstance(tiers[0], Mapping):
-        tier = tiers[0]
-        text_in = (tier.get("input") or {}).get("text")
-        text_out = (tier.get("output") or {}).get("text")
-        more = f" (+{len(tiers) - 1} tier{'s' * (len(tiers) > 2)})" if len(tiers) > 1 else ""
-        return f"in {text_in} / out {text_out} credits per 1K tokens{more}"
-    return ""
-
-
-def format_model_line(entry: Mapping[str, Any]) -> str:
-    """name · channel · in → out · price · description, skipping what is missing."""
-    modalities = ""
-    if entry.get("inputModalities") or entry.get("outputModalities"):
-        modalities = f"{','.join(entry.get('inputModalities') or [])} → {','.join(entry.get('outputModalities') or [])}"
-    description = str(entry.get("description") or "").strip()
-    if description in (entry.get("name"), entry.get("label")):
-        description = ""
-    if len(description) > 100:
-        description = description[:99] + "…"
-    parts = [str(entry["name"]), str(entry.get("channel") or ""), modalities, _format_price(entry.get("pricing"))]
-    return " · ".join(part for part in [*parts, " ".join(description.split())] if part)
-
-
-_STOP_NOTES = {
-    "max_tokens": "[Reply cut off: it reached max_tokens ({max_tokens}). Raise max_tokens or ask it to continue.]",
-    "stop_sequence": "[Stopped at the stop sequence {stop_sequence!r}.]",
-    "tool_use": "[The model asks to use a tool: {tools}. Its tool_use blocks are in the structured content.]",
-    "pause_turn": "[The model paused its turn; send the reply back as an assistant message to let it continue.]",
-    "refusal": "[The model declined to answer.]",
-}
-
-
-def _stop_note(message: Mapping[str, Any], request: SendMessageInput) -> str:
-    reason = message.get("stop_reason")
-    if reason in (None, "end_turn"):
-        return ""
-    tools = ", ".join(str(b.get("name")) for b in message.get("content", []) if b.get("type") == "tool_use")
-    template = _STOP_NOTES.get(str(reason), "[The reply stopped with stop_reason {reason!r}.]")
-    return template.format(
-        max_tokens=request.max_tokens, stop_sequence=message.get("stop_sequence"), tools=tools or "?", reason=reason
-    )
-
-
-def message_result(message: dict[str, Any], text: str, request: SendMessageInput) -> CallToolResult:
-    """Text content: the reply text exactly as sent, then one line when it did not end normally."""
-    content: list[ContentBlock] = [TextContent(type="text", text=text)] if text else []
-    if note := _stop_note(message, request):
-        content.append(TextContent(type="text", text=note))
-    if not content:
-        content.append(TextContent(type="text", text="[The reply has no text; see the structured content.]"))
-    return CallToolResult(content=content, structured_content=message)
-
-
-async def _report_progress(ctx: Context, accumulator: MessageAccumulator) -> None:
+async def _report_progress(ctx: Context, accumulator: ReplyAccumulator) -> None:
     """Send progress while text flows: strictly rising, at most one per PROGRESS_INTERVAL."""
     await ctx.report_progress(0, None, "Request sent; waiting for the first tokens")
     reported = 0
@@ -220,19 +141,34 @@ async def _report_progress(ctx: Context, accumulator: MessageAccumulator) -> Non
 
 
 async def _collect(
-    relay: RelayClient, body: bytes, key: SecretStr, accumulator: MessageAccumulator, ctx: Context
+    relay: RelayClient, request: PreparedRequest, key: SecretStr, accumulator: ReplyAccumulator, ctx: Context
 ) -> dict[str, Any] | RelayError:
     """Run the call with the progress reporter beside it. Errors come back as values: raised
     through the task group they would arrive wrapped in an ExceptionGroup."""
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(_report_progress, ctx, accumulator)
         try:
-            return await relay.send_message(body, key, accumulator, on_retry=functools.partial(_log_to_client, ctx))
+            on_retry = functools.partial(_log_to_client, ctx)
+            return await relay.send_message(request.route, request.body, key, accumulator, on_retry=on_retry)
         except RelayError as exc:
             return exc
         finally:
             tasks.cancel_scope.cancel()
     raise AssertionError("unreachable: the task group body returns or raises")  # for the type checker
+
+
+async def _send_on_routes(
+    relay: RelayClient, prepared: list[PreparedRequest], key: SecretStr, ctx: Context
+) -> tuple[PreparedRequest, ReplyAccumulator, dict[str, Any] | RelayError]:
+    """Send on the first route; when the relay does not know the model there, on the next."""
+    for attempt in prepared[:-1]:
+        accumulator = ReplyAccumulator()
+        outcome = await _collect(relay, attempt, key, accumulator, ctx)
+        if not isinstance(outcome, InvalidModelError):
+            return attempt, accumulator, outcome
+        logger.info("send_message model not accepted on route %s; trying the next route", attempt.route)
+    accumulator = ReplyAccumulator()
+    return prepared[-1], accumulator, await _collect(relay, prepared[-1], key, accumulator, ctx)
 
 
 def create_server(config: Config) -> MCPServer:
@@ -241,7 +177,7 @@ def create_server(config: Config) -> MCPServer:
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[_State]:
         async with new_http_client(config) as http:
-            yield _State(relay=RelayClient(config, http), catalogue=_Catalogue(ttl=config.models_cache_ttl))
+            yield _State(relay=RelayClient(config, http), catalogue=Catalogue(ttl=config.models_cache_ttl))
 
     def state_and_key(ctx: Context) -> tuple[_State, SecretStr | None]:
         # Over HTTP a caller's own key wins; the transport layer decides whether the server's may serve.
@@ -252,12 +188,13 @@ def create_server(config: Config) -> MCPServer:
         try:
             args = parse_list_models_args(arguments)
         except InputError as exc:
-            return _error_result(str(exc))
+            return error_result(str(exc))
         state, key = state_and_key(ctx)
         try:
-            entries = await state.catalogue.get(state.relay, key, refresh=args.refresh, ctx=ctx)
+            on_retry = functools.partial(_log_to_client, ctx)
+            entries = await state.catalogue.get(state.relay, key, refresh=args.refresh, on_retry=on_retry)
         except RelayError as exc:
-            return _error_result(str(exc))
+            return error_result(str(exc))
         lines = [format_model_line(entry) for entry in entries] or ["The relay lists no chat models."]
         return CallToolResult(
             content=[TextContent(type="text", text="\n".join(lines))], structured_content={"models": entries}
@@ -265,49 +202,74 @@ def create_server(config: Config) -> MCPServer:
 
     async def send_message(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
         try:
-            request, body = build_message_body(arguments)
+            request, given = parse_send_message_args(arguments)
         except InputError as exc:
-            return _error_result(str(exc))
+            return error_result(str(exc))
         state, key = state_and_key(ctx)
         if key is None:
-            return _error_result(str(MissingKeyError()))
-        accumulator = MessageAccumulator()
+            return error_result(str(MissingKeyError()))
+        entry = await state.catalogue.entry(request.model, state.relay, key)
+        plan = plan_route(config.route, entry)
+        try:  # every route's body is built before anything is sent: a refusal costs nothing
+            prepared = [prepare_request(route, request, given, entry) for route in plan.routes]
+        except InputError as exc:
+            return error_result(str(exc))
         started = time.monotonic()
-        outcome = await _collect(state.relay, body, key, accumulator, ctx)
+        attempt, accumulator, outcome = await _send_on_routes(state.relay, prepared, key, ctx)
         elapsed = time.monotonic() - started
         if isinstance(outcome, RelayError):
-            logger.info("send_message model=%s failed after %.2f s: %s", request.model, elapsed, type(outcome).__name__)
-            return await _failure_result(outcome, request, state, key, ctx)
+            logger.info("send_message model=%s route=%s failed after %.2f s: %s",
+                        request.model, attempt.route, elapsed, type(outcome).__name__)  # fmt: skip
+            return await _failure_result(outcome, request, attempt, entry, state, key, ctx)
         logger.info(
-            "send_message model=%s stop_reason=%s chars=%d in %.2f s",
-            request.model, outcome.get("stop_reason"), accumulator.chars_received, elapsed,
+            "send_message model=%s route=%s stop_reason=%s chars=%d in %.2f s",
+            request.model, attempt.route, outcome.get("stop_reason"), accumulator.chars_received, elapsed,
         )  # fmt: skip
-        return message_result(outcome, accumulator.text(), request)
+        notes, extras = call_notes(
+            outcome, route=attempt.route, dropped=attempt.dropped, max_tokens=attempt.max_tokens, entry=entry
+        )
+        return reply_result(outcome, accumulator.text(), notes, extras)
 
     async def _failure_result(
-        error: RelayError, request: SendMessageInput, state: _State, key: SecretStr | None, ctx: Context
-    ) -> CallToolResult:
+        error: RelayError, request: SendMessageInput, attempt: PreparedRequest, entry: Mapping[str, Any] | None,
+        state: _State, key: SecretStr | None, ctx: Context,
+    ) -> CallToolResult:  # fmt: skip
         if isinstance(error, InvalidModelError):
-            error.fix = await _model_suggestion(request.model, state, key, ctx)
+            error.fix = await _model_suggestion(request.model, attempt.route, entry, state, key)
             error.args = (error.render(),)
         if not isinstance(error, IncompleteReplyError):
-            return _error_result(str(error))
+            return error_result(str(error))
         text = error.text
         summary = f"{error} {len(text):,} characters of text arrived before the failure"
+        notes, extras = call_notes(
+            error.partial, route=attempt.route, dropped=attempt.dropped, max_tokens=attempt.max_tokens, entry=entry
+        )
+        structured = {**error.partial, **extras}
         if not text:
-            return _error_result(summary + ".", error.partial)
+            return error_result(f"{summary}.\n{notes[-1]}", structured)
         return CallToolResult(
-            content=[TextContent(type="text", text=summary + "; they follow."), TextContent(type="text", text=text)],
-            structured_content=error.partial,
+            content=[
+                TextContent(type="text", text=f"{summary}; they follow.\n{notes[-1]}"),
+                TextContent(type="text", text=text),
+            ],
+            structured_content=structured,
             is_error=True,
         )
 
-    async def _model_suggestion(model: str, state: _State, key: SecretStr | None, ctx: Context) -> str:
+    async def _model_suggestion(
+        model: str, route: Route, entry: Mapping[str, Any] | None, state: _State, key: SecretStr | None
+    ) -> str:
+        if entry is not None:
+            other = Route.CHAT_COMPLETIONS if route is Route.MESSAGES else Route.MESSAGES
+            return (
+                f"list_models lists {model!r} (channel {entry.get('channel')}), but the relay refused it on its "
+                f"{route.protocol} route; try again later, or set AITOEARN_ROUTE={other.value} (--route) on the server"
+            )
         entries: list[dict[str, Any]] = []
         with anyio.move_on_after(5):  # a hint is not worth a long wait
             with contextlib.suppress(RelayError):
-                entries = await state.catalogue.get(state.relay, key, refresh=False, ctx=ctx)
-        names = [str(entry["name"]) for entry in entries]
+                entries = await state.catalogue.get(state.relay, key)
+        names = [str(e["name"]) for e in entries if e["name"] != model]
         close = difflib.get_close_matches(model, names, n=3, cutoff=0.4)
         if close:
             return f"{model!r} is not accepted; the closest names from list_models are {', '.join(close)}"

@@ -32,7 +32,11 @@ CATALOGUE = [
      "pricing": {"tiers": [{"maxInputTokens": 200000, "input": {"text": "0.1"}, "output": {"text": "0.6"}},
                            {"input": {"text": "0.2"}, "output": {"text": "0.9"}}]},
      "description": "Gemini 3.1 Pro 预览版"},
-    {"name": "deepseek-v4-pro", "channel": "deepseek"},
+    {"name": "deepseek-v4-pro", "channel": "deepseek", "inputModalities": ["text"], "outputModalities": ["text"],
+     "pricing": {"tiers": [{"input": {"text": "0.004", "cacheRead": "0.0004"}, "output": {"text": "0.016"}}]}},
+    {"name": "gpt-5.5", "channel": "openai", "inputModalities": ["text", "image"], "outputModalities": ["text"],
+     "pricing": {"tiers": [{"input": {"text": "0.0375", "image": "0.0375", "cacheRead": "0.00375"},
+                            "output": {"text": "0.3"}}]}},
 ]  # fmt: skip
 
 
@@ -59,6 +63,11 @@ class Reply:
     @classmethod
     def sse(cls, events: list[dict[str, Any]], *, chunk: int | None = None, **kw: Any) -> Reply:
         body = sse.encode(events, crlf=kw.pop("crlf", False))
+        return cls(chunks=sse.split_every(body, chunk) if chunk else [body], **kw)
+
+    @classmethod
+    def chat(cls, chunks: list[dict[str, Any]], *, chunk: int | None = None, done: bool = True, **kw: Any) -> Reply:
+        body = sse.encode_chat(chunks, done=done, crlf=kw.pop("crlf", False), ids=kw.pop("ids", False))
         return cls(chunks=sse.split_every(body, chunk) if chunk else [body], **kw)
 
     @classmethod
@@ -143,7 +152,14 @@ class FakeRelay:
         if path.startswith("/api/ai/models/chat"):
             return Reply.json(200, {"data": CATALOGUE, "code": 0, "message": "请求成功", "requestId": "req-models"})
         if path == "/api/ai/v1/messages":
+            model = json.loads(body).get("model")
+            if any(entry["name"] == model and entry["channel"] != "anthropic" for entry in CATALOGUE):
+                # As the relay: the Messages route serves the anthropic channel only.
+                return Reply.json(200, {"data": {}, "code": 12300, "message": "无效的 AI 模型"})
             return Reply.sse(sse.text_reply(_echo(body) or ["Hello", ", world."]))
+        if path == "/api/ai/chat/completions":
+            model = json.loads(body).get("model", "")
+            return Reply.chat(sse.chat_text_reply(_echo(body) or ["Hello", ", world."], model=model))
         return Reply.json(404, {"statusCode": 404, "message": "Not Found"})
 
     # --- HTTP/1.1 --------------------------------------------------------------------------

@@ -106,3 +106,61 @@ def encode(events: list[Event], *, crlf: bool = False, pings: bool = True, comme
 
 def split_every(data: bytes, size: int) -> list[bytes]:
     return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+# --- OpenAI Chat Completions chunks, as the relay's /api/ai/chat/completions streams them ----------
+
+
+def chunk(delta: dict[str, Any] | None = None, finish_reason: str | None = None, *, model: str = "deepseek-v4-pro",
+          usage: dict[str, Any] | None = None, choices: bool = True) -> Event:  # fmt: skip
+    out: Event = {"id": "chatcmpl-FAKE", "object": "chat.completion.chunk", "created": 1764000000, "model": model,
+                  "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish_reason, "logprobs": None}]
+                  if choices else []}  # fmt: skip
+    if usage is not None:
+        out["usage"] = usage
+    return out
+
+
+USAGE = {"prompt_tokens": 120, "completion_tokens": 42, "total_tokens": 162,
+         "prompt_tokens_details": {"cached_tokens": 100}, "completion_tokens_details": {"reasoning_tokens": 7}}  # fmt: skip
+
+
+def chat_text_reply(pieces: list[str], finish_reason: str = "stop", *, model: str = "deepseek-v4-pro",
+                    usage: dict[str, Any] | None = None) -> list[Event]:  # fmt: skip
+    first = chunk({"role": "assistant", "content": ""}, model=model)
+    return [first, *(chunk({"content": p}, model=model) for p in pieces), chunk({}, finish_reason, model=model),
+            chunk(model=model, usage=usage or USAGE, choices=False)]  # fmt: skip
+
+
+def chat_rich_reply() -> list[Event]:
+    """Reasoning, Chinese text with emoji, two tool calls streamed by index, a usage chunk."""
+    return [
+        chunk({"role": "assistant", "content": None, "reasoning_content": ""}),
+        *(chunk({"content": None, "reasoning_content": p}) for p in ["让我想想", "……天空", " why? 🤔"]),
+        *(chunk({"content": p, "reasoning_content": None}) for p in ["你好，", "世界！🌍", "\r\n第二行\r\n"]),
+        chunk({"tool_calls": [{"index": 0, "id": "call_A", "type": "function",
+                               "function": {"name": "get_weather", "arguments": ""}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": "北'}}]}),
+        chunk({"tool_calls": [{"index": 1, "id": "call_B", "type": "function",
+                               "function": {"name": "get_time", "arguments": '{"tz"'}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '京", "days": 3}'}}]}),
+        chunk({"tool_calls": [{"index": 1, "function": {"arguments": ': "Asia/Shanghai"}'}}]}),
+        chunk({}, "tool_calls"),
+        chunk(usage=USAGE, choices=False),
+    ]  # fmt: skip
+
+
+def encode_chat(chunks: list[Event], *, done: bool = True, crlf: bool = False, ids: bool = False) -> bytes:
+    """SSE bytes as an OpenAI-compatible server writes them: ``data:`` lines only (``id:`` lines
+    too with ``ids``, as AiToEarn's NestJS backend does), then ``data: [DONE]``."""
+    nl = "\r\n" if crlf else "\n"
+    out = [f"{f'id: {n}{nl}' if ids else ''}data: {json.dumps(c, ensure_ascii=False)}{nl}{nl}"
+           for n, c in enumerate(chunks)]  # fmt: skip
+    if done:
+        out.append(f"data: [DONE]{nl}{nl}")
+    return "".join(out).encode()
+
+
+def encode_nest(events: list[Event]) -> bytes:
+    """Anthropic events as AiToEarn's NestJS backend writes them: ``id:`` and ``data:``, no ``event:``."""
+    return "".join(f"id: {n}\ndata: {json.dumps(e, ensure_ascii=False)}\n\n" for n, e in enumerate(events)).encode()

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from aitoearn_mcp import Config, MessageAccumulator, RelayClient, StreamFormatError
+from aitoearn_mcp import Config, MessageAccumulator, RelayClient, ReplyAccumulator, Route, StreamFormatError
 
 from . import sse
 
@@ -121,8 +121,8 @@ def _transport(body: bytes, chunk: int) -> httpx2.MockTransport:
 async def ours(body: bytes, chunk: int) -> tuple[dict[str, Any], str]:
     async with httpx2.AsyncClient(transport=_transport(body, chunk)) as http:
         relay = RelayClient(Config(base_url="http://relay.test"), http)
-        acc = MessageAccumulator()
-        message = await relay.send_message(b"{}", SecretStr("k"), acc)
+        acc = ReplyAccumulator()
+        message = await relay.send_message(Route.MESSAGES, b"{}", SecretStr("k"), acc)
         return message, acc.text()
 
 
@@ -179,7 +179,7 @@ def test_any_chunking_gives_the_same_message(cuts: list[int]) -> None:
 
         async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as http:
             relay = RelayClient(Config(base_url="http://relay.test"), http)
-            return await relay.send_message(b"{}", SecretStr("k"), MessageAccumulator())
+            return await relay.send_message(Route.MESSAGES, b"{}", SecretStr("k"), ReplyAccumulator())
 
     assert anyio.run(run) == EXPECTED
     assert json.dumps(EXPECTED, ensure_ascii=False).count("🌍") == 1
@@ -188,9 +188,9 @@ def test_any_chunking_gives_the_same_message(cuts: list[int]) -> None:
 @settings(max_examples=200, deadline=None)
 @given(pieces=st.lists(st.text(max_size=5), max_size=700), limit=st.integers(min_value=1, max_value=60))
 def test_packed_pieces_join_and_tail_exactly(pieces: list[str], limit: int) -> None:
-    from aitoearn_mcp._accumulator import _Pieces
+    from aitoearn_mcp._accumulator import Pieces
 
-    packed = _Pieces()
+    packed = Pieces()
     for piece in pieces:
         packed.append(piece)
     joined = "".join(pieces)

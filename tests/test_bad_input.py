@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from mcp import Client
 from pydantic import ValidationError
 
-from aitoearn_mcp import _dto
+from aitoearn_mcp import _request
 from aitoearn_mcp._dto import ListModelsInput, SendMessageInput
 
 from .conftest import HELLO, make_server
@@ -76,7 +76,7 @@ def test_bad_input_is_refused_before_upstream(served: Any, args: dict[str, Any],
 
 
 def test_oversized_request_is_refused(served: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_dto, "MAX_REQUEST_BYTES", 10_000)
+    monkeypatch.setattr(_request, "MAX_REQUEST_BYTES", 10_000)
     relay: FakeRelay = served[2]
     before = len(relay.requests_to(MESSAGES))
     result = call(served, "send_message", {"model": "m", "messages": [{"role": "user", "content": "长" * 5000}]})

@@ -24,7 +24,7 @@ def test_check_passes_and_masks_the_key(relay: FakeRelay) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"Base URL:  {relay.url}" in done.stdout
     assert f"set (…{KEY[-4:]}, from AITOEARN_API_KEY)" in done.stdout
-    assert "Catalogue: reachable, 4 chat models (2 on the anthropic channel)" in done.stdout
+    assert "Catalogue: reachable, 5 chat models (channels: anthropic, deepseek, gemini, openai)" in done.stdout
     assert "skipped (add --send" in done.stdout
     assert KEY not in done.stdout + done.stderr
     assert relay.requests_to(MESSAGES) == []
@@ -33,7 +33,8 @@ def test_check_passes_and_masks_the_key(relay: FakeRelay) -> None:
 def test_check_send_makes_one_minimal_call(relay: FakeRelay) -> None:
     done = check(relay.url, "--send")
     assert done.returncode == 0, done.stdout
-    assert "Send:      claude-sonnet-5 answered" in done.stdout and "spent a few credits" in done.stdout
+    assert "Send:      claude-sonnet-5 answered on the messages route" in done.stdout
+    assert "spent a few credits" in done.stdout
     [request] = relay.requests_to(MESSAGES)
     body = request.json()
     assert body["max_tokens"] == 1 and body["model"] == "claude-sonnet-5" and body["stream"] is True
@@ -59,3 +60,13 @@ def test_check_fails_when_the_relay_is_unreachable() -> None:
     done = check("http://127.0.0.1:9", "--max-retries", "0")
     assert done.returncode == 1
     assert "Catalogue: FAIL Could not connect to 127.0.0.1:9" in done.stdout
+
+
+def test_check_send_reaches_an_openai_channel_model_on_its_route(relay: FakeRelay) -> None:
+    done = check(relay.url, "--send", "--model", "deepseek-v4-pro")
+    assert done.returncode == 0, done.stdout
+    assert "Send:      deepseek-v4-pro answered on the chat-completions route" in done.stdout
+    assert relay.requests_to(MESSAGES) == []
+    [request] = relay.requests_to("/api/ai/chat/completions")
+    assert request.headers["authorization"] == f"Bearer {KEY}" and "x-api-key" not in request.headers
+    assert request.json()["max_tokens"] == 1

@@ -53,7 +53,8 @@ CASES: dict[str, Case] = {
                           ["rejected the API key", "code 19000: API Key 无效", "Request id: req-19"]),
     "wrapper 12001": Case([wrapper(12001, "用户Credits不足")], ["out of credits", "code 12001: 用户Credits不足", "top up"]),
     "wrapper 12300": Case([wrapper(12300, "无效的 AI 模型")],
-                          ["does not accept this model", "code 12300", "closest names from list_models are claude-sonnet-5"]),
+                          ["does not accept this model", "code 12300", "list_models lists 'claude-sonnet-5' (channel anthropic)",
+                           "AITOEARN_ROUTE=chat-completions"]),
     "wrapper 10002": Case([wrapper(10002, "messages.0.content should not be empty")],
                           ["refused the request as invalid", "code 10002: messages.0.content should not be empty"]),
     "wrapper 400": Case([wrapper(400, "max_tokens must be an integer")], ["code 400: max_tokens must be an integer"]),
@@ -66,7 +67,7 @@ CASES: dict[str, Case] = {
     "400 invalid_request_error": Case([anthropic(400, "invalid_request_error", "messages: roles must alternate")],
                                       ["invalid_request_error: messages: roles must alternate"]),
     "404 not_found model": Case([anthropic(404, "not_found_error", "model: claude-sonet-5")],
-                                ["does not accept this model", "closest names"]),
+                                ["does not accept this model", "list_models lists 'claude-sonnet-5'"]),
     "413 request_too_large": Case([anthropic(413, "request_too_large", "too big")], ["too large", "fewer or shorter"]),
     "429 rate_limit retried then given up": Case(
         [anthropic(429, "rate_limit_error", "slow down", RETRY_NOW)] * 2, ["rate limiting", "rate_limit_error"],
@@ -116,7 +117,7 @@ async def test_failure_is_an_actionable_error(relay: FakeRelay, name: str) -> No
     assert len(relay.requests_to(MESSAGES)) == case.requests + 1
     text = "\n".join(c.text for c in result.content)
     if not case.says:
-        assert not result.is_error and text == "ok"
+        assert not result.is_error and result.content[0].text == "ok"
         return
     assert result.is_error, text
     for phrase in case.says:

@@ -16,7 +16,7 @@ from mcp import Client, StdioServerParameters
 
 from . import sse
 from .conftest import HELLO, KEY, http_client, make_server
-from .fake_relay import FakeRelay, slow_reply
+from .fake_relay import CATALOGUE, FakeRelay, slow_reply
 
 pytestmark = pytest.mark.anyio
 
@@ -110,11 +110,11 @@ async def test_stdio_lists_and_calls_with_nothing_but_protocol_on_stdout(relay: 
             models = await client.call_tool("list_models", {})
             reply = await client.call_tool("send_message", {**HELLO, "max_tokens": 100})
     assert {t.name for t in tools.tools} == {"list_models", "send_message"}
-    assert models.structured_content and len(models.structured_content["models"]) == 4
+    assert models.structured_content and len(models.structured_content["models"]) == len(CATALOGUE)
     assert reply.content[0].text == "Hello, world."
     assert relay.requests_to(MESSAGES)[0].json()["max_tokens"] == 100
     logged = (tmp_path / "stderr.txt").read_text()
-    assert "send_message model=claude-sonnet-5 stop_reason=end_turn" in logged  # logs go to stderr
+    assert "send_message model=claude-sonnet-5 route=messages stop_reason=end_turn" in logged  # logs go to stderr
     assert KEY not in logged
 
 

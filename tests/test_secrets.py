@@ -108,4 +108,5 @@ def test_raw_stdio_carries_only_protocol_and_no_key(relay: FakeRelay, tmp_path: 
     assert b"send_message model=claude-sonnet-5" in stderr  # logs are on stderr, at DEBUG
     assert KEY.encode() not in stdout and KEY.encode() not in stderr
     # the SDK-style base URL was normalised to the site root
-    assert [r.path for r in relay.requests] == [MESSAGES, MESSAGES, "/api/ai/models/chat"]
+    # (the catalogue is fetched once, for the first call's route, and cached for list_models)
+    assert [r.path for r in relay.requests] == ["/api/ai/models/chat", MESSAGES, MESSAGES]

@@ -53,7 +53,7 @@ async def test_list_models_lists_caches_and_refreshes(relay: FakeRelay) -> None:
     assert lines[0] == "claude-sonnet-5 · anthropic · text,image → text · in 0.06 / out 0.3 credits per 1K tokens"
     assert lines[1] == "claude-opus-4-8 · anthropic · text → text · 1.5 credits · Most capable Claude"
     assert lines[2].endswith("(+1 tier) · Gemini 3.1 Pro 预览版")
-    assert lines[3] == "deepseek-v4-pro · deepseek"
+    assert lines[3] == "deepseek-v4-pro · deepseek · text → text · in 0.004 / out 0.016 credits per 1K tokens"
     assert second.structured_content == first.structured_content
     assert relay.requests_to(MODELS)[0].headers["x-api-key"] == KEY
 
@@ -116,9 +116,13 @@ async def test_max_tokens_cut_is_said_in_one_line(relay: FakeRelay) -> None:
     relay.enqueue(MESSAGES, Reply.sse(sse.text_reply(["Partial answ"], stop_reason="max_tokens")))
     async with Client(make_server(relay)) as client:
         result = await client.call_tool("send_message", {**HELLO, "max_tokens": 3})
-    assert [c.text for c in result.content] == [
-        "Partial answ",
-        "[Reply cut off: it reached max_tokens (3). Raise max_tokens or ask it to continue.]",
+    assert result.content[0].text == "Partial answ"
+    assert result.content[1].text.startswith(
+        "[Reply cut off: it reached max_tokens (3). Raise max_tokens or ask it to continue.]\n"
+    )
+    assert result.structured_content is not None
+    assert result.structured_content["notes"] == [
+        "[Reply cut off: it reached max_tokens (3). Raise max_tokens or ask it to continue.]"
     ]
     assert relay.requests_to(MESSAGES)[0].json()["max_tokens"] == 3
 
@@ -129,7 +133,7 @@ async def test_long_stream_of_thousands_of_deltas(relay: FakeRelay) -> None:
     async with Client(make_server(relay)) as client:
         result = await client.call_tool("send_message", HELLO)
     assert result.content[0].text == "".join(pieces)
-    assert len(result.content) == 1
+    assert len(result.content) == 2 and result.content[1].text.startswith("[claude-sonnet-5 answered")
 
 
 async def test_a_plain_json_message_answer_is_accepted(relay: FakeRelay) -> None:
@@ -141,7 +145,8 @@ async def test_a_plain_json_message_answer_is_accepted(relay: FakeRelay) -> None
         result = await client.call_tool("send_message", HELLO)
     assert not result.is_error
     assert result.content[0].text == "整段回答"
-    assert result.structured_content == message
+    assert result.structured_content is not None
+    assert {k: v for k, v in result.structured_content.items() if k not in ("route", "credits", "notes")} == message
 
 
 async def test_missing_key_names_the_variable_and_sends_nothing(relay: FakeRelay) -> None:

@@ -1,0 +1,115 @@
+"""Tool results: what the agent reads.
+
+Hosts differ in what they pass to the model: some only the structured content, some only the
+text. So every fact the model must read (the reply, stop notes, dropped fields, route,
+credits, errors) is in both: the text content is the reply exactly as sent and one short
+block of notes; the structured content is the Anthropic Message with ``route``, ``credits``
+and ``notes`` beside its fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mcp.types import CallToolResult, ContentBlock, TextContent
+
+from ._credits import estimate_credits
+from ._routes import Route
+
+__all__ = ["call_notes", "error_result", "format_model_line", "reply_result"]
+
+MAX_DROPPED_SHOWN = 8
+
+
+def error_result(text: str, structured: dict[str, Any] | None = None) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured, is_error=True)
+
+
+def _format_price(pricing: Any) -> str:
+    if not isinstance(pricing, Mapping):
+        return ""
+    if "price" in pricing:
+        return f"{pricing['price']} credits"
+    tiers = pricing.get("tiers")
+    if isinstance(tiers, list) and tiers and isinstance(tiers[0], Mapping):
+        tier = tiers[0]
+        text_in = (tier.get("input") or {}).get("text")
+        text_out = (tier.get("output") or {}).get("text")
+        more = f" (+{len(tiers) - 1} tier{'s' * (len(tiers) > 2)})" if len(tiers) > 1 else ""
+        return f"in {text_in} / out {text_out} credits per 1K tokens{more}"
+    return ""
+
+
+def format_model_line(entry: Mapping[str, Any]) -> str:
+    """name · channel · in → out · price · description, skipping what is missing."""
+    modalities = ""
+    if entry.get("inputModalities") or entry.get("outputModalities"):
+        modalities = f"{','.join(entry.get('inputModalities') or [])} → {','.join(entry.get('outputModalities') or [])}"
+    description = str(entry.get("description") or "").strip()
+    if description in (entry.get("name"), entry.get("label")):
+        description = ""
+    if len(description) > 100:
+        description = description[:99] + "…"
+    parts = [str(entry["name"]), str(entry.get("channel") or ""), modalities, _format_price(entry.get("pricing"))]
+    return " · ".join(part for part in [*parts, " ".join(description.split())] if part)
+
+
+_STOP_NOTES = {
+    "max_tokens": "[Reply cut off: it reached max_tokens ({max_tokens}). Raise max_tokens or ask it to continue.]",
+    "stop_sequence": "[Stopped at the stop sequence {stop_sequence!r}.]",
+    "tool_use": "[The model asks to use a tool: {tools}. Its tool_use blocks are in the structured content.]",
+    "pause_turn": "[The model paused its turn; send the reply back as an assistant message to let it continue.]",
+    "refusal": "[The model declined to answer.]",
+}
+
+
+def _stop_note(message: Mapping[str, Any], max_tokens: int | None) -> str:
+    reason = message.get("stop_reason")
+    if reason in (None, "end_turn"):
+        return ""
+    if reason == "max_tokens" and max_tokens is None:
+        return "[Reply cut off: it reached the model's own output limit. Pass max_tokens or ask it to continue.]"
+    tools = ", ".join(str(b.get("name")) for b in message.get("content", []) if b.get("type") == "tool_use")
+    template = _STOP_NOTES.get(str(reason), "[The reply stopped with stop_reason {reason!r}.]")
+    return template.format(
+        max_tokens=max_tokens, stop_sequence=message.get("stop_sequence"), tools=tools or "?", reason=reason
+    )
+
+
+def _dropped_note(dropped: tuple[str, ...]) -> str:
+    if not dropped:
+        return ""
+    shown = ", ".join(dropped[:MAX_DROPPED_SHOWN])
+    more = f" and {len(dropped) - MAX_DROPPED_SHOWN} more" if len(dropped) > MAX_DROPPED_SHOWN else ""
+    return f"[Not sent, no OpenAI Chat Completions equivalent: {shown}{more}.]"
+
+
+def call_notes(
+    message: Mapping[str, Any], *, route: Route, dropped: tuple[str, ...], max_tokens: int | None,
+    entry: Mapping[str, Any] | None,
+) -> tuple[list[str], dict[str, Any]]:  # fmt: skip
+    """The notes for the text content and the members added to the structured content."""
+    estimate = estimate_credits(entry.get("pricing"), message.get("usage") or {}) if entry else None
+    if estimate is not None:
+        credits = estimate.as_dict()
+        credits_line = f"Credits: about {credits['estimate']} (an estimate: {estimate.basis})."
+    else:
+        basis = "list_models has no pricing for this model" if entry is None or not entry.get("pricing") else (
+            "the catalogue pricing has no usable rates")  # fmt: skip
+        credits = {"estimate": None, "basis": basis}
+        credits_line = f"Credits: no estimate ({basis})."
+    notes = [note for note in (_stop_note(message, max_tokens), _dropped_note(dropped)) if note]
+    model = message.get("model") or "The model"
+    served = f"[{model} answered over the relay's {route.protocol} route. {credits_line}]"
+    return [*notes, served], {"route": route.value, "credits": credits, "notes": notes}
+
+
+def reply_result(message: dict[str, Any], text: str, notes: list[str], extras: dict[str, Any]) -> CallToolResult:
+    """Text content: the reply text exactly as sent, then the notes. Structured: the Message
+    with ``extras`` beside its fields."""
+    content: list[ContentBlock] = [TextContent(type="text", text=text)] if text else []
+    content.append(TextContent(type="text", text="\n".join(notes)))
+    if not text:
+        content.insert(0, TextContent(type="text", text="[The reply has no text; see the structured content.]"))
+    return CallToolResult(content=content, structured_content={**message, **extras})
