@@ -128,16 +128,17 @@ class MessageAccumulator:
     def started(self) -> bool:
         return self._message is not None
 
-    def feed(self, event: Mapping[str, Any]) -> None:
+    def feed(self, event: Mapping[str, Any]) -> bool:
+        """Fold one event; True once the message is complete (``message_stop``)."""
         kind = event.get("type")
         if kind == "content_block_delta" and self._message is not None:
             self._delta(event)  # first: thousands of these per reply, a few of everything else
-            return
+            return False
         if kind == "ping":
-            return
+            return False
         if kind == "message_start":
             self._start(event.get("message"))
-            return
+            return False
         if self._message is None:
             raise StreamFormatError(f"event {kind!r} arrived before message_start")
         if kind == "content_block_start":
@@ -157,6 +158,7 @@ class MessageAccumulator:
             self.complete = True
         else:
             self._unrecognized.append(dict(event))
+        return self.complete
 
     def _start(self, message: Any) -> None:
         if not isinstance(message, Mapping):

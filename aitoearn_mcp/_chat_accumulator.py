@@ -99,7 +99,8 @@ class ChatCompletionAccumulator:
     def ended(self) -> bool:
         return self._finish_reason is not None or self.complete
 
-    def feed(self, chunk: Mapping[str, Any]) -> None:
+    def feed(self, chunk: Mapping[str, Any]) -> bool:
+        """Fold one chunk. Returns False: only ``[DONE]`` (``done()``) says the stream is over."""
         if not self.started:
             self.started = True
             self._id = str(chunk.get("id") or "")
@@ -110,18 +111,24 @@ class ChatCompletionAccumulator:
             delta = choice.get("delta")
             if delta:
                 content = delta.get("content")
-                if content and type(content) is str:
+                if len(delta) == 1 and content and type(content) is str:  # most chunks: {"content": ...}
                     self._text.append(content)
                     self._latest = self._text
                     self.chars_received += len(content)
-                if len(delta) > 1 or not content:  # most chunks are {"content": ...} alone
+                else:
                     self._rest_of_delta(delta)
             if finish := choice.get("finish_reason"):
                 self._finish_reason = str(finish)
         if usage := chunk.get("usage"):
             self._usage = usage
+        return False
 
     def _rest_of_delta(self, delta: Mapping[str, Any]) -> None:
+        content = delta.get("content")
+        if content and isinstance(content, str):
+            self._text.append(content)
+            self._latest = self._text
+            self.chars_received += len(content)
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning and isinstance(reasoning, str):
             self._thinking.append(reasoning)

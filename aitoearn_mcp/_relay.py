@@ -271,15 +271,15 @@ async def _read_event_stream(response: httpx2.Response, accumulator: ReplyAccumu
                 if sse.event == "error":  # the relay's own mid-stream failure, in plain text
                     raise stream_error_text(data, request_id) from None
                 raise StreamFormatError(f"an event's data is not JSON: {data[:80]!r}") from None
-            if not isinstance(event, dict):
+            if type(event) is not dict:
                 raise StreamFormatError(f"an event's data is not a JSON object: {data[:80]!r}")
-            if "type" not in event and sse.event != "message":
-                event["type"] = sse.event  # the type on the event: line only
-            if event.get("type") == "error" or ("error" in event and "choices" not in event):
+            kind = event.get("type")
+            if kind is None and "choices" not in event:  # not an OpenAI chunk: the type is on the event: line
+                kind = event["type"] = "error" if "error" in event else sse.event
+            if kind == "error":
                 error = event.get("error")
                 raise provider_error(error if isinstance(error, dict) else event, status=200, request_id=request_id)
-            accumulator.feed(event)
-            if accumulator.complete:
+            if accumulator.feed(event):
                 break
         if not accumulator.ended:
             raise UnavailableError(

@@ -32,11 +32,12 @@ class ReplyAccumulator:
             return None
         return "openai" if isinstance(self._inner, ChatCompletionAccumulator) else "anthropic"
 
-    def feed(self, event: Mapping[str, Any]) -> None:
+    def feed(self, event: Mapping[str, Any]) -> bool:
+        """Fold one event; True once the stream says it is complete."""
         inner = ChatCompletionAccumulator() if is_chat_completion(event) else MessageAccumulator()
         self._inner = inner
         self.feed = inner.feed  # type: ignore[method-assign]  # later events go straight to the fold
-        inner.feed(event)
+        return inner.feed(event)
 
     def feed_whole(self, body: Any) -> bool:
         """A whole non-streamed answer: an Anthropic Message or a ``chat.completion``. False

@@ -1,8 +1,10 @@
 """The fake relay in its own process, so it never competes with what is measured.
 
-A request's ``metadata.bench`` says what to answer: ``{"deltas": N, "delay": seconds}``.
-Replies are encoded once per size and sent in 16 KiB chunks (or one event per chunk when
-slow). Prints the relay's URL on stdout, then serves until killed.
+A request's last message says what to answer: ``bench deltas=N delay=SECONDS`` (the content
+passes unchanged through both routes). The Anthropic route answers Anthropic events, the OpenAI
+route ``chat.completion.chunk`` objects, one delta each. Replies are encoded once per size and
+sent in 16 KiB chunks (or one event per chunk when slow). Prints the relay's URL on stdout,
+then serves until killed.
 """
 
 from __future__ import annotations
@@ -23,22 +25,35 @@ def events(deltas: int) -> list[dict]:
     return sse.text_reply([f"tok{i} " for i in range(deltas)], output_tokens=deltas)
 
 
+def chunks(deltas: int) -> list[dict]:
+    return sse.chat_text_reply([f"tok{i} " for i in range(deltas)])
+
+
 @functools.lru_cache(maxsize=16)
-def fast_chunks(deltas: int) -> tuple[bytes, ...]:
-    return tuple(sse.split_every(sse.encode(events(deltas)), 16 * 1024))
+def fast_chunks(deltas: int, openai: bool) -> tuple[bytes, ...]:
+    body = sse.encode_chat(chunks(deltas)) if openai else sse.encode(events(deltas))
+    return tuple(sse.split_every(body, 16 * 1024))
 
 
-def answer(body: bytes) -> Reply:
-    bench = json.loads(body).get("metadata", {}).get("bench", {})
-    deltas, delay = int(bench.get("deltas", 12)), float(bench.get("delay", 0))
+def spec(body: bytes) -> tuple[int, float]:
+    content = json.loads(body)["messages"][-1]["content"]
+    fields = dict(part.split("=") for part in content.split()[1:]) if content.startswith("bench ") else {}
+    return int(fields.get("deltas", 12)), float(fields.get("delay", 0))
+
+
+def answer(body: bytes, *, openai: bool) -> Reply:
+    deltas, delay = spec(body)
     if delay:
+        if openai:
+            return Reply(chunks=[sse.encode_chat([c], done=False) for c in chunks(deltas)], delay=delay)
         return slow_reply(events(deltas), delay=delay)
-    return Reply(chunks=list(fast_chunks(deltas)))
+    return Reply(chunks=list(fast_chunks(deltas, openai)))
 
 
 if __name__ == "__main__":
     relay = FakeRelay().start()
-    relay.route("/api/ai/v1/messages", answer)
+    relay.route("/api/ai/v1/messages", functools.partial(answer, openai=False))
+    relay.route("/api/ai/chat/completions", functools.partial(answer, openai=True))
     print(relay.url, flush=True)
     while True:
         time.sleep(3600)

@@ -26,6 +26,7 @@ from typing import Any
 import anthropic
 import anyio
 import httpx2
+import openai
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
@@ -64,13 +65,16 @@ def child_pid(pattern: str) -> int:
     raise RuntimeError(f"no child running {pattern}")
 
 
-def message_args(deltas: int = 12, delay: float = 0.0) -> dict[str, Any]:
+def message_args(deltas: int = 12, delay: float = 0.0, model: str = "claude-sonnet-5") -> dict[str, Any]:
+    """A request the benchmark relay answers with ``deltas`` deltas, ``delay`` seconds apart."""
     return {
-        "model": "claude-sonnet-5",
+        "model": model,
         "max_tokens": 64000,
-        "messages": [{"role": "user", "content": "Say one sentence."}],
-        "metadata": {"bench": {"deltas": deltas, "delay": delay}},
+        "messages": [{"role": "user", "content": f"bench deltas={deltas} delay={delay}"}],
     }
+
+
+OPENAI_MODEL = "deepseek-v4-pro"  # an openai-compatible channel in the fake relay's catalogue
 
 
 class Bench:
@@ -126,6 +130,24 @@ class Bench:
             async for event in httpx2.EventSource(r):
                 if event.data:
                     json.loads(event.data)
+        return time.perf_counter() - started
+
+    async def direct_chat_stream(self, http: httpx2.AsyncClient, deltas: int) -> float:
+        """The same floor on the OpenAI route: an httpx2 SSE loop that only JSON-decodes each chunk."""
+        body = {"model": OPENAI_MODEL, "messages": message_args(deltas)["messages"], "stream": True}
+        started = time.perf_counter()
+        headers = {"authorization": f"Bearer {KEY}"}
+        async with http.stream("POST", self.relay + "/api/ai/chat/completions", json=body, headers=headers) as r:
+            async for event in httpx2.EventSource(r):
+                if event.data and event.data != "[DONE]":
+                    json.loads(event.data)
+        return time.perf_counter() - started
+
+    async def openai_sdk_stream(self, client: openai.AsyncOpenAI, deltas: int) -> float:
+        started = time.perf_counter()
+        messages: Any = message_args(deltas)["messages"]
+        async with client.chat.completions.stream(model=OPENAI_MODEL, messages=messages) as stream:
+            await stream.get_final_completion()
         return time.perf_counter() - started
 
     async def sdk_stream(self, client: anthropic.AsyncAnthropic, deltas: int) -> float:
@@ -200,6 +222,26 @@ class Bench:
                     "server_peak_rss_mib": peak / 1024,
                 }
         return out
+
+    # --- 3b. throughput on the OpenAI-compatible route ---------------------------------------
+    async def chat_throughput(self, deltas: int = 6000) -> dict[str, Any]:
+        ours_t, bare_t, sdk_t, r_bare, r_sdk = [], [], [], [], []
+        async with httpx2.AsyncClient() as http, self.stdio_client(OURS) as ours:
+            sdk = openai.AsyncOpenAI(api_key=KEY, base_url=self.relay + "/api/ai", http_client=http)
+            await self.direct_chat_stream(http, deltas)  # the relay encodes each size once: do it before timing
+            await ours.call_tool("send_message", message_args(12, model=OPENAI_MODEL))
+            for _ in range(self.repeats):
+                a = await self.timed(lambda: ours.call_tool("send_message", message_args(deltas, model=OPENAI_MODEL)))
+                b = await self.direct_chat_stream(http, deltas)
+                c = await self.openai_sdk_stream(sdk, deltas)
+                ours_t.append(a)
+                bare_t.append(b)
+                sdk_t.append(c)
+                r_bare.append(a / b)
+                r_sdk.append(a / c)
+        return {"deltas": deltas, "send_message_s": median(ours_t), "bare_sse_s": median(bare_t),
+                "openai_sdk_s": median(sdk_t), "ratio_vs_bare": median(r_bare), "ratio_vs_sdk": median(r_sdk),
+                "goal": "<= 1.25x bare, <= 0.30x openai SDK"}  # fmt: skip
 
     # --- 4. fan-out ------------------------------------------------------------------------
     async def fan_out(self, n: int = 20) -> dict[str, Any]:
@@ -285,6 +327,7 @@ def draw(results: dict[str, Any], path: Path) -> None:
 
 def table(results: dict[str, Any]) -> str:
     s, p, f, m = results["startup"], results["per_call"], results["fan_out"], results["http_memory"]
+    c = results["chat_throughput"]
     t = results["throughput"]
     small, big = t[min(t, key=int)], t[max(t, key=int)]
     six = t.get("6000", small)
@@ -299,6 +342,10 @@ def table(results: dict[str, Any]) -> str:
          f"{six['ratio_vs_bare']:.2f}x", "≤ 1.25x"),
         ("throughput 6,000 deltas vs anthropic SDK", f"{six['send_message_s'] * 1e3:.0f} vs {six['anthropic_sdk_s'] * 1e3:.0f} ms",
          f"{six['ratio_vs_sdk']:.2f}x", "≤ 0.30x"),
+        ("OpenAI route 6,000 chunks vs bare SSE loop", f"{c['send_message_s'] * 1e3:.0f} vs {c['bare_sse_s'] * 1e3:.0f} ms",
+         f"{c['ratio_vs_bare']:.2f}x", "≤ 1.25x"),
+        ("OpenAI route 6,000 chunks vs openai SDK", f"{c['send_message_s'] * 1e3:.0f} vs {c['openai_sdk_s'] * 1e3:.0f} ms",
+         f"{c['ratio_vs_sdk']:.2f}x", "≤ 0.30x"),
         ("fan-out: 20 slow calls vs 1", f"{f['20_concurrent_s']:.2f} vs {f['one_call_s']:.2f} s", f"{f['ratio']:.3f}x",
          "≤ 1.2x"),
         ("peak RSS after 6,000 deltas", f"{six['server_peak_rss_mib']:.1f} MiB", "", "< 80 MiB"),
@@ -338,6 +385,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         results["per_call"] = await bench.per_call()
         print("throughput and scaling ...", file=sys.stderr)
         results["throughput"] = await bench.throughput(args.sizes)
+        print("throughput on the OpenAI route ...", file=sys.stderr)
+        results["chat_throughput"] = await bench.chat_throughput()
         print("fan-out ...", file=sys.stderr)
         results["fan_out"] = await bench.fan_out()
         print("memory under 200 HTTP streams ...", file=sys.stderr)
