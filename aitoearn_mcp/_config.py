@@ -81,6 +81,12 @@ class Config:
     read_timeout: float = 120.0
     deadline: float | None = None
     route: str = "auto"
+    conversations: str = field(default="", repr=False)  # "": in memory; a redis:// URL (may hold a password)
+    conversation_ttl: float = 3 * 3600.0
+    conversation_max_bytes: int = 64 * 1024 * 1024  # in memory; least recently used go first
+    files_roots: tuple[str, ...] = ()
+    files_max_bytes: int = 30 * 1024 * 1024  # base64 makes it 40 MB: inside the relay's 50 MB body
+    max_result_chars: int = 80_000  # a non-ASCII character counts 4: about 20,000 tokens either way
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalize_base_url(self.base_url))
@@ -93,6 +99,14 @@ class Config:
                 raise ConfigError(f"{name.replace('_', ' ')} must be more than zero seconds")
         if self.deadline is not None and self.deadline <= 0:
             raise ConfigError("deadline must be more than zero seconds")
+        if self.conversations and urlsplit(self.conversations).scheme not in ("redis", "rediss"):
+            raise ConfigError(
+                "AITOEARN_CONVERSATIONS must be empty (keep conversations in memory) or a redis:// or rediss:// URL"
+            )
+        if self.conversation_ttl <= 0:
+            raise ConfigError("AITOEARN_CONVERSATION_TTL must be more than zero seconds")
+        if self.max_result_chars < 2000:
+            raise ConfigError(f"AITOEARN_MAX_RESULT_CHARS must be 2000 or more, got {self.max_result_chars}")
 
     @property
     def site(self) -> str:
@@ -112,6 +126,14 @@ class Config:
             read_timeout=_number(env, "AITOEARN_READ_TIMEOUT", 120.0) or 0.0,
             deadline=deadline or None,
             route=env.get("AITOEARN_ROUTE", "").strip() or "auto",
+            conversations=env.get("AITOEARN_CONVERSATIONS", "").strip(),
+            conversation_ttl=_number(env, "AITOEARN_CONVERSATION_TTL", 3 * 3600.0) or 0.0,
+            conversation_max_bytes=int(
+                _number(env, "AITOEARN_CONVERSATION_MAX_BYTES", 64 * 1024 * 1024, integer=True) or 0
+            ),
+            files_roots=tuple(p for p in env.get("AITOEARN_FILES_ROOTS", "").split(os.pathsep) if p.strip()),
+            files_max_bytes=int(_number(env, "AITOEARN_FILES_MAX_BYTES", 30 * 1024 * 1024, integer=True) or 0),
+            max_result_chars=int(_number(env, "AITOEARN_MAX_RESULT_CHARS", 80_000, integer=True) or 0),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -124,6 +146,12 @@ class Config:
             "AITOEARN_READ_TIMEOUT": str(self.read_timeout),
             "AITOEARN_DEADLINE": str(self.deadline or ""),
             "AITOEARN_ROUTE": self.route,
+            "AITOEARN_CONVERSATIONS": self.conversations,
+            "AITOEARN_CONVERSATION_TTL": str(self.conversation_ttl),
+            "AITOEARN_CONVERSATION_MAX_BYTES": str(self.conversation_max_bytes),
+            "AITOEARN_FILES_ROOTS": os.pathsep.join(self.files_roots),
+            "AITOEARN_FILES_MAX_BYTES": str(self.files_max_bytes),
+            "AITOEARN_MAX_RESULT_CHARS": str(self.max_result_chars),
         }
 
 

@@ -88,6 +88,16 @@ class SendMessageInput(_Open):
     tools: list[ToolDefinition] | None_ = Field(None, description="Tools the model may call (returned as tool_use).")
     tool_choice: ToolChoice | None_ = Field(None, description="How the model picks among tools.")
     metadata: dict[str, Any] | None_ = Field(None, description='Request metadata, e.g. {"user_id": "..."}.')
+    conversation_id: StrictStr | None_ = Field(
+        None,
+        description="Continue the conversation of an earlier result: its conversation_id (the stored turns go "
+        "before `messages`), or id#N to branch after turn N.",
+    )
+    files: list[StrictStr] | None_ = Field(
+        None,
+        description="Paths the server reads and adds to the last user message: text, PNG, JPEG, GIF, WebP, PDF. "
+        "Inside the client's roots or the server's directory; stdio only.",
+    )
 
 
 class ListModelsInput(BaseModel):
@@ -148,6 +158,8 @@ _FIXES: dict[str, str] = {
     "tools": 'pass a list of {"name", "description", "input_schema"} objects',
     "tool_choice": 'pass {"type": "auto"|"any"|"none"} or {"type": "tool", "name": ...}',
     "metadata": 'pass an object such as {"user_id": "..."}',
+    "conversation_id": "pass the conversation_id of an earlier send_message result, or leave it out",
+    "files": 'pass a list of file paths, e.g. ["notes.md"]',
     "refresh": "pass true or false",
 }
 
@@ -200,14 +212,22 @@ def parse_send_message_args(arguments: dict[str, Any]) -> tuple[SendMessageInput
         request = SendMessageInput.model_validate(arguments)
     except ValidationError as exc:
         raise _explain(exc, "send_message") from None
-    given = {k: v for k, v in arguments.items() if v is not None or k not in SendMessageInput.model_fields}
+    given = {
+        k: v
+        for k, v in arguments.items()
+        if (v is not None or k not in SendMessageInput.model_fields) and k not in _SERVER_FIELDS
+    }
     return request, given
+
+
+# Arguments this server acts on itself; never sent upstream.
+_SERVER_FIELDS = ("conversation_id", "files")
 
 
 # Output schemas: what structuredContent holds. Open objects, since the relay adds fields.
 MESSAGE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "description": "The reply as an Anthropic Message, plus route, credits and notes.",
+    "description": "The reply as an Anthropic Message, plus route, credits estimate, notes, conversation_id.",
     "properties": {
         "id": {"type": "string"},
         "type": {"type": "string"},
@@ -220,13 +240,11 @@ MESSAGE_SCHEMA: dict[str, Any] = {
         "stop_reason": {"type": ["string", "null"]},
         "stop_sequence": {"type": ["string", "null"]},
         "usage": {"type": "object"},
-        "route": {"type": "string", "description": "The relay route that served the call."},
-        "credits": {
-            "type": "object",
-            "description": "The call's cost in AiToEarn credits, estimated from list_models pricing.",
-            "properties": {"estimate": {"type": ["string", "null"]}, "basis": {"type": "string"}},
-        },
-        "notes": {"type": "array", "items": {"type": "string"}, "description": "What the agent should know."},
+        "route": {"type": "string"},
+        "credits": {"type": "object", "properties": {"estimate": {"type": ["string", "null"]}}},
+        "notes": {"type": "array", "items": {"type": "string"}},
+        "conversation_id": {"type": "string"},
+        "truncated": {"type": "object"},
     },
     "required": ["content"],
 }

@@ -68,7 +68,7 @@ class _RequireCallerKey:
 def create_http_app(config: Config, settings: HttpSettings) -> ASGIApp:
     """The ASGI app: MCP at ``settings.path`` (stateless) and ``/healthz``."""
     # Off loopback the server's key must never serve a keyless caller: leave it out entirely.
-    server = create_server(config if settings.loopback else dataclasses.replace(config, api_key=None))
+    server = create_server(config if settings.loopback else dataclasses.replace(config, api_key=None), http=True)
 
     @server.custom_route("/healthz", methods=["GET"])
     async def healthz(_: Request) -> Response:  # answers without touching the relay

@@ -10,14 +10,18 @@ and ``notes`` beside its fields.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from mcp.types import CallToolResult, ContentBlock, TextContent
+from mcp.types import CallToolResult, ContentBlock, ResourceLink, TextContent
 
+from ._budget import weight
 from ._credits import estimate_credits
 from ._routes import Route
 
-__all__ = ["call_notes", "error_result", "format_model_line", "reply_result"]
+__all__ = ["REPLY_URI", "Truncation", "call_notes", "error_result", "format_model_line", "reply_result", "truncation"]
+
+REPLY_URI = "aitoearn://replies/{reply_id}"
 
 MAX_DROPPED_SHOWN = 8
 
@@ -105,11 +109,37 @@ def call_notes(
     return [*notes, served], {"route": route.value, "credits": credits, "notes": notes}
 
 
-def reply_result(message: dict[str, Any], text: str, notes: list[str], extras: dict[str, Any]) -> CallToolResult:
-    """Text content: the reply text exactly as sent, then the notes. Structured: the Message
-    with ``extras`` beside its fields."""
+@dataclass(frozen=True)
+class Truncation:
+    details: dict[str, Any]
+    note: str
+    link: ResourceLink
+
+
+def truncation(reply_id: str, text: str, shown: str, path: str | None, budget: int) -> Truncation:
+    """Where the full reply is, said to the agent, for a reply over the result budget."""
+    uri = REPLY_URI.format(reply_id=reply_id)
+    where = f"read the resource {uri} (resources/read)" + (f" or the file {path}" if path else "")
+    note = (
+        f"[The reply is {len(text):,} characters ({weight(text):,} weighted), over this result's budget of "
+        f"{budget:,} (AITOEARN_MAX_RESULT_CHARS): shown are its first {len(shown):,} characters. For all of it, "
+        f"{where}; {uri}/message is the whole Message.]"
+    )
+    details: dict[str, Any] = {"full_chars": len(text), "shown_chars": len(shown), "uri": uri}
+    if path:
+        details["path"] = path
+    link = ResourceLink(type="resource_link", uri=uri, name=f"reply {reply_id}", mime_type="text/plain",
+                        size=len(text.encode()), description="The full reply text")  # fmt: skip
+    return Truncation(details, note, link)
+
+
+def reply_result(structured: dict[str, Any], text: str, notes: list[str], link: ResourceLink | None) -> CallToolResult:
+    """Text content: the reply text exactly as sent (or its beginning), then the notes, then a
+    link to the full reply when it was cut. Structured: the Message with its extra members."""
     content: list[ContentBlock] = [TextContent(type="text", text=text)] if text else []
-    content.append(TextContent(type="text", text="\n".join(notes)))
     if not text:
-        content.insert(0, TextContent(type="text", text="[The reply has no text; see the structured content.]"))
-    return CallToolResult(content=content, structured_content={**message, **extras})
+        content.append(TextContent(type="text", text="[The reply has no text; see the structured content.]"))
+    content.append(TextContent(type="text", text="\n".join(notes)))
+    if link is not None:
+        content.append(link)
+    return CallToolResult(content=content, structured_content=structured)

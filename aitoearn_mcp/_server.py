@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import functools
+import json
 import logging
 import time
 import warnings
@@ -16,10 +17,12 @@ import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast, get_args
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.shared.exceptions import MCPDeprecationWarning
@@ -34,6 +37,7 @@ from mcp.types import (
 from pydantic import ConfigDict, SecretStr
 
 from . import __version__
+from ._budget import fit_message, fit_text, weight
 from ._catalogue import Catalogue
 from ._config import Config
 from ._dto import (
@@ -46,11 +50,14 @@ from ._dto import (
     parse_send_message_args,
 )
 from ._errors import IncompleteReplyError, InputError, InvalidModelError, MissingKeyError, RelayError
+from ._files import attach_files, read_files, roots_from_uris
 from ._relay import RelayClient, new_http_client
 from ._reply import ReplyAccumulator
 from ._request import PreparedRequest, prepare_request
-from ._result import call_notes, error_result, format_model_line, reply_result
+from ._result import REPLY_URI, call_notes, error_result, format_model_line, reply_result, truncation
 from ._routes import Route, plan_route
+from ._store import Store, StoreUnavailableError, new_reply_id, open_store, save_reply_file
+from ._turns import begin, record, with_history
 
 __all__ = ["create_server", "key_from_headers"]
 
@@ -58,6 +65,14 @@ logger = logging.getLogger("aitoearn_mcp")
 
 PROGRESS_INTERVAL = 0.1  # seconds: at most 10 notifications a second, never 250 ms without one while text flows
 PROGRESS_TAIL = 40  # characters of the latest text shown in a progress message
+ROOTS_WAIT = 5.0  # seconds to wait for the client's roots before falling back to the working directory
+
+FILES_OVER_HTTP = (
+    "Invalid arguments for send_message: `files` is not available over HTTP (a shared server does not read its "
+    "own disk for callers); fix: put the file's content in `messages` (text, image or document blocks). "
+    "Nothing was sent."
+)
+STORE_DOWN = "The conversation store (Redis, AITOEARN_CONVERSATIONS) is not answering"
 
 INSTRUCTIONS = (
     "Delegate work to other models sold through AiToEarn: list_models shows the catalogue, "
@@ -104,6 +119,7 @@ def key_from_headers(headers: Mapping[str, str] | None) -> SecretStr | None:
 class _State:
     relay: RelayClient
     catalogue: Catalogue
+    store: Store
 
 
 _LOG_LEVELS: list[str] = list(get_args(LoggingLevel))
@@ -171,13 +187,30 @@ async def _send_on_routes(
     return prepared[-1], accumulator, await _collect(relay, prepared[-1], key, accumulator, ctx)
 
 
-def create_server(config: Config) -> MCPServer:
-    """Build the server; the HTTP client opens with the server's lifespan and closes with it."""
+async def _allowed_roots(ctx: Context, extra: tuple[str, ...]) -> list[Path]:
+    """The client's MCP roots when it offers them, else the working directory; plus ``extra``."""
+    roots: list[Path] = []
+    capabilities = ctx.session.client_capabilities
+    if capabilities is not None and capabilities.roots is not None:
+        with warnings.catch_warnings(), contextlib.suppress(Exception), anyio.move_on_after(ROOTS_WAIT):
+            warnings.simplefilter("ignore", MCPDeprecationWarning)  # roots are deprecated in 2026-07-28
+            roots = roots_from_uris(str(root.uri) for root in (await ctx.session.list_roots()).roots)
+    return [*(roots or [Path.cwd()]), *(Path(p) for p in extra)]
+
+
+def create_server(config: Config, *, http: bool = False) -> MCPServer:
+    """Build the server; the HTTP client and the store open with the server's lifespan and close
+    with it. ``http``: serving streamable HTTP, where the server never reads its own disk for a caller."""
+    budget = config.max_result_chars
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[_State]:
-        async with new_http_client(config) as http:
-            yield _State(relay=RelayClient(config, http), catalogue=Catalogue(ttl=config.models_cache_ttl))
+        store = open_store(config.conversations, config.conversation_ttl, config.conversation_max_bytes)
+        try:
+            async with new_http_client(config) as client:
+                yield _State(RelayClient(config, client), Catalogue(ttl=config.models_cache_ttl), store)
+        finally:
+            await store.aclose()
 
     def state_and_key(ctx: Context) -> tuple[_State, SecretStr | None]:
         # Over HTTP a caller's own key wins; the transport layer decides whether the server's may serve.
@@ -208,12 +241,23 @@ def create_server(config: Config) -> MCPServer:
         state, key = state_and_key(ctx)
         if key is None:
             return error_result(str(MissingKeyError()))
-        entry = await state.catalogue.entry(request.model, state.relay, key)
-        plan = plan_route(config.route, entry)
-        try:  # every route's body is built before anything is sent: a refusal costs nothing
-            prepared = [prepare_request(route, request, given, entry) for route in plan.routes]
+        try:  # everything the caller named is checked before anything is sent
+            continuation = await begin(state.store, request.conversation_id, key)
+            if request.files:
+                if http:
+                    raise InputError(FILES_OVER_HTTP)
+                roots = await _allowed_roots(ctx, config.files_roots)
+                blocks = read_files(request.files, roots, config.files_max_bytes)
+                given = {**given, "messages": attach_files(given["messages"], blocks)}
+            entry = await state.catalogue.entry(request.model, state.relay, key)
+            channel = entry.get("channel") if entry else None
+            full = with_history(given, continuation, channel)
+            plan = plan_route(config.route, entry)
+            prepared = [prepare_request(route, request, full, entry) for route in plan.routes]
         except InputError as exc:
             return error_result(str(exc))
+        except StoreUnavailableError as exc:
+            return error_result(f"{STORE_DOWN} ({exc}). Nothing was sent.")
         started = time.monotonic()
         attempt, accumulator, outcome = await _send_on_routes(state.relay, prepared, key, ctx)
         elapsed = time.monotonic() - started
@@ -228,7 +272,30 @@ def create_server(config: Config) -> MCPServer:
         notes, extras = call_notes(
             outcome, route=attempt.route, dropped=attempt.dropped, max_tokens=attempt.max_tokens, entry=entry
         )
-        return reply_result(outcome, accumulator.text(), notes, extras)
+        try:
+            conversation_id, note = await record(state.store, continuation, arguments=given, reply=outcome,
+                                                 channel=channel)  # fmt: skip
+            extras["conversation_id"] = conversation_id
+        except StoreUnavailableError as exc:
+            note = f"[The reply is complete, but the conversation could not be stored: {STORE_DOWN} ({exc}).]"
+        notes.append(note)
+        return await _within_budget(outcome, accumulator.text(), notes, extras, continuation.owner, state)
+
+    async def _within_budget(
+        message: dict[str, Any], text: str, notes: list[str], extras: dict[str, Any], owner: str, state: _State
+    ) -> CallToolResult:
+        """The result, or its beginning and the full reply by reference when it is too large."""
+        fitted = fit_message({**message, **extras}, budget)
+        shown = fit_text(text, budget - weight("\n".join(notes)))
+        if not fitted.cut and shown == text:
+            return reply_result(fitted.message, text, notes, None)
+        reply_id = new_reply_id()
+        await state.store.save_reply(reply_id, owner, text, json.dumps(message, ensure_ascii=False))
+        path = None if http else save_reply_file(reply_id, text)
+        truncated = truncation(reply_id, text, shown, path, budget)
+        structured = {**fitted.message, "truncated": truncated.details}
+        structured["notes"] = [*structured.get("notes", []), truncated.note]
+        return reply_result(structured, shown, [truncated.note, *notes], truncated.link)
 
     async def _failure_result(
         error: RelayError, request: SendMessageInput, attempt: PreparedRequest, entry: Mapping[str, Any] | None,
@@ -275,6 +342,22 @@ def create_server(config: Config) -> MCPServer:
             return f"{model!r} is not accepted; the closest names from list_models are {', '.join(close)}"
         return f"{model!r} is not accepted; call list_models for the names the relay sells"
 
+    async def read_reply(reply_id: str, ctx: Context) -> str:
+        return (await _stored_reply(reply_id, ctx))[0]
+
+    async def read_reply_message(reply_id: str, ctx: Context) -> str:
+        return (await _stored_reply(reply_id, ctx))[1]
+
+    async def _stored_reply(reply_id: str, ctx: Context) -> tuple[str, str]:
+        state, key = state_and_key(ctx)
+        found = None
+        if key is not None:
+            with contextlib.suppress(StoreUnavailableError):
+                found = await state.store.load_reply(reply_id, await state.store.owner_tag(key))
+        if found is None:
+            raise ResourceError(f"Reply {reply_id} is unknown or has expired; send the request again.")
+        return found
+
     def tool(fn: Any, name: str, title: str, description: str, params: dict[str, Any], output: dict[str, Any],
              annotations: ToolAnnotations) -> Tool:  # fmt: skip
         return Tool(
@@ -305,4 +388,12 @@ def create_server(config: Config) -> MCPServer:
     # MCPServer has no public hook for logging/setLevel (gone in 2026-07-28, still sent by
     # handshake-era hosts); registering it also advertises the logging capability.
     server._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, _set_logging_level)  # pyright: ignore[reportPrivateUsage]
+    too_large = "of a send_message reply too large for one result"
+    server.resource(REPLY_URI, name="reply", mime_type="text/plain", description=f"The full text {too_large}.")(
+        read_reply
+    )
+    server.resource(
+        REPLY_URI + "/message", name="reply-message", mime_type="application/json",
+        description=f"The full Message {too_large}.",
+    )(read_reply_message)  # fmt: skip
     return server
