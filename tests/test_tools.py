@@ -130,7 +130,7 @@ async def test_max_tokens_cut_is_said_in_one_line(relay: FakeRelay) -> None:
 async def test_long_stream_of_thousands_of_deltas(relay: FakeRelay) -> None:
     pieces = [f"第{i}段；" for i in range(6000)]
     relay.enqueue(MESSAGES, Reply.sse(sse.text_reply(pieces), chunk=4096))
-    async with Client(make_server(relay)) as client:
+    async with Client(make_server(relay, max_result_chars=10**7)) as client:  # over the default budget
         result = await client.call_tool("send_message", HELLO)
     assert result.content[0].text == "".join(pieces)
     assert len(result.content) == 2 and result.content[1].text.startswith("[claude-sonnet-5 answered")
@@ -146,7 +146,7 @@ async def test_a_plain_json_message_answer_is_accepted(relay: FakeRelay) -> None
     assert not result.is_error
     assert result.content[0].text == "整段回答"
     assert result.structured_content is not None
-    assert {k: v for k, v in result.structured_content.items() if k not in ("route", "credits", "notes")} == message
+    assert {k: v for k, v in result.structured_content.items() if k not in ("route", "credits", "notes", "conversation_id")} == message
 
 
 async def test_missing_key_names_the_variable_and_sends_nothing(relay: FakeRelay) -> None:
