@@ -273,16 +273,16 @@ def create_server(config: Config, *, http: bool = False) -> MCPServer:
             outcome, route=attempt.route, dropped=attempt.dropped, max_tokens=attempt.max_tokens, entry=entry
         )
         try:
-            conversation_id, note = await record(state.store, continuation, arguments=given, reply=outcome,
+            conversation_id, note = await record(state.store, continuation, key, arguments=given, reply=outcome,
                                                  channel=channel)  # fmt: skip
             extras["conversation_id"] = conversation_id
         except StoreUnavailableError as exc:
             note = f"[The reply is complete, but the conversation could not be stored: {STORE_DOWN} ({exc}).]"
         notes.append(note)
-        return await _within_budget(outcome, accumulator.text(), notes, extras, continuation.owner, state)
+        return await _within_budget(outcome, accumulator.text(), notes, extras, key, state)
 
     async def _within_budget(
-        message: dict[str, Any], text: str, notes: list[str], extras: dict[str, Any], owner: str, state: _State
+        message: dict[str, Any], text: str, notes: list[str], extras: dict[str, Any], key: SecretStr, state: _State
     ) -> CallToolResult:
         """The result, or its beginning and the full reply by reference when it is too large."""
         fitted = fit_message({**message, **extras}, budget)
@@ -290,7 +290,13 @@ def create_server(config: Config, *, http: bool = False) -> MCPServer:
         if not fitted.cut and shown == text:
             return reply_result(fitted.message, text, notes, None)
         reply_id = new_reply_id()
-        await state.store.save_reply(reply_id, owner, text, json.dumps(message, ensure_ascii=False))
+        try:
+            owner = await state.store.owner_tag(key)
+            await state.store.save_reply(reply_id, owner, text, json.dumps(message, ensure_ascii=False))
+        except StoreUnavailableError as exc:  # nothing may be lost: the whole reply, over the budget
+            notes.append(f"[The reply is over the result budget, but could not be stored to read by reference: "
+                         f"{STORE_DOWN} ({exc}); it is returned whole.]")  # fmt: skip
+            return reply_result({**message, **extras, "notes": [*extras["notes"], notes[-1]]}, text, notes, None)
         path = None if http else save_reply_file(reply_id, text)
         truncated = truncation(reply_id, text, shown, path, budget)
         structured = {**fitted.message, "truncated": truncated.details}

@@ -19,7 +19,7 @@ _START_AGAIN = "start a new conversation by calling send_message without convers
 
 @dataclass(frozen=True)
 class Continuation:
-    owner: str
+    owner: str | None  # the key's tag; None until a new conversation is stored
     conversation: Conversation | None  # None: a new conversation
     branch: bool  # continuing from an earlier turn: the result gets a new id
 
@@ -28,9 +28,9 @@ async def begin(store: Store, ref: str | None, key: SecretStr) -> Continuation:
     """The conversation ``ref`` names, checked before anything is sent. Raises InputError for an
     id that is malformed, unknown, expired or another key's (all alike: nothing is revealed), and
     StoreUnavailableError when the store does not answer."""
+    if ref is None:  # a new conversation needs the store only when it is saved
+        return Continuation(None, None, False)
     owner = await store.owner_tag(key)
-    if ref is None:
-        return Continuation(owner, None, False)
     parsed = parse_conversation_ref(ref)
     conversation = await store.load(parsed[0], owner) if parsed else None
     if parsed is None or conversation is None:
@@ -63,16 +63,17 @@ def with_history(arguments: Mapping[str, Any], continuation: Continuation, chann
 
 
 async def record(
-    store: Store, continuation: Continuation, *, arguments: Mapping[str, Any], reply: Mapping[str, Any],
-    channel: str | None,
+    store: Store, continuation: Continuation, key: SecretStr, *, arguments: Mapping[str, Any],
+    reply: Mapping[str, Any], channel: str | None,
 ) -> tuple[str, str]:  # fmt: skip
     """Store the completed turn; returns the conversation id and the note for the agent."""
+    owner = continuation.owner or await store.owner_tag(key)
     turn = {"messages": list(arguments["messages"]), "reply": list(reply.get("content") or []), "channel": channel,
             "model": reply.get("model")}  # fmt: skip
     before = continuation.conversation
     system = arguments.get("system", before.system if before else None)
     if before is not None and not continuation.branch:
-        updated = Conversation(before.id, continuation.owner, system, [*before.turns, turn])
+        updated = Conversation(before.id, owner, system, [*before.turns, turn])
         if await store.save(updated, expected_turns=len(before.turns)):
             return (
                 updated.id,
@@ -80,7 +81,7 @@ async def record(
             )
         # Another call continued the same conversation meanwhile: keep both, this one as a branch.
     turns = [*(before.turns if before else []), turn]
-    created = Conversation(new_conversation_id(), continuation.owner, system, turns)
+    created = Conversation(new_conversation_id(), owner, system, turns)
     await store.save(created, expected_turns=0)
     if before is None:
         return created.id, f"[Conversation {created.id}, turn 1: {_CONTINUE}.]"

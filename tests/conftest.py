@@ -43,7 +43,8 @@ def free_port() -> int:
 class HttpServer:
     """A real ``aitoearn-mcp --transport streamable-http`` process on a loopback port."""
 
-    def __init__(self, relay: FakeRelay, *args: str, key: str | None = KEY, port: int | None = None) -> None:
+    def __init__(self, relay: FakeRelay, *args: str, key: str | None = KEY, port: int | None = None,
+                 env: dict[str, str] | None = None) -> None:  # fmt: skip
         import os
         import subprocess
         import sys
@@ -52,12 +53,12 @@ class HttpServer:
 
         self.port = port or free_port()
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
-        env = {"PATH": os.environ["PATH"], "AITOEARN_BASE_URL": relay.url}
+        environment = {"PATH": os.environ["PATH"], "AITOEARN_BASE_URL": relay.url, **(env or {})}
         if key:
-            env["AITOEARN_API_KEY"] = key
+            environment["AITOEARN_API_KEY"] = key
         script = str(Path(sys.executable).with_name("aitoearn-mcp"))
         argv = [script, "--transport", "streamable-http", "--port", str(self.port), *args]
-        self.proc = subprocess.Popen(argv, env=env, stdout=self.stderr, stderr=self.stderr)
+        self.proc = subprocess.Popen(argv, env=environment, stdout=self.stderr, stderr=self.stderr)
         self.base = f"http://127.0.0.1:{self.port}"
         self.url = self.base + "/mcp"
         self._wait()
@@ -106,3 +107,44 @@ def http_client(url: str, headers: dict[str, str] | None = None, mode: str = "au
 
     transport = streamable_http_client(url, http_client=create_mcp_http_client(headers=headers))
     return Client(transport, mode=mode)  # type: ignore[arg-type]
+
+
+class RedisServer:
+    """A real ``redis-server`` on a loopback port, started by the tests (``scripts/test``
+    installs Debian's redis-server package)."""
+
+    def __init__(self, tmp: str) -> None:
+        import shutil
+        import subprocess
+        import time
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed: run the tests with `bash scripts/test`, which installs it")
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", tmp],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        import socket
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(str(tmp_path_factory.mktemp("redis")))
+    yield server
+    server.stop()
