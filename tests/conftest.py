@@ -120,7 +120,9 @@ class RedisServer:
 
         binary = shutil.which("redis-server")
         if binary is None:
-            raise RuntimeError("redis-server is not installed: run the tests with `bash scripts/test`, which installs it")
+            raise RuntimeError(
+                "redis-server is not installed: run the tests with `bash scripts/test`, which installs it"
+            )
         self.port = free_port()
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",

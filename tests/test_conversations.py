@@ -70,15 +70,23 @@ async def test_a_conversation_continues_across_models_and_routes(relay: FakeRela
     body = relay.requests_to(MESSAGES)[1].json()
     assert body["system"] == "Be kind."
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user", "assistant", "user"]
-    assert body["messages"][1]["content"][0] == {"type": "thinking", "thinking": "私下想想", "signature": "sig-AbC123=="}
+    assert body["messages"][1]["content"][0] == {
+        "type": "thinking",
+        "thinking": "私下想想",
+        "signature": "sig-AbC123==",
+    }
     assert body["messages"][3]["content"] == [{"type": "text", "text": "第二答"}]
     assert body["messages"][4] == user("问三")
 
 
 async def test_a_branch_starts_from_an_earlier_turn_and_gets_its_own_id(relay: FakeRelay) -> None:
     async with Client(make_server(relay)) as client:
-        cid = conversation_of(await client.call_tool("send_message", {"model": "claude-sonnet-5", "messages": [user("a")]}))
-        await client.call_tool("send_message", {"model": "claude-sonnet-5", "conversation_id": cid, "messages": [user("b")]})
+        cid = conversation_of(
+            await client.call_tool("send_message", {"model": "claude-sonnet-5", "messages": [user("a")]})
+        )
+        await client.call_tool(
+            "send_message", {"model": "claude-sonnet-5", "conversation_id": cid, "messages": [user("b")]}
+        )
         branch = await client.call_tool("send_message", {"model": "claude-sonnet-5", "conversation_id": f"{cid}#1",
                                                          "messages": [user("b2")]})  # fmt: skip
         bad_turn = await client.call_tool("send_message", {"model": "claude-sonnet-5", "conversation_id": f"{cid}#7",
@@ -93,7 +101,9 @@ async def test_a_branch_starts_from_an_earlier_turn_and_gets_its_own_id(relay: F
 
 async def test_a_failed_or_cancelled_call_leaves_the_conversation_as_it_was(relay: FakeRelay) -> None:
     async with Client(make_server(relay)) as client:
-        cid = conversation_of(await client.call_tool("send_message", {"model": "claude-sonnet-5", "messages": [user("a")]}))
+        cid = conversation_of(
+            await client.call_tool("send_message", {"model": "claude-sonnet-5", "messages": [user("a")]})
+        )
         relay.enqueue(MESSAGES, Reply.json(400, {"type": "error", "error": {"type": "invalid_request_error",
                                                                             "message": "nope"}}))  # fmt: skip
         failed = await client.call_tool("send_message", {"model": "claude-sonnet-5", "conversation_id": cid,

@@ -146,7 +146,9 @@ async def test_a_plain_json_message_answer_is_accepted(relay: FakeRelay) -> None
     assert not result.is_error
     assert result.content[0].text == "整段回答"
     assert result.structured_content is not None
-    assert {k: v for k, v in result.structured_content.items() if k not in ("route", "credits", "notes", "conversation_id")} == message
+    assert {
+        k: v for k, v in result.structured_content.items() if k not in ("route", "credits", "notes", "conversation_id")
+    } == message
 
 
 async def test_missing_key_names_the_variable_and_sends_nothing(relay: FakeRelay) -> None:
