@@ -7,6 +7,7 @@ and shell history.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from collections.abc import Mapping
@@ -102,6 +103,10 @@ class Config:
         if self.conversations and urlsplit(self.conversations).scheme not in ("redis", "rediss"):
             raise ConfigError(
                 "AITOEARN_CONVERSATIONS must be empty (keep conversations in memory) or a redis:// or rediss:// URL"
+            )
+        if self.conversations and importlib.util.find_spec("redis") is None:
+            raise ConfigError(
+                "AITOEARN_CONVERSATIONS names Redis: install the client with pip install 'aitoearn-mcp[shared]'"
             )
         if self.conversation_ttl <= 0:
             raise ConfigError("AITOEARN_CONVERSATION_TTL must be more than zero seconds")

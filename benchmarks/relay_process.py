@@ -37,7 +37,8 @@ def fast_chunks(deltas: int, openai: bool) -> tuple[bytes, ...]:
 
 def spec(body: bytes) -> tuple[int, float]:
     content = json.loads(body)["messages"][-1]["content"]
-    fields = dict(part.split("=") for part in content.split()[1:]) if content.startswith("bench ") else {}
+    words = content.split() if content.startswith("bench ") else []
+    fields = dict(word.split("=", 1) for word in words if "=" in word)
     return int(fields.get("deltas", 12)), float(fields.get("delay", 0))
 
 

@@ -17,6 +17,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -243,6 +244,39 @@ class Bench:
                 "openai_sdk_s": median(sdk_t), "ratio_vs_bare": median(r_bare), "ratio_vs_sdk": median(r_sdk),
                 "goal": "<= 1.25x bare, <= 0.30x openai SDK"}  # fmt: skip
 
+    # --- 3c. the added cost of a stored conversation ----------------------------------------
+    async def conversation_cost(self, store: str, turns: int = 50) -> dict[str, Any]:
+        """One call continuing a ``turns``-turn conversation (each turn ~1 KB asked, a sentence
+        answered) minus the same call starting a new one, in-process: the server's own cost
+        plus the larger request it sends."""
+        from pydantic import SecretStr
+
+        from aitoearn_mcp import Config, create_server
+
+        config = Config(base_url=self.relay, api_key=SecretStr(KEY), conversations=store)
+        question = "bench deltas=12 delay=0 " + "context " * 128
+        ask = {"model": "claude-sonnet-5", "messages": [{"role": "user", "content": question}]}
+        async with Client(create_server(config)) as client:
+            first = await client.call_tool("send_message", ask)
+            cid = (first.structured_content or {})["conversation_id"]
+            for _ in range(turns - 1):
+                await client.call_tool("send_message", {**ask, "conversation_id": cid})
+            # Branching after the last turn always continues the same 50 turns.
+            continued = {**ask, "conversation_id": f"{cid}#{turns}"}
+            for _ in range(5):
+                await client.call_tool("send_message", continued)
+                await client.call_tool("send_message", ask)
+            diffs, with_t, without_t = [], [], []
+            for _ in range(self.repeats * 15):
+                a = await self.timed(lambda: client.call_tool("send_message", continued))
+                b = await self.timed(lambda: client.call_tool("send_message", ask))
+                with_t.append(a)
+                without_t.append(b)
+                diffs.append(a - b)
+        return {"turns": turns, "store": "redis" if store else "memory", "with_ms": median(with_t) * 1e3,
+                "without_ms": median(without_t) * 1e3, "added_ms": median(diffs) * 1e3,
+                "goal": "< 5 ms" if store else "< 2 ms"}  # fmt: skip
+
     # --- 4. fan-out ------------------------------------------------------------------------
     async def fan_out(self, n: int = 20) -> dict[str, Any]:
         slow = message_args(40, 0.25)
@@ -328,6 +362,7 @@ def draw(results: dict[str, Any], path: Path) -> None:
 def table(results: dict[str, Any]) -> str:
     s, p, f, m = results["startup"], results["per_call"], results["fan_out"], results["http_memory"]
     c = results["chat_throughput"]
+    conversations = [results[k] for k in ("conversation_memory", "conversation_redis") if k in results]
     t = results["throughput"]
     small, big = t[min(t, key=int)], t[max(t, key=int)]
     six = t.get("6000", small)
@@ -346,6 +381,8 @@ def table(results: dict[str, Any]) -> str:
          f"{c['ratio_vs_bare']:.2f}x", "≤ 1.25x"),
         ("OpenAI route 6,000 chunks vs openai SDK", f"{c['send_message_s'] * 1e3:.0f} vs {c['openai_sdk_s'] * 1e3:.0f} ms",
          f"{c['ratio_vs_sdk']:.2f}x", "≤ 0.30x"),
+        *((f"50-turn conversation, {c50['store']}", f"{c50['with_ms']:.2f} − {c50['without_ms']:.2f} ms",
+           f"{c50['added_ms']:.2f} ms", c50["goal"]) for c50 in conversations),
         ("fan-out: 20 slow calls vs 1", f"{f['20_concurrent_s']:.2f} vs {f['one_call_s']:.2f} s", f"{f['ratio']:.3f}x",
          "≤ 1.2x"),
         ("peak RSS after 6,000 deltas", f"{six['server_peak_rss_mib']:.1f} MiB", "", "< 80 MiB"),
@@ -387,6 +424,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         results["throughput"] = await bench.throughput(args.sizes)
         print("throughput on the OpenAI route ...", file=sys.stderr)
         results["chat_throughput"] = await bench.chat_throughput()
+        print("stored conversations ...", file=sys.stderr)
+        results["conversation_memory"] = await bench.conversation_cost("")
+        from tests.conftest import RedisServer
+
+        with tempfile.TemporaryDirectory() as folder:
+            redis = RedisServer(folder)
+            try:
+                results["conversation_redis"] = await bench.conversation_cost(redis.url)
+            finally:
+                redis.stop()
         print("fan-out ...", file=sys.stderr)
         results["fan_out"] = await bench.fan_out()
         print("memory under 200 HTTP streams ...", file=sys.stderr)
