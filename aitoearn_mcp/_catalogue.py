@@ -35,6 +35,9 @@ class Catalogue:
     failed_at: float = float("-inf")
     lock: anyio.Lock = field(default_factory=anyio.Lock)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self.by_name
+
     async def get(
         self, relay: RelayClient, key: SecretStr | None, *, refresh: bool = False, on_retry: OnRetry | None = None
     ) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 
 from . import __version__
@@ -53,6 +54,15 @@ def _parser() -> argparse.ArgumentParser:
         help="a Host name clients use, e.g. a proxy's public name; repeatable (AITOEARN_HTTP_ALLOWED_HOSTS)",
     )
     http.add_argument("--workers", type=int, help="uvicorn worker processes (AITOEARN_HTTP_WORKERS; 1)")
+    http.add_argument(
+        "--shutdown-grace",
+        type=float,
+        help="seconds calls in flight may finish after SIGTERM (AITOEARN_SHUTDOWN_GRACE; 30)",
+    )
+    http.add_argument(
+        "--metrics", action=argparse.BooleanOptionalAction, help="serve /metrics (AITOEARN_METRICS; on for loopback)"
+    )
+    http.add_argument("--metrics-port", type=int, help="serve /metrics on this port instead (AITOEARN_METRICS_PORT)")
     commands = parser.add_subparsers(dest="command", metavar="{check}")
     check = commands.add_parser("check", parents=[flags], help="check the base URL, key and catalogue, then exit")
     check.add_argument("--send", action="store_true", help="also make one max_tokens=1 call (spends a few credits)")
@@ -75,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 HttpSettings.from_env(),
                 host=args.host, port=args.port, path=args.path, workers=args.workers,
                 allowed_hosts=tuple(args.allowed_host) if args.allowed_host else None,
+                shutdown_grace=args.shutdown_grace, metrics=args.metrics, metrics_port=args.metrics_port,
             )  # fmt: skip
     except ConfigError as exc:
         print(f"aitoearn-mcp: {exc}", file=sys.stderr)
@@ -106,19 +117,20 @@ def _serve_http(config: Config, http: HttpSettings, log_level: str) -> int:
 
     logging.basicConfig(level=log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     if http.workers == 1:
-        from ._http import create_http_app
+        from ._http import create_http_app, serve
 
-        app = create_http_app(config, http)
-        uvicorn.run(app, host=http.host, port=http.port, log_level=log_level.lower())
-        return 0
-    # Workers are separate processes that build the app from the environment.
+        return serve(create_http_app(config, http), http, log_level.lower())
+    # Workers are separate processes that build the app from the environment; each drains on the
+    # SIGTERM the supervisor forwards. Their metrics are summed through files in one folder.
     os.environ.update({**config.to_env(), **http.to_env()})
-    uvicorn.run(
-        "aitoearn_mcp.asgi:create_app",
-        factory=True,
-        host=http.host,
-        port=http.port,
-        workers=http.workers,
-        log_level=log_level.lower(),
-    )
+    with tempfile.TemporaryDirectory(prefix="aitoearn-mcp-metrics-") as folder:
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", folder)
+        uvicorn.run(
+            "aitoearn_mcp.asgi:create_app",
+            factory=True,
+            host=http.host,
+            port=http.port,
+            workers=http.workers,
+            log_level=log_level.lower(),
+        )
     return 0

@@ -70,6 +70,17 @@ def _number(env: Mapping[str, str], name: str, default: float | None, *, integer
     return value
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool | None:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return None
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Config:
     """Settings for one server process. ``api_key`` is a SecretStr: its repr is masked."""
@@ -182,6 +193,9 @@ class HttpSettings:
     path: str = "/mcp"
     allowed_hosts: tuple[str, ...] = ()
     workers: int = 1
+    shutdown_grace: float = 30.0
+    metrics: bool | None = None  # None: on for a loopback bind, off otherwise
+    metrics_port: int | None = None  # a separate port for /metrics (then on, whatever the bind)
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/"):
@@ -190,6 +204,14 @@ class HttpSettings:
             raise ConfigError(f"the port must be 1-65535, got {self.port}")
         if self.workers < 1:
             raise ConfigError(f"workers must be 1 or more, got {self.workers}")
+        if self.shutdown_grace < 0:
+            raise ConfigError(f"the shutdown grace must be zero or more seconds, got {self.shutdown_grace}")
+        if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
+            raise ConfigError(f"the metrics port must be 1-65535, got {self.metrics_port}")
+        if self.metrics_port is not None and self.workers > 1:
+            raise ConfigError("--metrics-port serves one process: with --workers, /metrics on the main port sums them")
+        if (self.metrics or self.metrics_port is not None) and importlib.util.find_spec("prometheus_client") is None:
+            raise ConfigError("metrics need prometheus_client: pip install 'aitoearn-mcp[shared]'")
         if self.wildcard and not self.allowed_hosts:
             raise ConfigError(
                 f"binding to all interfaces ({self.host or 'empty host'}) needs --allowed-host NAME "
@@ -206,6 +228,13 @@ class HttpSettings:
         """Only a loopback bind may serve requests without a key using the server's own key."""
         return self.host in _LOOPBACK
 
+    @property
+    def metrics_enabled(self) -> bool:
+        """Asked for, or by default on loopback (and prometheus_client installed)."""
+        if self.metrics is not None or self.metrics_port is not None:
+            return bool(self.metrics) or self.metrics_port is not None
+        return self.loopback and importlib.util.find_spec("prometheus_client") is not None
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> HttpSettings:
         env = os.environ if env is None else env
@@ -216,6 +245,9 @@ class HttpSettings:
             path=env.get("AITOEARN_HTTP_PATH", "").strip() or "/mcp",
             allowed_hosts=allowed,
             workers=int(_number(env, "AITOEARN_HTTP_WORKERS", 1, integer=True) or 0),
+            shutdown_grace=_number(env, "AITOEARN_SHUTDOWN_GRACE", 30.0) or 0.0,
+            metrics=_flag(env, "AITOEARN_METRICS"),
+            metrics_port=int(port) if (port := _number(env, "AITOEARN_METRICS_PORT", None, integer=True)) else None,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -225,4 +257,7 @@ class HttpSettings:
             "AITOEARN_HTTP_PATH": self.path,
             "AITOEARN_HTTP_ALLOWED_HOSTS": ",".join(self.allowed_hosts),
             "AITOEARN_HTTP_WORKERS": str(self.workers),
+            "AITOEARN_SHUTDOWN_GRACE": str(self.shutdown_grace),
+            "AITOEARN_METRICS": "" if self.metrics is None else str(int(self.metrics)),
+            "AITOEARN_METRICS_PORT": str(self.metrics_port or ""),
         }

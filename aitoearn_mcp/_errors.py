@@ -21,6 +21,7 @@ __all__ = [
     "RelayError",
     "RelayTimeoutError",
     "RequestRejectedError",
+    "ShuttingDownError",
     "UnavailableError",
     "error_from_response",
     "provider_error",
@@ -109,6 +110,16 @@ class UnavailableError(RelayError):
 
 class RelayTimeoutError(RelayError):
     """A configured time limit ran out."""
+
+
+class ShuttingDownError(RelayError):
+    """The server was shutting down and its grace period ran out while the call ran."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The server was shutting down and stopped this call at the end of its grace period",
+            fix="send the request again (the load balancer routes it to a running server)",
+        )
 
 
 class IncompleteReplyError(RelayError):

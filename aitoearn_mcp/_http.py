@@ -3,12 +3,19 @@ load balancer serve the same clients, and keyed per caller.
 
 Each request may carry its caller's own AiToEarn key (``X-Api-Key`` or ``Authorization:
 Bearer``), used for that request only. The server's own key serves keyless requests only on
-a loopback bind; on any other bind a keyless request gets HTTP 401.
+a loopback bind; on any other bind a keyless request gets HTTP 401. Probes: ``/healthz``
+(liveness), ``/readyz`` (503 while draining or when a configured Redis does not answer), and
+``/metrics`` in Prometheus text format.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import signal
+import threading
+from collections.abc import Generator
+from typing import Any
 
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
@@ -17,9 +24,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__
 from ._config import Config, HttpSettings
+from ._drain import Drain
+from ._metrics import NO_METRICS, Metrics, PrometheusMetrics
 from ._server import create_server, key_from_headers
+from ._store import open_store
 
-__all__ = ["MAX_BODY_BYTES", "app_from_env", "create_http_app"]
+__all__ = ["MAX_BODY_BYTES", "app_from_env", "create_http_app", "serve"]
+
+RETRY_AFTER_SECONDS = 5  # what a draining server tells clients and load balancers
 
 # The relay takes 50 MB; the JSON-RPC envelope around the same request needs a little more.
 MAX_BODY_BYTES = 52 * 1024 * 1024
@@ -45,6 +57,40 @@ def _security(settings: HttpSettings) -> TransportSecuritySettings:
     )
 
 
+class _DrainGate:
+    """While draining, new MCP requests get 503 with Retry-After (a load balancer moves on);
+    at start-up, the process's SIGTERM and SIGINT are taken over to drain first."""
+
+    def __init__(self, app: ASGIApp, drain: Drain, path: str) -> None:
+        self.app = app
+        self.drain = drain
+        self.path = path.rstrip("/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+
+            async def on_startup() -> Any:
+                message = await receive()
+                if message["type"] == "lifespan.startup" and threading.current_thread() is threading.main_thread():
+                    self.drain.install_signal_handlers()
+                return message
+
+            await self.app(scope, on_startup, send)
+            return
+        if self.drain.draining and scope["type"] == "http" and scope["path"].rstrip("/") == self.path:
+            response = JSONResponse(
+                {"jsonrpc": "2.0", "id": None, "error": {"code": -32000, "message": _DRAINING}},
+                status_code=503,
+                headers={"retry-after": str(RETRY_AFTER_SECONDS), "connection": "close"},
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+_DRAINING = "This aitoearn-mcp server is shutting down; send the request again (to another server)."
+
+
 class _RequireCallerKey:
     """On a non-loopback bind, refuse MCP requests that carry no key of their own."""
 
@@ -65,14 +111,47 @@ class _RequireCallerKey:
         await self.app(scope, receive, send)
 
 
+def _metrics(settings: HttpSettings) -> Metrics:
+    if not settings.metrics_enabled:
+        return NO_METRICS
+    metrics = PrometheusMetrics()
+    if settings.metrics_port is not None:
+        import prometheus_client
+
+        prometheus_client.start_http_server(settings.metrics_port, addr=settings.host, registry=metrics.registry)
+    return metrics
+
+
 def create_http_app(config: Config, settings: HttpSettings) -> ASGIApp:
-    """The ASGI app: MCP at ``settings.path`` (stateless) and ``/healthz``."""
+    """The ASGI app: MCP at ``settings.path`` (stateless), ``/healthz``, ``/readyz`` and, when
+    enabled on the main port, ``/metrics``."""
+    drain = Drain(settings.shutdown_grace)
+    metrics = _metrics(settings)
+    store = open_store(config.conversations, config.conversation_ttl, config.conversation_max_bytes)
     # Off loopback the server's key must never serve a keyless caller: leave it out entirely.
-    server = create_server(config if settings.loopback else dataclasses.replace(config, api_key=None), http=True)
+    server = create_server(
+        config if settings.loopback else dataclasses.replace(config, api_key=None),
+        http=True, drain=drain, metrics=metrics, store=store,
+    )  # fmt: skip
 
     @server.custom_route("/healthz", methods=["GET"])
-    async def healthz(_: Request) -> Response:  # answers without touching the relay
+    async def healthz(_: Request) -> Response:  # liveness: answers without touching the relay
         return JSONResponse({"status": "ok", "version": __version__})
+
+    @server.custom_route("/readyz", methods=["GET"])
+    async def readyz(_: Request) -> Response:
+        if drain.draining:
+            return JSONResponse({"status": "draining"}, status_code=503, headers={"retry-after": "5"})
+        if not await store.ping():
+            return JSONResponse({"status": "conversation store (Redis) not answering"}, status_code=503)
+        return JSONResponse({"status": "ready", "in_flight": drain.in_flight})
+
+    if isinstance(metrics, PrometheusMetrics) and settings.metrics_port is None:
+
+        @server.custom_route("/metrics", methods=["GET"])
+        async def metrics_page(_: Request) -> Response:
+            body, content_type = metrics.render()
+            return Response(body, media_type=content_type)
 
     app = server.streamable_http_app(
         streamable_http_path=settings.path,
@@ -82,7 +161,28 @@ def create_http_app(config: Config, settings: HttpSettings) -> ASGIApp:
         transport_security=_security(settings),
         host=settings.host,
     )
-    return app if settings.loopback else _RequireCallerKey(app, settings.path)
+    gated = _DrainGate(app, drain, settings.path)
+    return gated if settings.loopback else _RequireCallerKey(gated, settings.path)
+
+
+def serve(app: ASGIApp, settings: HttpSettings, log_level: str) -> int:
+    """Run one uvicorn process; 0 once it has drained and stopped."""
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:
+            # uvicorn re-raises the signal it stopped on, which would end the process with status
+            # -15 after a clean drain; the app's drain takes the signals over at start-up.
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    _Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level)).run()
+    return 0
 
 
 def app_from_env() -> ASGIApp:

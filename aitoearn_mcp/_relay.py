@@ -32,6 +32,7 @@ from ._errors import (
     request_id_from,
     stream_error_text,
 )
+from ._metrics import NO_METRICS, Metrics
 from ._reply import ReplyAccumulator
 from ._routes import Route
 
@@ -88,10 +89,13 @@ class _Failure(Exception):
 class RelayClient:
     """Calls the relay. ``backoff_base`` is the first retry delay in seconds."""
 
-    def __init__(self, config: Config, http: httpx2.AsyncClient, *, backoff_base: float = 0.5) -> None:
+    def __init__(
+        self, config: Config, http: httpx2.AsyncClient, *, backoff_base: float = 0.5, metrics: Metrics = NO_METRICS
+    ) -> None:
         self._config = config
         self._http = http
         self._backoff_base = backoff_base
+        self._metrics = metrics
 
     async def list_models(
         self, key: SecretStr | None, *, on_retry: OnRetry | None = None, max_retries: int | None = None
@@ -128,6 +132,7 @@ class RelayClient:
         accumulator: ReplyAccumulator,
         *,
         on_retry: OnRetry | None = None,
+        on_first_event: Callable[[], None] | None = None,
     ) -> dict[str, Any]:
         """POST the body to ``route``, stream the reply into ``accumulator`` and return the
         Message (Anthropic-shaped whichever protocol the relay spoke).
@@ -157,7 +162,7 @@ class RelayClient:
                     return accumulator.message()
                 request_id = request_id_from(response.headers)
                 try:
-                    await _read_event_stream(response, accumulator, request_id)
+                    await _read_event_stream(response, accumulator, request_id, on_first_event)
                     return accumulator.message()
                 except RelayError as exc:
                     raise _Failure(exc) from None
@@ -201,6 +206,7 @@ class RelayClient:
                         error = _scrub(exc, key)
                     if not error.retryable or number == retries:
                         raise error
+                    self._metrics.retry(_retry_cause(error))
                     delay = self._delay(number, error.retry_after)
                     message = (
                         f"Could not {what} (attempt {number + 1} of {retries + 1}): "
@@ -251,7 +257,19 @@ async def _read_capped(response: httpx2.Response, limit: int) -> bytes:
     return b"".join(chunks)[:limit]
 
 
-async def _read_event_stream(response: httpx2.Response, accumulator: ReplyAccumulator, request_id: str | None) -> None:
+def _retry_cause(error: RelayError) -> str:
+    """A short, bounded label: the HTTP status, or what kind of failure it was."""
+    if error.status is not None and error.status != 200:
+        return str(error.status)
+    return "connection" if error.status is None and error.code is None else "relay_overloaded"
+
+
+async def _read_event_stream(
+    response: httpx2.Response,
+    accumulator: ReplyAccumulator,
+    request_id: str | None,
+    on_first_event: Callable[[], None] | None,
+) -> None:
     # EventSource.__aiter__ is an async generator; kept by hand so it can be resumed and closed.
     events = cast(
         AsyncGenerator[httpx2.ServerSentEvent, None],
@@ -279,6 +297,9 @@ async def _read_event_stream(response: httpx2.Response, accumulator: ReplyAccumu
             if kind == "error":
                 error = event.get("error")
                 raise provider_error(error if isinstance(error, dict) else event, status=200, request_id=request_id)
+            if on_first_event is not None:
+                on_first_event()
+                on_first_event = None
             if accumulator.feed(event):
                 break
         if not accumulator.ended:

@@ -17,6 +17,7 @@ import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast, get_args
 
@@ -40,6 +41,7 @@ from . import __version__
 from ._budget import fit_message, fit_text, weight
 from ._catalogue import Catalogue
 from ._config import Config
+from ._drain import Drain
 from ._dto import (
     MESSAGE_SCHEMA,
     MODELS_SCHEMA,
@@ -49,8 +51,16 @@ from ._dto import (
     parse_list_models_args,
     parse_send_message_args,
 )
-from ._errors import IncompleteReplyError, InputError, InvalidModelError, MissingKeyError, RelayError
+from ._errors import (
+    IncompleteReplyError,
+    InputError,
+    InvalidModelError,
+    MissingKeyError,
+    RelayError,
+    ShuttingDownError,
+)
 from ._files import attach_files, read_files, roots_from_uris
+from ._metrics import NO_METRICS, Metrics
 from ._relay import RelayClient, new_http_client
 from ._reply import ReplyAccumulator
 from ._request import PreparedRequest, prepare_request
@@ -156,35 +166,63 @@ async def _report_progress(ctx: Context, accumulator: ReplyAccumulator) -> None:
             await ctx.report_progress(received, None, f"{received:,} characters received: …{tail}")
 
 
+@dataclass
+class _Call:
+    """One send_message call on its way: where it went, what arrived, how long it took."""
+
+    request: PreparedRequest
+    accumulator: ReplyAccumulator
+    outcome: dict[str, Any] | RelayError
+    seconds: float
+    first_event: float | None
+
+
 async def _collect(
-    relay: RelayClient, request: PreparedRequest, key: SecretStr, accumulator: ReplyAccumulator, ctx: Context
-) -> dict[str, Any] | RelayError:
+    relay: RelayClient, request: PreparedRequest, key: SecretStr, ctx: Context, drain: Drain | None
+) -> _Call:
     """Run the call with the progress reporter beside it. Errors come back as values: raised
     through the task group they would arrive wrapped in an ExceptionGroup."""
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(_report_progress, ctx, accumulator)
-        try:
-            on_retry = functools.partial(_log_to_client, ctx)
-            return await relay.send_message(request.route, request.body, key, accumulator, on_retry=on_retry)
-        except RelayError as exc:
-            return exc
-        finally:
-            tasks.cancel_scope.cancel()
-    raise AssertionError("unreachable: the task group body returns or raises")  # for the type checker
+    accumulator = ReplyAccumulator()
+    started = time.monotonic()
+    first_event: list[float] = []
+    outcome: dict[str, Any] | RelayError = ShuttingDownError()
+    scope = anyio.CancelScope()  # cancelled by the drain when the grace period runs out
+    with drain.track(scope) if drain else contextlib.nullcontext(), scope:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_report_progress, ctx, accumulator)
+            try:
+                outcome = await relay.send_message(
+                    request.route, request.body, key, accumulator,
+                    on_retry=functools.partial(_log_to_client, ctx),
+                    on_first_event=lambda: first_event.append(time.monotonic() - started),
+                )  # fmt: skip
+            except RelayError as exc:
+                outcome = exc
+            finally:
+                tasks.cancel_scope.cancel()
+    if scope.cancelled_caught and accumulator.started:
+        outcome = IncompleteReplyError(ShuttingDownError(), accumulator.message(partial=True), accumulator.text())
+    return _Call(request, accumulator, outcome, time.monotonic() - started, first_event[0] if first_event else None)
 
 
 async def _send_on_routes(
-    relay: RelayClient, prepared: list[PreparedRequest], key: SecretStr, ctx: Context
-) -> tuple[PreparedRequest, ReplyAccumulator, dict[str, Any] | RelayError]:
+    relay: RelayClient, prepared: list[PreparedRequest], key: SecretStr, ctx: Context, drain: Drain | None
+) -> _Call:
     """Send on the first route; when the relay does not know the model there, on the next."""
     for attempt in prepared[:-1]:
-        accumulator = ReplyAccumulator()
-        outcome = await _collect(relay, attempt, key, accumulator, ctx)
-        if not isinstance(outcome, InvalidModelError):
-            return attempt, accumulator, outcome
+        call = await _collect(relay, attempt, key, ctx, drain)
+        if not isinstance(call.outcome, InvalidModelError):
+            return call
         logger.info("send_message model not accepted on route %s; trying the next route", attempt.route)
-    accumulator = ReplyAccumulator()
-    return prepared[-1], accumulator, await _collect(relay, prepared[-1], key, accumulator, ctx)
+    return await _collect(relay, prepared[-1], key, ctx, drain)
+
+
+def _outcome_label(outcome: dict[str, Any] | RelayError) -> str:
+    """``ok`` or the error's kind: ``auth``, ``credits``, ``incomplete``, ... (a bounded set)."""
+    if not isinstance(outcome, RelayError):
+        return "ok"
+    name = type(outcome).__name__.removesuffix("Error")
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_") or "relay"
 
 
 async def _allowed_roots(ctx: Context, extra: tuple[str, ...]) -> list[Path]:
@@ -198,19 +236,31 @@ async def _allowed_roots(ctx: Context, extra: tuple[str, ...]) -> list[Path]:
     return [*(roots or [Path.cwd()]), *(Path(p) for p in extra)]
 
 
-def create_server(config: Config, *, http: bool = False) -> MCPServer:
-    """Build the server; the HTTP client and the store open with the server's lifespan and close
-    with it. ``http``: serving streamable HTTP, where the server never reads its own disk for a caller."""
+def create_server(
+    config: Config,
+    *,
+    http: bool = False,
+    drain: Drain | None = None,
+    metrics: Metrics = NO_METRICS,
+    store: Store | None = None,
+) -> MCPServer:
+    """Build the server; the relay's HTTP client opens with the server's lifespan and the store
+    closes with it. ``http``: serving streamable HTTP, where the server never reads its own disk
+    for a caller; ``drain`` tracks calls in flight for a graceful shutdown; ``store`` defaults to
+    the one the configuration names."""
     budget = config.max_result_chars
+    catalogue = Catalogue(ttl=config.models_cache_ttl)
+    if store is None:
+        store = open_store(config.conversations, config.conversation_ttl, config.conversation_max_bytes)
+    metrics.label_models(catalogue)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[_State]:
-        store = open_store(config.conversations, config.conversation_ttl, config.conversation_max_bytes)
         try:
             async with new_http_client(config) as client:
-                yield _State(RelayClient(config, client), Catalogue(ttl=config.models_cache_ttl), store)
+                yield _State(RelayClient(config, client, metrics=metrics), catalogue, cast(Store, store))
         finally:
-            await store.aclose()
+            await cast(Store, store).aclose()
 
     def state_and_key(ctx: Context) -> tuple[_State, SecretStr | None]:
         # Over HTTP a caller's own key wins; the transport layer decides whether the server's may serve.
@@ -218,6 +268,16 @@ def create_server(config: Config, *, http: bool = False) -> MCPServer:
         return state, key_from_headers(ctx.headers) or config.api_key
 
     async def list_models(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
+        metrics.call_started("list_models")
+        outcome = "cancelled"
+        try:
+            result = await _list_models(arguments, ctx)
+            outcome = "error" if result.is_error else "ok"
+            return result
+        finally:
+            metrics.call_finished("list_models", "", "", outcome)
+
+    async def _list_models(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
         try:
             args = parse_list_models_args(arguments)
         except InputError as exc:
@@ -234,6 +294,16 @@ def create_server(config: Config, *, http: bool = False) -> MCPServer:
         )
 
     async def send_message(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
+        metrics.call_started("send_message")
+        labels = {"model": str(arguments.get("model", "")), "route": "", "outcome": "cancelled"}
+        try:
+            return await _send_message(arguments, ctx, labels)
+        finally:
+            metrics.call_finished("send_message", **labels)
+
+    async def _send_message(arguments: dict[str, Any], ctx: Context, labels: dict[str, str]) -> CallToolResult:
+        """``labels`` (model, route, outcome) are filled in for the metrics as the call goes."""
+        labels["outcome"] = "input_error"
         try:
             request, given = parse_send_message_args(arguments)
         except InputError as exc:
@@ -257,21 +327,27 @@ def create_server(config: Config, *, http: bool = False) -> MCPServer:
         except InputError as exc:
             return error_result(str(exc))
         except StoreUnavailableError as exc:
+            labels["outcome"] = "store_unavailable"
             return error_result(f"{STORE_DOWN} ({exc}). Nothing was sent.")
-        started = time.monotonic()
-        attempt, accumulator, outcome = await _send_on_routes(state.relay, prepared, key, ctx)
-        elapsed = time.monotonic() - started
+        call = await _send_on_routes(state.relay, prepared, key, ctx, drain)
+        attempt, accumulator, outcome = call.request, call.accumulator, call.outcome
+        labels.update(route=attempt.route.value, outcome=_outcome_label(outcome))
+        metrics.upstream(attempt.route, call.seconds, call.first_event)
         if isinstance(outcome, RelayError):
             logger.info("send_message model=%s route=%s failed after %.2f s: %s",
-                        request.model, attempt.route, elapsed, type(outcome).__name__)  # fmt: skip
+                        request.model, attempt.route, call.seconds, type(outcome).__name__)  # fmt: skip
+            metrics.streamed(request.model, attempt.route, accumulator.chars_received, None)
             return await _failure_result(outcome, request, attempt, entry, state, key, ctx)
         logger.info(
             "send_message model=%s route=%s stop_reason=%s chars=%d in %.2f s",
-            request.model, attempt.route, outcome.get("stop_reason"), accumulator.chars_received, elapsed,
+            request.model, attempt.route, outcome.get("stop_reason"), accumulator.chars_received, call.seconds,
         )  # fmt: skip
         notes, extras = call_notes(
             outcome, route=attempt.route, dropped=attempt.dropped, max_tokens=attempt.max_tokens, entry=entry
         )
+        estimate = extras["credits"]["estimate"]
+        metrics.streamed(request.model, attempt.route, accumulator.chars_received,
+                         Decimal(estimate) if estimate is not None else None)  # fmt: skip
         try:
             conversation_id, note = await record(state.store, continuation, key, arguments=given, reply=outcome,
                                                  channel=channel)  # fmt: skip

@@ -81,15 +81,20 @@ class HttpServer:
         raise RuntimeError(f"server did not start: {self.log()}")
 
     def log(self) -> str:
+        if self.stderr.closed:
+            return self._final_log
         self.stderr.seek(0)
         return self.stderr.read().decode(errors="replace")
 
     def stop(self) -> None:
+        if self.stderr.closed:
+            return
         self.proc.terminate()
         try:
-            self.proc.wait(10)
+            self.proc.wait(40)  # a drain may take its grace period
         except Exception:
             self.proc.kill()
+        self._final_log = self.log()
         self.stderr.close()
 
 
