@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
 import signal
 import threading
 from collections.abc import Generator
 from typing import Any
 
+import anyio
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
 from ._config import Config, HttpSettings
@@ -89,6 +92,71 @@ class _DrainGate:
 
 
 _DRAINING = "This aitoearn-mcp server is shutting down; send the request again (to another server)."
+
+# A request body up to this size is read to learn its JSON-RPC id; larger ones (rare: big
+# attachments) are passed on unread and can be cancelled by closing the connection only.
+_PEEK_BYTES = 8 * 1024 * 1024
+
+
+class _CancelByNotification:
+    """Stateless HTTP answers every POST on its own, so a ``notifications/cancelled`` (what the
+    TypeScript SDK sends when a host aborts a call) reaches no session that knows the call. This
+    keeps the calls in flight by caller and JSON-RPC id and cancels the one named, which closes
+    its relay stream and stops the billing."""
+
+    def __init__(self, app: ASGIApp, path: str) -> None:
+        self.app = app
+        self.path = path.rstrip("/")
+        self._calls: dict[tuple[str, str], anyio.CancelScope] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") != self.path:
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        size = 0
+        while size <= _PEEK_BYTES:
+            message = await receive()
+            messages.append(message)
+            size += len(message.get("body", b""))
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+        complete = not messages[-1].get("more_body", False)
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        rpc = _json_object(b"".join(m.get("body", b"") for m in messages)) if complete else None
+        key = key_from_headers(Request(scope).headers)
+        caller = hashlib.sha256(key.get_secret_value().encode()).hexdigest() if key else ""  # one caller's ids only
+        if rpc is not None and rpc.get("method") == "notifications/cancelled":
+            params = rpc.get("params")
+            request_id = params.get("requestId") if isinstance(params, dict) else None
+            call = self._calls.get((caller, str(request_id)))
+            if call is not None:
+                call.cancel()
+                await Response(status_code=202)(scope, replay, send)
+                return
+        if rpc is None or "id" not in rpc or rpc.get("method") != "tools/call":
+            await self.app(scope, replay, send)
+            return
+        name = (caller, str(rpc["id"]))
+        cancel_scope = anyio.CancelScope()
+        self._calls[name] = cancel_scope
+        try:
+            with cancel_scope:
+                await self.app(scope, replay, send)
+        finally:
+            if self._calls.get(name) is cancel_scope:
+                del self._calls[name]
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 class _RequireCallerKey:
@@ -161,7 +229,7 @@ def create_http_app(config: Config, settings: HttpSettings) -> ASGIApp:
         transport_security=_security(settings),
         host=settings.host,
     )
-    gated = _DrainGate(app, drain, settings.path)
+    gated = _DrainGate(_CancelByNotification(app, settings.path), drain, settings.path)
     return gated if settings.loopback else _RequireCallerKey(gated, settings.path)
 
 

@@ -96,6 +96,7 @@ class FakeRelay:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.hangups: list[float] = []  # monotonic times a client closed before the reply ended
+        self.hangups_wall: list[float] = []  # the same as wall-clock times, for other processes' clocks
         self.open_connections = 0
         self.connections = 0  # accepted in all
         self._queues: dict[str, list[Reply]] = {}
@@ -162,6 +163,10 @@ class FakeRelay:
             return Reply.chat(sse.chat_text_reply(_echo(body) or ["Hello", ", world."], model=model))
         return Reply.json(404, {"statusCode": 404, "message": "Not Found"})
 
+    def _hung_up(self) -> None:
+        self.hangups.append(time.monotonic())
+        self.hangups_wall.append(time.time())
+
     # --- HTTP/1.1 --------------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.open_connections += 1
@@ -199,7 +204,7 @@ class FakeRelay:
                 if reply.delay:
                     await asyncio.wait({hangup}, timeout=reply.delay)
                 if hangup.done():
-                    self.hangups.append(time.monotonic())
+                    self._hung_up()
                     return False
                 writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 await writer.drain()
@@ -207,7 +212,7 @@ class FakeRelay:
                 return False
             if reply.end == "hang":
                 await hangup
-                self.hangups.append(time.monotonic())
+                self._hung_up()
                 return False
             writer.write(b"0\r\n\r\n")
             await writer.drain()

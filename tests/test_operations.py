@@ -225,3 +225,32 @@ async def test_workers_sum_their_metrics(relay: FakeRelay) -> None:
     for page in pages:  # whichever worker answers, it reports all of them
         assert metric(page, "aitoearn_mcp_calls_total", tool="send_message", model="claude-sonnet-5",
                       outcome="ok") == 6  # fmt: skip
+
+
+async def test_a_cancel_notification_reaches_only_its_own_callers_call(relay: FakeRelay) -> None:
+    relay.enqueue(MESSAGES, slow_reply(sse.text_reply(PIECES), delay=0.05))
+    server = HttpServer(relay)
+    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json",
+               "mcp-protocol-version": "2025-06-18", "x-api-key": "sk-mallory-0123456789"}  # fmt: skip
+    try:
+        async with http_client(server.url, {"X-Api-Key": "sk-alice-0123456789"}) as alice:
+            await alice.list_tools()
+            async with anyio.create_task_group() as tasks:
+                results: list[CallToolResult] = []
+
+                async def call() -> None:
+                    results.append(await alice.call_tool("send_message", HELLO))
+
+                tasks.start_soon(call)
+                await anyio.sleep(0.5)
+                for request_id in range(20):  # whatever id alice's call has, mallory names it
+                    cancel = {
+                        "jsonrpc": "2.0",
+                        "method": "notifications/cancelled",
+                        "params": {"requestId": request_id},
+                    }
+                    httpx2.post(server.url, json=cancel, headers=headers)
+    finally:
+        server.stop()
+    assert results[0].content[0].text == "".join(PIECES)  # type: ignore[union-attr]
+    assert relay.hangups == []
