@@ -11,15 +11,13 @@ import difflib
 import functools
 import json
 import logging
-import time
 import warnings
-import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, cast, get_args
+from typing import Any, cast
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -29,8 +27,6 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.types import (
     CallToolResult,
-    EmptyResult,
-    LoggingLevel,
     SetLevelRequestParams,
     TextContent,
     ToolAnnotations,
@@ -39,6 +35,7 @@ from pydantic import ConfigDict, SecretStr
 
 from . import __version__
 from ._budget import fit_message, fit_text, weight
+from ._call import outcome_label, send_on_routes
 from ._catalogue import Catalogue
 from ._config import Config
 from ._drain import Drain
@@ -57,12 +54,11 @@ from ._errors import (
     InvalidModelError,
     MissingKeyError,
     RelayError,
-    ShuttingDownError,
 )
 from ._files import attach_files, read_files, roots_from_uris
 from ._metrics import NO_METRICS, Metrics
+from ._notices import log_to_client, set_logging_level
 from ._relay import RelayClient, new_http_client
-from ._reply import ReplyAccumulator
 from ._request import PreparedRequest, prepare_request
 from ._result import REPLY_URI, call_notes, error_result, format_model_line, reply_result, truncation
 from ._routes import Route, plan_route
@@ -73,8 +69,6 @@ __all__ = ["create_server", "key_from_headers"]
 
 logger = logging.getLogger("aitoearn_mcp")
 
-PROGRESS_INTERVAL = 0.1  # seconds: at most 10 notifications a second, never 250 ms without one while text flows
-PROGRESS_TAIL = 40  # characters of the latest text shown in a progress message
 ROOTS_WAIT = 5.0  # seconds to wait for the client's roots before falling back to the working directory
 
 FILES_OVER_HTTP = (
@@ -130,99 +124,6 @@ class _State:
     relay: RelayClient
     catalogue: Catalogue
     store: Store
-
-
-_LOG_LEVELS: list[str] = list(get_args(LoggingLevel))
-
-# The level each handshake-era session asked for with logging/setLevel (default: everything).
-_session_log_levels: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
-
-
-async def _set_logging_level(ctx: Any, params: SetLevelRequestParams) -> EmptyResult:
-    _session_log_levels[ctx.session] = params.level
-    return EmptyResult()
-
-
-async def _log_to_client(ctx: Context, message: str) -> None:
-    """Retries go to the client's log too. MCP logging is deprecated in 2026-07-28 but it is
-    what today's hosts show; the SDK's warning about it is not the user's business."""
-    if _LOG_LEVELS.index(_session_log_levels.get(ctx.session, "debug")) > _LOG_LEVELS.index("warning"):
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MCPDeprecationWarning)
-        await ctx.warning(message)
-
-
-async def _report_progress(ctx: Context, accumulator: ReplyAccumulator) -> None:
-    """Send progress while text flows: strictly rising, at most one per PROGRESS_INTERVAL."""
-    await ctx.report_progress(0, None, "Request sent; waiting for the first tokens")
-    reported = 0
-    while True:
-        await anyio.sleep(PROGRESS_INTERVAL)
-        received = accumulator.chars_received
-        if received > reported:
-            reported = received
-            tail = " ".join(accumulator.latest_text(PROGRESS_TAIL).split())
-            await ctx.report_progress(received, None, f"{received:,} characters received: …{tail}")
-
-
-@dataclass
-class _Call:
-    """One send_message call on its way: where it went, what arrived, how long it took."""
-
-    request: PreparedRequest
-    accumulator: ReplyAccumulator
-    outcome: dict[str, Any] | RelayError
-    seconds: float
-    first_event: float | None
-
-
-async def _collect(
-    relay: RelayClient, request: PreparedRequest, key: SecretStr, ctx: Context, drain: Drain | None
-) -> _Call:
-    """Run the call with the progress reporter beside it. Errors come back as values: raised
-    through the task group they would arrive wrapped in an ExceptionGroup."""
-    accumulator = ReplyAccumulator()
-    started = time.monotonic()
-    first_event: list[float] = []
-    outcome: dict[str, Any] | RelayError = ShuttingDownError()
-    scope = anyio.CancelScope()  # cancelled by the drain when the grace period runs out
-    with drain.track(scope) if drain else contextlib.nullcontext(), scope:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(_report_progress, ctx, accumulator)
-            try:
-                outcome = await relay.send_message(
-                    request.route, request.body, key, accumulator,
-                    on_retry=functools.partial(_log_to_client, ctx),
-                    on_first_event=lambda: first_event.append(time.monotonic() - started),
-                )  # fmt: skip
-            except RelayError as exc:
-                outcome = exc
-            finally:
-                tasks.cancel_scope.cancel()
-    if scope.cancelled_caught and accumulator.started:
-        outcome = IncompleteReplyError(ShuttingDownError(), accumulator.message(partial=True), accumulator.text())
-    return _Call(request, accumulator, outcome, time.monotonic() - started, first_event[0] if first_event else None)
-
-
-async def _send_on_routes(
-    relay: RelayClient, prepared: list[PreparedRequest], key: SecretStr, ctx: Context, drain: Drain | None
-) -> _Call:
-    """Send on the first route; when the relay does not know the model there, on the next."""
-    for attempt in prepared[:-1]:
-        call = await _collect(relay, attempt, key, ctx, drain)
-        if not isinstance(call.outcome, InvalidModelError):
-            return call
-        logger.info("send_message model not accepted on route %s; trying the next route", attempt.route)
-    return await _collect(relay, prepared[-1], key, ctx, drain)
-
-
-def _outcome_label(outcome: dict[str, Any] | RelayError) -> str:
-    """``ok`` or the error's kind: ``auth``, ``credits``, ``incomplete``, ... (a bounded set)."""
-    if not isinstance(outcome, RelayError):
-        return "ok"
-    name = type(outcome).__name__.removesuffix("Error")
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_") or "relay"
 
 
 async def _allowed_roots(ctx: Context, extra: tuple[str, ...]) -> list[Path]:
@@ -284,7 +185,7 @@ def create_server(
             return error_result(str(exc))
         state, key = state_and_key(ctx)
         try:
-            on_retry = functools.partial(_log_to_client, ctx)
+            on_retry = functools.partial(log_to_client, ctx)
             entries = await state.catalogue.get(state.relay, key, refresh=args.refresh, on_retry=on_retry)
         except RelayError as exc:
             return error_result(str(exc))
@@ -329,9 +230,9 @@ def create_server(
         except StoreUnavailableError as exc:
             labels["outcome"] = "store_unavailable"
             return error_result(f"{STORE_DOWN} ({exc}). Nothing was sent.")
-        call = await _send_on_routes(state.relay, prepared, key, ctx, drain)
+        call = await send_on_routes(state.relay, prepared, key, ctx, drain)
         attempt, accumulator, outcome = call.request, call.accumulator, call.outcome
-        labels.update(route=attempt.route.value, outcome=_outcome_label(outcome))
+        labels.update(route=attempt.route.value, outcome=outcome_label(outcome))
         metrics.upstream(attempt.route, call.seconds, call.first_event)
         if isinstance(outcome, RelayError):
             logger.info("send_message model=%s route=%s failed after %.2f s: %s",
@@ -469,7 +370,7 @@ def create_server(
     server = MCPServer("aitoearn-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, tools=tools)
     # MCPServer has no public hook for logging/setLevel (gone in 2026-07-28, still sent by
     # handshake-era hosts); registering it also advertises the logging capability.
-    server._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, _set_logging_level)  # pyright: ignore[reportPrivateUsage]
+    server._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, set_logging_level)  # pyright: ignore[reportPrivateUsage]
     too_large = "of a send_message reply too large for one result"
     server.resource(REPLY_URI, name="reply", mime_type="text/plain", description=f"The full text {too_large}.")(
         read_reply
