@@ -148,14 +148,17 @@ class MemoryStore:
         _, raw = self._items.pop(conversation_id)
         self._bytes -= len(raw)
 
-    def _get(self, conversation_id: str) -> str | None:
-        item = self._items.get(conversation_id)
+    def _get(self, item_id: str) -> str | None:
+        item = self._items.get(item_id)
         if item is None:
             return None
         if item[0] <= time.monotonic():
-            self._drop(conversation_id)
+            self._drop(item_id)
             return None
-        self._items.move_to_end(conversation_id)
+        # A use keeps it another ``ttl`` and makes it the most recent: the order of the items is
+        # then the order of their expiry, so expired ones are always at the front.
+        self._items[item_id] = (time.monotonic() + self.ttl, item[1])
+        self._items.move_to_end(item_id)
         return item[1]
 
     async def load(self, conversation_id: str, owner: str) -> Conversation | None:
@@ -171,9 +174,9 @@ class MemoryStore:
         self._items[item_id] = (time.monotonic() + self.ttl, raw)
         self._bytes += len(raw)
         now = time.monotonic()
-        for old in [cid for cid, (expires, _) in self._items.items() if expires <= now]:
-            self._drop(old)
-        while self._bytes > self.max_bytes and len(self._items) > 1:
+        while self._items and (
+            next(iter(self._items.values()))[0] <= now or (self._bytes > self.max_bytes and len(self._items) > 1)
+        ):
             self._drop(next(iter(self._items)))
 
     async def save(self, conversation: Conversation, *, expected_turns: int) -> bool:

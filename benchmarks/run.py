@@ -50,6 +50,12 @@ def rss_kib(pid: int, field: str = "VmHWM") -> int:
     raise RuntimeError(f"no {field} for {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def child_pid(pattern: str) -> int:
     """The pid of this process's child whose command line contains ``pattern``."""
     me = os.getpid()
@@ -297,6 +303,96 @@ class Bench:
         return {"one_call_s": median(one_t), f"{n}_concurrent_s": median(many_t), "ratio": median(ratios),
                 "goal": "<= 1.2"}  # fmt: skip
 
+    # --- 7. capacity over HTTP: 1,000 calls in flight, and CPU per short call --------------------
+    def http_process(self, argv: list[str], port: int) -> subprocess.Popen[bytes]:
+        """Start an HTTP server process and wait until its port takes connections."""
+        import socket
+
+        proc = subprocess.Popen(argv, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(400):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    return proc
+            time.sleep(0.05)
+        proc.kill()
+        raise RuntimeError(f"{argv} did not start")
+
+    @staticmethod
+    def http_client(port: int, streams: int) -> Client:
+        from mcp.client.streamable_http import streamable_http_client
+        from mcp.shared._httpx_utils import create_mcp_http_client
+
+        timeout = create_mcp_http_client().timeout
+        limits = httpx2.Limits(max_connections=None, max_keepalive_connections=streams)
+        http = httpx2.AsyncClient(timeout=timeout, limits=limits)
+        return Client(
+            streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http), read_timeout_seconds=600
+        )
+
+    async def capacity(self, n: int = 1000) -> dict[str, Any]:
+        """``n`` concurrent send_message calls, each streaming 40 deltas 0.1 s apart."""
+        port = 18000 + (os.getpid() + 7) % 1000
+        proc = self.http_process([*OURS, "--transport", "streamable-http", "--port", str(port)], port)
+        try:
+            idle = rss_kib(proc.pid, "VmRSS")
+            failures = 0
+            async with self.http_client(port, n) as client:
+                await client.list_tools()
+
+                async def one() -> None:
+                    nonlocal failures
+                    result = await client.call_tool("send_message", message_args(40, 0.1))
+                    failures += bool(result.is_error or not result.content[0].text.startswith("tok0 tok1"))  # type: ignore[union-attr]
+
+                started = time.perf_counter()
+                async with anyio.create_task_group() as tasks:
+                    for _ in range(n):
+                        tasks.start_soon(one)
+                elapsed = time.perf_counter() - started
+            peak = rss_kib(proc.pid)
+        finally:
+            proc.kill()
+            proc.wait()
+        return {"calls": n, "failures": failures, "wall_s": elapsed, "server_idle_rss_mib": idle / 1024,
+                "server_peak_rss_mib": peak / 1024, "kib_per_call": (peak - idle) / n,
+                "goal": "no failure, < 200 KiB per call"}  # fmt: skip
+
+    async def cpu_per_call(self, calls: int = 300) -> dict[str, Any]:
+        """Server CPU time per short call over HTTP, against two floors measured alike: a one-tool
+        stateless MCPServer answering one call, and a direct httpx2 client reading the same stream."""
+        ours_port, floor_port = 18000 + (os.getpid() + 11) % 1000, 18000 + (os.getpid() + 13) % 1000
+        ours = self.http_process([*OURS, "--transport", "streamable-http", "--port", str(ours_port),
+                                  "--log-level", "WARNING"], ours_port)  # fmt: skip
+        floor = self.http_process([*FLOOR, str(floor_port)], floor_port)
+        try:
+            async with self.http_client(ours_port, 4) as a, self.http_client(floor_port, 4) as b:
+                async with httpx2.AsyncClient() as http:
+                    for _ in range(20):  # warm up
+                        await a.call_tool("send_message", message_args())
+                        await b.call_tool("echo", {"text": "Say one sentence."})
+                        await self.direct_stream(http, 12)
+                    per: dict[str, list[float]] = {"ours": [], "floor_server": [], "direct_httpx2": []}
+                    for _ in range(self.repeats):
+                        before = cpu_seconds(ours.pid), cpu_seconds(floor.pid)
+                        for _ in range(calls // self.repeats):
+                            await a.call_tool("send_message", message_args())
+                            await b.call_tool("echo", {"text": "Say one sentence."})
+                        per["ours"].append((cpu_seconds(ours.pid) - before[0]) / (calls // self.repeats))
+                        per["floor_server"].append((cpu_seconds(floor.pid) - before[1]) / (calls // self.repeats))
+                        started = time.process_time()
+                        for _ in range(calls // self.repeats):
+                            await self.direct_stream(http, 12)
+                        per["direct_httpx2"].append((time.process_time() - started) / (calls // self.repeats))
+        finally:
+            for proc in (ours, floor):
+                proc.kill()
+                proc.wait()
+        figures = {name: median(values) * 1e3 for name, values in per.items()}
+        floors = figures["floor_server"] + figures["direct_httpx2"]
+        return {"ours_ms": figures["ours"], "floor_server_ms": figures["floor_server"],
+                "direct_httpx2_ms": figures["direct_httpx2"], "over_floors_ms": figures["ours"] - floors,
+                "goal": "within 1 ms of the floors' sum"}  # fmt: skip
+
     # --- 5. memory under 200 concurrent HTTP streams ----------------------------------------
     async def http_memory(self, n: int = 200) -> dict[str, Any]:
         from mcp.client.streamable_http import streamable_http_client
@@ -362,6 +458,7 @@ def draw(results: dict[str, Any], path: Path) -> None:
 def table(results: dict[str, Any]) -> str:
     s, p, f, m = results["startup"], results["per_call"], results["fan_out"], results["http_memory"]
     c = results["chat_throughput"]
+    k, u = results["capacity"], results["cpu_per_call"]
     conversations = [results[k] for k in ("conversation_memory", "conversation_redis") if k in results]
     t = results["throughput"]
     small, big = t[min(t, key=int)], t[max(t, key=int)]
@@ -386,6 +483,10 @@ def table(results: dict[str, Any]) -> str:
         ("fan-out: 20 slow calls vs 1", f"{f['20_concurrent_s']:.2f} vs {f['one_call_s']:.2f} s", f"{f['ratio']:.3f}x",
          "≤ 1.2x"),
         ("peak RSS after 6,000 deltas", f"{six['server_peak_rss_mib']:.1f} MiB", "", "< 80 MiB"),
+        ("1,000 calls in flight over HTTP", f"{k['failures']} failed; {k['server_peak_rss_mib']:.0f} MiB peak "
+         f"(idle {k['server_idle_rss_mib']:.0f})", f"{k['kib_per_call']:.0f} KiB/call", "0 failed, < 200 KiB"),
+        ("server CPU per short HTTP call", f"{u['ours_ms']:.2f} vs floors {u['floor_server_ms']:.2f} + "
+         f"{u['direct_httpx2_ms']:.2f} ms", f"{u['over_floors_ms']:+.2f} ms", "≤ +1 ms"),
         ("peak RSS, 200 HTTP streams", f"{m['server_peak_rss_mib']:.1f} MiB (idle {m['server_idle_rss_mib']:.1f})", "",
          "< 150 MiB"),
         (f"µs/delta at {max(t, key=int)} vs {min(t, key=int)}", f"{big['us_per_delta']:.1f} vs {small['us_per_delta']:.1f}",
@@ -438,6 +539,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         results["fan_out"] = await bench.fan_out()
         print("memory under 200 HTTP streams ...", file=sys.stderr)
         results["http_memory"] = await bench.http_memory()
+        print("capacity: 1,000 calls in flight ...", file=sys.stderr)
+        results["capacity"] = await bench.capacity()
+        print("CPU per short call over HTTP ...", file=sys.stderr)
+        results["cpu_per_call"] = await bench.cpu_per_call()
         return results
     finally:
         relay.kill()
