@@ -363,7 +363,7 @@ class Bench:
                 "server_peak_rss_mib": peak / 1024, "kib_per_call": (peak - idle) / n,
                 "goal": "no failure, < 200 KiB per call"}  # fmt: skip
 
-    async def cpu_per_call(self, calls: int = 300) -> dict[str, Any]:
+    async def cpu_per_call(self, calls: int = 700) -> dict[str, Any]:
         """Server CPU time per short call over HTTP, against two floors measured alike: a one-tool
         stateless MCPServer answering one call, and a direct httpx2 client reading the same stream."""
         ours_port, floor_port = 18000 + (os.getpid() + 11) % 1000, 18000 + (os.getpid() + 13) % 1000
@@ -371,24 +371,27 @@ class Bench:
                                   "--log-level", "WARNING"], ours_port)  # fmt: skip
         floor = self.http_process([*FLOOR, str(floor_port)], floor_port)
         try:
-            async with self.http_client(ours_port, 4) as a, self.http_client(floor_port, 4) as b:
-                async with httpx2.AsyncClient() as http:
-                    for _ in range(20):  # warm up
+            async with (
+                self.http_client(ours_port, 4) as a,
+                self.http_client(floor_port, 4) as b,
+                httpx2.AsyncClient() as http,
+            ):
+                for _ in range(20):  # warm up
+                    await a.call_tool("send_message", message_args())
+                    await b.call_tool("echo", {"text": "Say one sentence."})
+                    await self.direct_stream(http, 12)
+                per: dict[str, list[float]] = {"ours": [], "floor_server": [], "direct_httpx2": []}
+                for _ in range(self.repeats):
+                    before = cpu_seconds(ours.pid), cpu_seconds(floor.pid)
+                    for _ in range(calls // self.repeats):
                         await a.call_tool("send_message", message_args())
                         await b.call_tool("echo", {"text": "Say one sentence."})
+                    per["ours"].append((cpu_seconds(ours.pid) - before[0]) / (calls // self.repeats))
+                    per["floor_server"].append((cpu_seconds(floor.pid) - before[1]) / (calls // self.repeats))
+                    started = time.process_time()
+                    for _ in range(calls // self.repeats):
                         await self.direct_stream(http, 12)
-                    per: dict[str, list[float]] = {"ours": [], "floor_server": [], "direct_httpx2": []}
-                    for _ in range(self.repeats):
-                        before = cpu_seconds(ours.pid), cpu_seconds(floor.pid)
-                        for _ in range(calls // self.repeats):
-                            await a.call_tool("send_message", message_args())
-                            await b.call_tool("echo", {"text": "Say one sentence."})
-                        per["ours"].append((cpu_seconds(ours.pid) - before[0]) / (calls // self.repeats))
-                        per["floor_server"].append((cpu_seconds(floor.pid) - before[1]) / (calls // self.repeats))
-                        started = time.process_time()
-                        for _ in range(calls // self.repeats):
-                            await self.direct_stream(http, 12)
-                        per["direct_httpx2"].append((time.process_time() - started) / (calls // self.repeats))
+                    per["direct_httpx2"].append((time.process_time() - started) / (calls // self.repeats))
         finally:
             for proc in (ours, floor):
                 proc.kill()
