@@ -169,8 +169,16 @@ def _wrapper_error(body: Mapping[str, Any], status: int, request_id: str | None)
     return RequestRejectedError("The relay refused the request", fix="read the relay's message", **common)
 
 
-_ANTHROPIC_TYPES: dict[str, tuple[type[RelayError], str, str]] = {
-    "authentication_error": (AuthError, "The relay rejected the API key", _AUTH_FIX),
+# What a kind of failure is called, and its fix: (error class, what happened, fix).
+_Kind = tuple[type[RelayError], str, str]
+_REJECTED_KEY: _Kind = (AuthError, "The relay rejected the API key", _AUTH_FIX)
+_NO_CREDITS: _Kind = (CreditsError, "The account is out of credits", _CREDITS_FIX)
+_BAD_MODEL: _Kind = (InvalidModelError, "The relay does not accept this model", _MODEL_FIX)
+_RATE_LIMITED: _Kind = (UnavailableError, "The relay is rate limiting this key", "wait and try again")
+_INTERNAL: _Kind = (UnavailableError, "The relay had an internal error", _RETRY_FIX)
+
+_ANTHROPIC_TYPES: dict[str, _Kind] = {
+    "authentication_error": _REJECTED_KEY,
     "permission_error": (AuthError, "The API key may not use this", _AUTH_FIX),
     "invalid_request_error": (
         RequestRejectedError,
@@ -183,24 +191,24 @@ _ANTHROPIC_TYPES: dict[str, tuple[type[RelayError], str, str]] = {
         "The request is too large for the relay",
         "send fewer or shorter messages",
     ),
-    "rate_limit_error": (UnavailableError, "The relay is rate limiting this key", "wait and try again"),
-    "api_error": (UnavailableError, "The relay had an internal error", _RETRY_FIX),
+    "rate_limit_error": _RATE_LIMITED,
+    "api_error": _INTERNAL,
     "overloaded_error": (UnavailableError, "The relay is overloaded", _RETRY_FIX),
 }
 
 
 # OpenAI error codes (the relay's OpenAI-compatible route) that say more than the status.
-_OPENAI_CODES: dict[str, tuple[type[RelayError], str, str]] = {
-    "invalid_api_key": (AuthError, "The relay rejected the API key", _AUTH_FIX),
-    "model_not_found": (InvalidModelError, "The relay does not accept this model", _MODEL_FIX),
-    "insufficient_quota": (CreditsError, "The account is out of credits", _CREDITS_FIX),
+_OPENAI_CODES: dict[str, _Kind] = {
+    "invalid_api_key": _REJECTED_KEY,
+    "model_not_found": _BAD_MODEL,
+    "insufficient_quota": _NO_CREDITS,
     "context_length_exceeded": (
         RequestRejectedError,
         "The request is longer than the model's context window",
         "send fewer or shorter messages",
     ),
-    "rate_limit_exceeded": (UnavailableError, "The relay is rate limiting this key", "wait and try again"),
-    "server_error": (UnavailableError, "The relay had an internal error", _RETRY_FIX),
+    "rate_limit_exceeded": _RATE_LIMITED,
+    "server_error": _INTERNAL,
 }
 
 
@@ -214,15 +222,13 @@ def provider_error(error: Mapping[str, Any], *, status: int | None, request_id: 
     detail = f"{label}: {message}" if message else label
     common: dict[str, Any] = {"detail": detail, "status": status, "code": label, "request_id": request_id}
     found = _OPENAI_CODES.get(str(code)) or _OPENAI_CODES.get(kind) or _ANTHROPIC_TYPES.get(kind)
+    if "model" in message.lower() and (kind == "not_found_error" or (found is None and status == 404)):
+        found = _BAD_MODEL
+    elif found is None and status in (401, 403):
+        found = _REJECTED_KEY
     if found is not None:
         cls, what, fix = found
-        if kind == "not_found_error" and "model" in message.lower():
-            cls, what, fix = InvalidModelError, "The relay does not accept this model", _MODEL_FIX
         return cls(what, fix=fix, **common)
-    if status in (401, 403):
-        return AuthError("The relay rejected the API key", fix=_AUTH_FIX, **common)
-    if status == 404 and "model" in message.lower():
-        return InvalidModelError("The relay does not accept this model", fix=_MODEL_FIX, **common)
     if (status is not None and status in RETRYABLE_STATUSES) or _sounds_overloaded(message):
         return UnavailableError("The relay failed to answer", fix=_RETRY_FIX, **common)
     return RequestRejectedError("The relay refused the request", fix="read the relay's message", **common)

@@ -204,6 +204,22 @@ class Bench:
         }
 
     # --- 3. throughput, and 6. its scaling -------------------------------------------------
+    async def side_by_side(
+        self, ours: Callable[[], Awaitable[Any]], bare: Callable[[], Awaitable[float]],
+        sdk: Callable[[], Awaitable[float]], sdk_name: str,
+    ) -> dict[str, float]:  # fmt: skip
+        """send_message, the bare loop and an SDK, ``repeats`` times each, pair by pair."""
+        ours_t, bare_t, sdk_t, r_bare, r_sdk = [], [], [], [], []
+        for _ in range(self.repeats):
+            a, b, c = await self.timed(ours), await bare(), await sdk()
+            ours_t.append(a)
+            bare_t.append(b)
+            sdk_t.append(c)
+            r_bare.append(a / b)
+            r_sdk.append(a / c)
+        return {"send_message_s": median(ours_t), "bare_sse_s": median(bare_t), f"{sdk_name}_s": median(sdk_t),
+                "ratio_vs_bare": median(r_bare), "ratio_vs_sdk": median(r_sdk)}  # fmt: skip
+
     async def throughput(self, sizes: list[int]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         async with httpx2.AsyncClient() as http:
@@ -211,50 +227,36 @@ class Bench:
                                            default_headers={"x-api-key": KEY})  # fmt: skip
             for deltas in sizes:
                 await self.direct_stream(http, deltas)  # the relay encodes each size once: do it before timing
-                ours_t, bare_t, sdk_t, r_bare, r_sdk = [], [], [], [], []
                 async with self.stdio_client(OURS) as ours:  # a fresh server: its peak RSS is this size's
                     await ours.call_tool("send_message", message_args(12))
-                    for _ in range(self.repeats):
-                        a = await self.timed(lambda d=deltas: ours.call_tool("send_message", message_args(d)))
-                        b = await self.direct_stream(http, deltas)
-                        c = await self.sdk_stream(sdk, deltas)
-                        ours_t.append(a)
-                        bare_t.append(b)
-                        sdk_t.append(c)
-                        r_bare.append(a / b)
-                        r_sdk.append(a / c)
+                    figures = await self.side_by_side(
+                        lambda d=deltas: ours.call_tool("send_message", message_args(d)),
+                        lambda d=deltas: self.direct_stream(http, d),
+                        lambda d=deltas: self.sdk_stream(sdk, d),
+                        "anthropic_sdk",
+                    )
                     peak = rss_kib(child_pid("aitoearn_mcp"))
                 out[str(deltas)] = {
-                    "send_message_s": median(ours_t),
-                    "bare_sse_s": median(bare_t),
-                    "anthropic_sdk_s": median(sdk_t),
-                    "ratio_vs_bare": median(r_bare),
-                    "ratio_vs_sdk": median(r_sdk),
-                    "us_per_delta": median(ours_t) / deltas * 1e6,
-                    "bare_us_per_delta": median(bare_t) / deltas * 1e6,
+                    **figures,
+                    "us_per_delta": figures["send_message_s"] / deltas * 1e6,
+                    "bare_us_per_delta": figures["bare_sse_s"] / deltas * 1e6,
                     "server_peak_rss_mib": peak / 1024,
                 }
         return out
 
     # --- 3b. throughput on the OpenAI-compatible route ---------------------------------------
     async def chat_throughput(self, deltas: int = 6000) -> dict[str, Any]:
-        ours_t, bare_t, sdk_t, r_bare, r_sdk = [], [], [], [], []
         async with httpx2.AsyncClient() as http, self.stdio_client(OURS) as ours:
             sdk = openai.AsyncOpenAI(api_key=KEY, base_url=self.relay + "/api/ai", http_client=http)
             await self.direct_chat_stream(http, deltas)  # the relay encodes each size once: do it before timing
             await ours.call_tool("send_message", message_args(12, model=OPENAI_MODEL))
-            for _ in range(self.repeats):
-                a = await self.timed(lambda: ours.call_tool("send_message", message_args(deltas, model=OPENAI_MODEL)))
-                b = await self.direct_chat_stream(http, deltas)
-                c = await self.openai_sdk_stream(sdk, deltas)
-                ours_t.append(a)
-                bare_t.append(b)
-                sdk_t.append(c)
-                r_bare.append(a / b)
-                r_sdk.append(a / c)
-        return {"deltas": deltas, "send_message_s": median(ours_t), "bare_sse_s": median(bare_t),
-                "openai_sdk_s": median(sdk_t), "ratio_vs_bare": median(r_bare), "ratio_vs_sdk": median(r_sdk),
-                "goal": "<= 1.25x bare, <= 0.30x openai SDK"}  # fmt: skip
+            figures = await self.side_by_side(
+                lambda: ours.call_tool("send_message", message_args(deltas, model=OPENAI_MODEL)),
+                lambda: self.direct_chat_stream(http, deltas),
+                lambda: self.openai_sdk_stream(sdk, deltas),
+                "openai_sdk",
+            )
+        return {"deltas": deltas, **figures, "goal": "<= 1.25x bare, <= 0.30x openai SDK"}
 
     # --- 3c. the added cost of a stored conversation ----------------------------------------
     async def conversation_cost(self, store: str, turns: int = 50) -> dict[str, Any]:
