@@ -9,6 +9,7 @@ and ``notes`` beside its fields.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -62,10 +63,19 @@ def format_model_line(entry: Mapping[str, Any]) -> str:
 _STOP_NOTES = {
     "max_tokens": "[Reply cut off: it reached max_tokens ({max_tokens}). Raise max_tokens or ask it to continue.]",
     "stop_sequence": "[Stopped at the stop sequence {stop_sequence!r}.]",
-    "tool_use": "[The model asks to use a tool: {tools}. Its tool_use blocks are in the structured content.]",
+    "tool_use": "[The model asks to use a tool: {tools}. Its tool_use blocks (ids too) are in the structured content.]",
     "pause_turn": "[The model paused its turn; send the reply back as an assistant message to let it continue.]",
     "refusal": "[The model declined to answer.]",
 }
+
+
+TOOL_INPUT_SHOWN = 2000  # characters of each tool call's input repeated in the text
+
+
+def _compact(value: Any) -> str:
+    """A tool call's input for the text content (hosts that show only text see the call too)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= TOOL_INPUT_SHOWN else text[: TOOL_INPUT_SHOWN - 1] + "…"
 
 
 def _stop_note(message: Mapping[str, Any], max_tokens: int | None) -> str:
@@ -74,7 +84,11 @@ def _stop_note(message: Mapping[str, Any], max_tokens: int | None) -> str:
         return ""
     if reason == "max_tokens" and max_tokens is None:
         return "[Reply cut off: it reached the model's own output limit. Pass max_tokens or ask it to continue.]"
-    tools = ", ".join(str(b.get("name")) for b in message.get("content", []) if b.get("type") == "tool_use")
+    tools = ", ".join(
+        f"{block.get('name')} {_compact(block.get('input'))}"
+        for block in message.get("content", [])
+        if block.get("type") == "tool_use"
+    )
     template = _STOP_NOTES.get(str(reason), "[The reply stopped with stop_reason {reason!r}.]")
     return template.format(
         max_tokens=max_tokens, stop_sequence=message.get("stop_sequence"), tools=tools or "?", reason=reason

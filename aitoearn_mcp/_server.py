@@ -274,7 +274,10 @@ def create_server(
             notes.append(f"[The reply is over the result budget, but could not be stored to read by reference: "
                          f"{STORE_DOWN} ({exc}); it is returned whole.]")  # fmt: skip
             return reply_result({**message, **extras, "notes": [*extras["notes"], notes[-1]]}, text, notes, None)
-        path = None if http else save_reply_file(reply_id, text)
+        path = None
+        if not http:  # the resource is the reference; a file that cannot be written is only left out
+            with contextlib.suppress(OSError):
+                path = save_reply_file(reply_id, text)
         truncated = truncation(reply_id, text, shown, path, budget)
         structured = {**fitted.message, "truncated": truncated.details}
         structured["notes"] = [*structured.get("notes", []), truncated.note]
