@@ -27,6 +27,8 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.types import (
     CallToolResult,
+    ContentBlock,
+    ResourceLink,
     SetLevelRequestParams,
     TextContent,
     ToolAnnotations,
@@ -256,16 +258,17 @@ def create_server(
         except StoreUnavailableError as exc:
             note = f"[The reply is complete, but the conversation could not be stored: {STORE_DOWN} ({exc}).]"
         notes.append(note)
-        return await _within_budget(outcome, accumulator.text(), notes, extras, key, state)
+        return reply_result(*await _within_budget(outcome, accumulator.text(), notes, extras, key, state))
 
     async def _within_budget(
         message: dict[str, Any], text: str, notes: list[str], extras: dict[str, Any], key: SecretStr, state: _State
-    ) -> CallToolResult:
-        """The result, or its beginning and the full reply by reference when it is too large."""
+    ) -> tuple[dict[str, Any], str, list[str], ResourceLink | None]:
+        """The structured content, the text shown and the notes: the whole reply, or its beginning
+        and the full reply by reference when it is over the budget."""
         fitted = fit_message({**message, **extras}, budget)
         shown = fit_text(text, budget - weight("\n".join(notes)))
         if not fitted.cut and shown == text:
-            return reply_result(fitted.message, text, notes, None)
+            return fitted.message, text, notes, None
         reply_id = new_reply_id()
         try:
             owner = await state.store.owner_tag(key)
@@ -273,7 +276,7 @@ def create_server(
         except StoreUnavailableError as exc:  # nothing may be lost: the whole reply, over the budget
             notes.append(f"[The reply is over the result budget, but could not be stored to read by reference: "
                          f"{STORE_DOWN} ({exc}); it is returned whole.]")  # fmt: skip
-            return reply_result({**message, **extras, "notes": [*extras["notes"], notes[-1]]}, text, notes, None)
+            return {**message, **extras, "notes": [*extras["notes"], notes[-1]]}, text, notes, None
         path = None
         if not http:  # the resource is the reference; a file that cannot be written is only left out
             with contextlib.suppress(OSError):
@@ -281,11 +284,11 @@ def create_server(
         truncated = truncation(reply_id, text, shown, path, budget)
         structured = {**fitted.message, "truncated": truncated.details}
         structured["notes"] = [*structured.get("notes", []), truncated.note]
-        return reply_result(structured, shown, [truncated.note, *notes], truncated.link)
+        return structured, shown, [truncated.note, *notes], truncated.link
 
     async def _failure_result(
         error: RelayError, request: SendMessageInput, attempt: PreparedRequest, entry: Mapping[str, Any] | None,
-        state: _State, key: SecretStr | None, ctx: Context,
+        state: _State, key: SecretStr, ctx: Context,
     ) -> CallToolResult:  # fmt: skip
         if isinstance(error, InvalidModelError):
             error.fix = await _model_suggestion(request.model, attempt.route, entry, state, key)
@@ -297,17 +300,17 @@ def create_server(
         notes, extras = call_notes(
             error.partial, route=attempt.route, dropped=attempt.dropped, max_tokens=attempt.max_tokens, entry=entry
         )
-        structured = {**error.partial, **extras}
         if not text:
-            return error_result(f"{summary}.\n{notes[-1]}", structured)
-        return CallToolResult(
-            content=[
-                TextContent(type="text", text=f"{summary}; they follow.\n{notes[-1]}"),
-                TextContent(type="text", text=text),
-            ],
-            structured_content=structured,
-            is_error=True,
-        )
+            return error_result(f"{summary}.\n{notes[-1]}", {**error.partial, **extras})
+        lead = [f"{summary}; they follow.", notes[-1]]
+        assert key is not None  # an incomplete reply came from a call that had a key
+        structured, shown, lead, link = await _within_budget(error.partial, text, lead, extras, key, state)
+        content: list[ContentBlock] = [
+            TextContent(type="text", text="\n".join(lead)),
+            TextContent(type="text", text=shown),
+        ]
+        return CallToolResult(content=[*content, *([link] if link else [])], structured_content=structured,
+                              is_error=True)  # fmt: skip
 
     async def _model_suggestion(
         model: str, route: Route, entry: Mapping[str, Any] | None, state: _State, key: SecretStr | None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import statistics
@@ -267,6 +268,7 @@ class Bench:
 
         from aitoearn_mcp import Config, create_server
 
+        logging.getLogger("aitoearn_mcp").setLevel(logging.WARNING)  # in-process: no log line per call
         config = Config(base_url=self.relay, api_key=SecretStr(KEY), conversations=store)
         question = "bench deltas=12 delay=0 " + "context " * 128
         ask = {"model": "claude-sonnet-5", "messages": [{"role": "user", "content": question}]}

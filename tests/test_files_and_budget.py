@@ -190,3 +190,19 @@ async def test_another_keys_reply_cannot_be_read(relay: FakeRelay, http_server: 
     async with http_client(http_server.url, {"X-Api-Key": "sk-mallory-0123456789"}) as mallory:
         with pytest.raises(Exception, match="unknown or has expired"):
             await mallory.read_resource(uri)
+
+
+async def test_a_huge_reply_that_breaks_off_is_cut_too_and_kept_whole_by_reference(relay: FakeRelay) -> None:
+    events = [sse.message_start(), *sse.text_block(0, [HUGE[i : i + 1000] for i in range(0, len(HUGE), 1000)])[:-1]]
+    relay.enqueue(MESSAGES, Reply.sse(events, chunk=65536, end="drop"))
+    async with Client(make_server(relay)) as client:
+        result = await client.call_tool("send_message", ask())
+        assert result.is_error
+        texts = [c.text for c in result.content if c.type == "text"]
+        [link] = [c for c in result.content if isinstance(c, ResourceLink)]
+        assert sum(weight(t) for t in texts) <= 80_000 and weighted_json(result.structured_content) <= 80_000
+        assert "incomplete" in texts[0] and f"{len(HUGE):,} characters of text arrived" in texts[0]
+        assert HUGE.startswith(texts[1]) and len(texts[1]) > 5_000
+        full = await client.read_resource(str(link.uri))
+    assert full.contents[0].text == HUGE  # type: ignore[union-attr]  # nothing that arrived is lost
+    Path(result.structured_content["truncated"]["path"]).unlink()  # type: ignore[index]
