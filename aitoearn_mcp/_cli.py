@@ -14,6 +14,8 @@ from ._config import Config, ConfigError, HttpSettings, with_overrides
 
 __all__ = ["main"]
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
 
 def _settings_flags() -> argparse.ArgumentParser:
     # SUPPRESS: a flag not given leaves no attribute, so the check subcommand's copy of a
@@ -105,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if http is None:
         from ._server import create_server  # imported after the checks: a bad flag answers at once
 
+        # Plain lines on stderr. Set up first, so the SDK does not install its rich handler, which
+        # took ~3 ms a call to lay out one log line.
+        logging.basicConfig(level=args.log_level, stream=sys.stderr, format=LOG_FORMAT)
         server = create_server(config)
         server.settings.log_level = args.log_level
         server.run("stdio")
@@ -115,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve_http(config: Config, http: HttpSettings, log_level: str) -> int:
     import uvicorn
 
-    logging.basicConfig(level=log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=log_level, stream=sys.stderr, format=LOG_FORMAT)
     if http.workers == 1:
         from ._http import create_http_app, serve
 
