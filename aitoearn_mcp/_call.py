@@ -45,7 +45,7 @@ async def _collect(
     accumulator = ReplyAccumulator()
     started = time.monotonic()
     first_event: list[float] = []
-    outcome: dict[str, Any] | RelayError = ShuttingDownError()
+    outcome: dict[str, Any] | RelayError | None = None
     scope = anyio.CancelScope()  # cancelled by the drain when the grace period runs out
     with drain.track(scope) if drain else contextlib.nullcontext(), scope:
         async with anyio.create_task_group() as tasks:
@@ -60,8 +60,11 @@ async def _collect(
                 outcome = exc
             finally:
                 tasks.cancel_scope.cancel()
-    if scope.cancelled_caught and accumulator.started:
-        outcome = IncompleteReplyError(ShuttingDownError(), accumulator.message(partial=True), accumulator.text())
+    if outcome is None:  # the drain cancelled the call at the end of its grace period
+        shutting_down = ShuttingDownError()
+        outcome = shutting_down if not accumulator.started else IncompleteReplyError(
+            shutting_down, accumulator.message(partial=True), accumulator.text()
+        )  # fmt: skip
     return Call(request, accumulator, outcome, time.monotonic() - started, first_event[0] if first_event else None)
 
 
