@@ -300,17 +300,17 @@ def create_server(
         notes, extras = call_notes(
             error.partial, route=attempt.route, dropped=attempt.dropped, max_tokens=attempt.max_tokens, entry=entry
         )
+        # Hosts that show only the structured content must see the failure too.
+        extras["error"] = f"{summary}."
         if not text:
             return error_result(f"{summary}.\n{notes[-1]}", {**error.partial, **extras})
         lead = [f"{summary}; they follow.", notes[-1]]
-        assert key is not None  # an incomplete reply came from a call that had a key
         structured, shown, lead, link = await _within_budget(error.partial, text, lead, extras, key, state)
-        content: list[ContentBlock] = [
-            TextContent(type="text", text="\n".join(lead)),
-            TextContent(type="text", text=shown),
-        ]
-        return CallToolResult(content=[*content, *([link] if link else [])], structured_content=structured,
-                              is_error=True)  # fmt: skip
+        content: list[ContentBlock] = [TextContent(type="text", text="\n".join(lead))]
+        content.append(TextContent(type="text", text=shown))
+        if link is not None:
+            content.append(link)
+        return CallToolResult(content=content, structured_content=structured, is_error=True)
 
     async def _model_suggestion(
         model: str, route: Route, entry: Mapping[str, Any] | None, state: _State, key: SecretStr | None

@@ -129,6 +129,8 @@ async def test_failure_is_an_actionable_error(relay: FakeRelay, name: str) -> No
         assert result.content[-1].text == HALF_TEXT  # every byte that arrived, exactly
         assert result.structured_content is not None
         assert result.structured_content["content"][0]["text"] == HALF_TEXT
+        # hosts that show only the structured content see the failure too
+        assert "incomplete" in result.structured_content["error"] and "Fix:" in result.structured_content["error"]
     else:
         assert HALF_TEXT not in text
 
