@@ -127,9 +127,13 @@ class _CancelByNotification:
             return messages.pop(0) if messages else await receive()
 
         rpc = _json_object(b"".join(m.get("body", b"") for m in messages)) if complete else None
+        method = rpc.get("method") if rpc is not None else None
+        if rpc is None or method not in ("notifications/cancelled", "tools/call"):
+            await self.app(scope, replay, send)
+            return
         key = key_from_headers(Request(scope).headers)
         caller = hashlib.sha256(key.get_secret_value().encode()).hexdigest() if key else ""  # one caller's ids only
-        if rpc is not None and rpc.get("method") == "notifications/cancelled":
+        if method == "notifications/cancelled":
             params = rpc.get("params")
             request_id = params.get("requestId") if isinstance(params, dict) else None
             call = self._calls.get((caller, str(request_id)))
@@ -137,7 +141,7 @@ class _CancelByNotification:
                 call.cancel()
                 await Response(status_code=202)(scope, replay, send)
                 return
-        if rpc is None or "id" not in rpc or rpc.get("method") != "tools/call":
+        if method != "tools/call" or "id" not in rpc:
             await self.app(scope, replay, send)
             return
         name = (caller, str(rpc["id"]))
