@@ -138,14 +138,15 @@ class MemoryStore:
         self.ttl = ttl
         self.max_bytes = max_bytes
         self._secret = secrets.token_bytes(32)
-        self._items: OrderedDict[str, tuple[float, str]] = OrderedDict()  # id → (expires at, record JSON)
+        # id → (expires at, record JSON, turns): the turn count saves parsing a record to check it
+        self._items: OrderedDict[str, tuple[float, str, int]] = OrderedDict()
         self._bytes = 0
 
     async def owner_tag(self, key: SecretStr) -> str:
         return _tag(self._secret, key)
 
     def _drop(self, conversation_id: str) -> None:
-        _, raw = self._items.pop(conversation_id)
+        _, raw, _ = self._items.pop(conversation_id)
         self._bytes -= len(raw)
 
     def _get(self, item_id: str) -> str | None:
@@ -157,7 +158,7 @@ class MemoryStore:
             return None
         # A use keeps it another ``ttl`` and makes it the most recent: the order of the items is
         # then the order of their expiry, so expired ones are always at the front.
-        self._items[item_id] = (time.monotonic() + self.ttl, item[1])
+        self._items[item_id] = (time.monotonic() + self.ttl, item[1], item[2])
         self._items.move_to_end(item_id)
         return item[1]
 
@@ -168,10 +169,10 @@ class MemoryStore:
         conversation = Conversation.from_json(conversation_id, raw)
         return conversation if hmac.compare_digest(conversation.owner, owner) else None
 
-    def _put(self, item_id: str, raw: str) -> None:
+    def _put(self, item_id: str, raw: str, turns: int = 0) -> None:
         if item_id in self._items:
             self._drop(item_id)
-        self._items[item_id] = (time.monotonic() + self.ttl, raw)
+        self._items[item_id] = (time.monotonic() + self.ttl, raw, turns)
         self._bytes += len(raw)
         now = time.monotonic()
         while self._items and (
@@ -180,11 +181,10 @@ class MemoryStore:
             self._drop(next(iter(self._items)))
 
     async def save(self, conversation: Conversation, *, expected_turns: int) -> bool:
-        current = self._get(conversation.id)
-        stored_turns = 0 if current is None else len(json.loads(current)["turns"])
+        stored_turns = self._items[conversation.id][2] if self._get(conversation.id) is not None else 0
         if stored_turns != expected_turns:
             return False
-        self._put(conversation.id, conversation.to_json())
+        self._put(conversation.id, conversation.to_json(), len(conversation.turns))
         return True
 
     async def save_reply(self, reply_id: str, owner: str, text: str, message: str) -> None:
