@@ -1,19 +1,23 @@
-"""Keep a result under the host's size cap (Claude Code refuses tool results over 25,000
-tokens by default). Pure.
+"""Keep a result under what the host shows the model inline. Pure.
 
-Sizes are counted in weighted characters: an ASCII character counts 1 and any other counts 4,
-since a CJK character is about one token and four ASCII characters are about one. A reply
-over the budget keeps its beginning; the rest is read by reference.
+Sizes are counted in weighted characters: an ASCII character counts 1, any other character 4,
+and one outside the Basic Multilingual Plane (most emoji: two UTF-16 units) 8. So the weight of
+a text is never less than its length as JavaScript counts it (Claude Code's limits), nor its
+UTF-8 bytes (Codex's), and half of it is a conservative token count: half a token per ASCII
+character (English runs about a quarter), two per CJK character (about one), four per emoji.
+Structured content is weighed as hosts serialise it: compact JSON, non-ASCII unescaped.
+A reply over the budget keeps its beginning; the rest is read by reference.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Fitted", "fit_message", "fit_text", "weight"]
+__all__ = ["Fitted", "cut", "fit_message", "fit_reply", "json_weight", "weight"]
 
 THINKING_SHARE = 2000  # weighted characters of each thinking block kept when the message is cut
 RESERVE = 1500  # room for the notes and the truncation note
@@ -21,43 +25,48 @@ RESERVE = 1500  # room for the notes and the truncation note
 
 def weight(text: str) -> int:
     ascii_count = len(text.encode("ascii", "ignore"))
-    return ascii_count + 4 * (len(text) - ascii_count)
+    utf16_units = len(text.encode("utf-16-le", "surrogatepass")) // 2
+    return 4 * utf16_units - 3 * ascii_count
 
 
-def cut(text: str, limit: int) -> str:
-    """The longest beginning of ``text`` that weighs at most ``limit``."""
-    if weight(text) <= limit:
+def json_weight(value: Any) -> int:
+    """The weight of ``value`` as a host serialises it (``JSON.stringify``, serde_json)."""
+    return weight(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+
+def _longest_beginning(text: str, limit: int, measure: Callable[[str], int]) -> str:
+    if measure(text) <= limit:
         return text
     low, high = 0, min(len(text), max(limit, 0))
     while low < high:
         middle = (low + high + 1) // 2
-        if weight(text[:middle]) <= limit:
+        if measure(text[:middle]) <= limit:
             low = middle
         else:
             high = middle - 1
     return text[:low]
 
 
-def fit_text(text: str, budget: int) -> str:
-    return cut(text, budget - RESERVE)
+def cut(text: str, limit: int) -> str:
+    """The longest beginning of ``text`` that weighs at most ``limit``."""
+    return _longest_beginning(text, limit, weight)
 
 
 @dataclass(frozen=True)
 class Fitted:
+    """The structured content and the text of a reply result; ``cut``: either was cut, and the
+    room for saying so (RESERVE) was left."""
+
     message: dict[str, Any]
+    text: str
     cut: bool
 
 
-def _size(message: dict[str, Any]) -> int:
-    return weight(json.dumps(message, ensure_ascii=False))
-
-
-def fit_message(message: dict[str, Any], budget: int) -> Fitted:
-    """The Message with its thinking, then its text, then oversized tool inputs cut so that its
-    JSON weighs at most the budget (less room for notes)."""
-    limit = budget - RESERVE
-    if _size(message) <= limit:
-        return Fitted(message, False)
+def fit_message(message: dict[str, Any], limit: int) -> dict[str, Any]:
+    """The Message, or a copy with its thinking, then its text, then oversized tool inputs cut so
+    that its JSON weighs at most ``limit``."""
+    if json_weight(message) <= limit:
+        return message
     fitted = copy.deepcopy(message)
     blocks = fitted.get("content") or []
     for block in blocks:
@@ -66,14 +75,22 @@ def fit_message(message: dict[str, Any], budget: int) -> Fitted:
     texts = [block for block in blocks if block.get("type") == "text"]
     for block in texts:
         block["text"] = ""
-    room = limit - _size(fitted)
+    room = limit - json_weight(fitted)
     originals = [block for block in message.get("content") or [] if block.get("type") == "text"]
     for block, original in zip(texts, originals, strict=True):  # the reply's beginning first
-        # JSON escapes (newlines, quotes) cost a little more than the text itself: leave a margin.
-        kept = cut(str(original.get("text", "")), max(room * 9 // 10, 0))
+        # Weighed as JSON: escapes (newlines, quotes) cost more than the characters themselves.
+        kept = _longest_beginning(str(original.get("text", "")), max(room + 2, 0), json_weight)
         block["text"] = kept
-        room -= weight(json.dumps(kept, ensure_ascii=False))
+        room -= json_weight(kept) - 2
     for block in blocks:
-        if block.get("type") in ("tool_use", "server_tool_use") and _size(fitted) > limit:
+        if block.get("type") in ("tool_use", "server_tool_use") and json_weight(fitted) > limit:
             block["input"] = {"_truncated": "too large for one result; read the full reply by reference"}
-    return Fitted(fitted, True)
+    return fitted
+
+
+def fit_reply(message: dict[str, Any], text: str, budget: int, text_room: int = 0) -> Fitted:
+    """Both parts whole when the structured content and the text (with ``text_room`` for its
+    notes) fit the budget; else both within it less the room for the truncation notes."""
+    if json_weight(message) <= budget and weight(text) <= budget - text_room:
+        return Fitted(message, text, False)
+    return Fitted(fit_message(message, budget - RESERVE), cut(text, budget - text_room - RESERVE), True)

@@ -98,7 +98,7 @@ class Config:
     conversation_max_bytes: int = 64 * 1024 * 1024  # in memory; least recently used go first
     files_roots: tuple[str, ...] = ()
     files_max_bytes: int = 30 * 1024 * 1024  # base64 makes it 40 MB: inside the relay's 50 MB body
-    max_result_chars: int = 80_000  # a non-ASCII character counts 4: about 20,000 tokens either way
+    max_result_chars: int | None = None  # weighted characters (see _budget); None: what the host shows (_hosts)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalize_base_url(self.base_url))
@@ -121,7 +121,7 @@ class Config:
             )
         if self.conversation_ttl <= 0:
             raise ConfigError("AITOEARN_CONVERSATION_TTL must be more than zero seconds")
-        if self.max_result_chars < 2000:
+        if self.max_result_chars is not None and self.max_result_chars < 2000:
             raise ConfigError(f"AITOEARN_MAX_RESULT_CHARS must be 2000 or more, got {self.max_result_chars}")
 
     @property
@@ -133,6 +133,7 @@ class Config:
         env = os.environ if env is None else env
         key = env.get("AITOEARN_API_KEY", "").strip()
         deadline = _number(env, "AITOEARN_DEADLINE", None)
+        max_result_chars = _number(env, "AITOEARN_MAX_RESULT_CHARS", None, integer=True)  # unset: per host
         return cls(
             base_url=env.get("AITOEARN_BASE_URL", "").strip() or DEFAULT_BASE_URL,
             api_key=SecretStr(key) if key else None,
@@ -149,7 +150,7 @@ class Config:
             ),
             files_roots=tuple(p for p in env.get("AITOEARN_FILES_ROOTS", "").split(os.pathsep) if p.strip()),
             files_max_bytes=int(_number(env, "AITOEARN_FILES_MAX_BYTES", 30 * 1024 * 1024, integer=True) or 0),
-            max_result_chars=int(_number(env, "AITOEARN_MAX_RESULT_CHARS", 80_000, integer=True) or 0),
+            max_result_chars=None if max_result_chars is None else int(max_result_chars),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -167,7 +168,7 @@ class Config:
             "AITOEARN_CONVERSATION_MAX_BYTES": str(self.conversation_max_bytes),
             "AITOEARN_FILES_ROOTS": os.pathsep.join(self.files_roots),
             "AITOEARN_FILES_MAX_BYTES": str(self.files_max_bytes),
-            "AITOEARN_MAX_RESULT_CHARS": str(self.max_result_chars),
+            "AITOEARN_MAX_RESULT_CHARS": "" if self.max_result_chars is None else str(self.max_result_chars),
         }
 
 

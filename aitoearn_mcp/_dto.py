@@ -7,6 +7,7 @@ the caller's own arguments (every extra field kept) go on to the request builder
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -31,6 +32,12 @@ __all__ = [
 ]
 MAX_TOKENS_LIMIT = 9007199254740991  # ClaudeChatProxyDto's maximum (2**53 - 1)
 
+logger = logging.getLogger("aitoearn_mcp")
+
+# Properties a host adds to every tool's schema and sends with the call, for itself: Gemini CLI's
+# wait_for_previous (run after the tools called before it). Not ours nor the relay's: dropped.
+HOST_CONTROL_FIELDS = frozenset({"wait_for_previous"})
+
 # Optional fields: absent or null upstream alike; the schema shows only the real type.
 None_ = SkipJsonSchema[None]
 
@@ -53,7 +60,7 @@ class InputMessage(_Open):
 class ThinkingConfig(_Open):
     type: StrictStr = Field(description='"enabled" (with budget_tokens), "adaptive" or "disabled".')
     budget_tokens: Annotated[StrictInt, Field(ge=1024)] | None_ = Field(
-        None, description="Thinking budget; less than max_tokens."
+        None, description="Thinking budget: 1024 or more, less than max_tokens."
     )
 
 
@@ -74,15 +81,22 @@ class SendMessageInput(_Open):
     model: StrictStr = Field(min_length=1, description="Model name from list_models, e.g. claude-sonnet-5.")
     messages: list[InputMessage] = Field(
         min_length=1,
-        description="Conversation so far, oldest first, alternating user/assistant; the last is usually user.",
+        description="Conversation so far (at least one message), oldest first, alternating user/assistant; "
+        "the last is usually user.",
     )
-    max_tokens: StrictInt = Field(32000, ge=1, le=MAX_TOKENS_LIMIT, description="Most tokens to generate.")
+    max_tokens: StrictInt = Field(
+        32000, ge=1, le=MAX_TOKENS_LIMIT, description="Most tokens to generate: 1 or more, default 32000."
+    )
     system: StrictStr | list[ContentBlock] | None_ = Field(None, description="System prompt.")
     temperature: Annotated[StrictFloat, Field(ge=0)] | None_ = Field(
-        None, description="Randomness, 0-1 for Claude models."
+        None, description="Randomness: 0 or more, 0-1 for Claude models."
     )
-    top_p: Annotated[StrictFloat, Field(ge=0, le=1)] | None_ = Field(None, description="Nucleus sampling cut-off.")
-    top_k: Annotated[StrictInt, Field(ge=0)] | None_ = Field(None, description="Sample only from the top K tokens.")
+    top_p: Annotated[StrictFloat, Field(ge=0, le=1)] | None_ = Field(
+        None, description="Nucleus sampling cut-off, 0 to 1."
+    )
+    top_k: Annotated[StrictInt, Field(ge=0)] | None_ = Field(
+        None, description="Sample only from the top K tokens, 0 or more."
+    )
     stop_sequences: list[StrictStr] | None_ = Field(None, description="Strings that end generation.")
     thinking: ThinkingConfig | None_ = Field(None, description="Extended thinking.")
     tools: list[ToolDefinition] | None_ = Field(None, description="Tools the model may call (returned as tool_use).")
@@ -105,7 +119,10 @@ class ListModelsInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    refresh: StrictBool = Field(False, description="Bypass the 5-minute cache and ask the relay again.")
+    refresh: StrictBool = Field(False, description="Bypass the 5-minute cache; default false.")
+    channel: StrictStr | None_ = Field(None, description="anthropic, openai, gemini, deepseek, ...")
+    modality: StrictStr | None_ = Field(None, description="text, image, audio or video, in or out.")
+    detail: StrictStr | None_ = Field(None, description="A model name: its full catalogue entry.")
 
 
 class _CompactSchema(GenerateJsonSchema):
@@ -161,6 +178,9 @@ _FIXES: dict[str, str] = {
     "conversation_id": "pass the conversation_id of an earlier send_message result, or leave it out",
     "files": 'pass a list of file paths, e.g. ["notes.md"]',
     "refresh": "pass true or false",
+    "channel": 'pass a channel name such as "openai", or leave it out',
+    "modality": 'pass a modality such as "image", or leave it out',
+    "detail": "pass a model name from list_models, or leave it out",
 }
 
 
@@ -198,16 +218,26 @@ def _explain(exc: ValidationError, tool: str) -> InputError:
     return InputError(f"Invalid arguments for {tool}: " + "; ".join(lines[:5]) + more + ". Nothing was sent.")
 
 
+def _without_host_controls(arguments: dict[str, Any], tool: str) -> dict[str, Any]:
+    dropped = HOST_CONTROL_FIELDS.intersection(arguments)
+    if not dropped:
+        return arguments
+    logger.debug("%s: dropped the host's own arguments %s", tool, ", ".join(sorted(dropped)))
+    return {name: value for name, value in arguments.items() if name not in dropped}
+
+
 def parse_list_models_args(arguments: dict[str, Any]) -> ListModelsInput:
     try:
-        return ListModelsInput.model_validate(arguments)
+        return ListModelsInput.model_validate(_without_host_controls(arguments, "list_models"))
     except ValidationError as exc:
         raise _explain(exc, "list_models") from None
 
 
 def parse_send_message_args(arguments: dict[str, Any]) -> tuple[SendMessageInput, dict[str, Any]]:
     """Validate send_message arguments; return them as the model and as the caller sent them,
-    extra fields and all, less the known optional fields sent as null ("not given")."""
+    extra fields and all, less the known optional fields sent as null ("not given") and the
+    host's own control arguments."""
+    arguments = _without_host_controls(arguments, "send_message")
     try:
         request = SendMessageInput.model_validate(arguments)
     except ValidationError as exc:
@@ -225,26 +255,28 @@ _SERVER_FIELDS = ("conversation_id", "files")
 
 
 # Output schemas: what structuredContent holds. Open objects, since the relay adds fields.
+# Nullable members as anyOf, not type arrays: clients that map schemas onto one-type dialects
+# (the OpenAPI subset of Gemini function declarations) reject or drop type arrays.
+_NULLABLE_STRING: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+_STRINGS: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+
 MESSAGE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "description": "The reply as an Anthropic Message, plus route, credits estimate, notes, conversation_id.",
     "properties": {
-        "id": {"type": "string"},
-        "type": {"type": "string"},
-        "role": {"type": "string"},
+        "error": {"type": "string"},
+        "notes": _STRINGS,
+        "truncated": {"type": "object"},
+        "conversation_id": {"type": "string"},
+        "credits": {"type": "object"},
+        "route": {"type": "string"},
         "model": {"type": "string"},
+        "stop_reason": _NULLABLE_STRING,
+        "stop_sequence": _NULLABLE_STRING,
+        "usage": {"type": "object"},
         "content": {
             "type": "array",
             "items": {"type": "object", "properties": {"type": {"type": "string"}}, "required": ["type"]},
         },
-        "stop_reason": {"type": ["string", "null"]},
-        "stop_sequence": {"type": ["string", "null"]},
-        "usage": {"type": "object"},
-        "route": {"type": "string"},
-        "credits": {"type": "object", "properties": {"estimate": {"type": ["string", "null"]}}},
-        "notes": {"type": "array", "items": {"type": "string"}},
-        "conversation_id": {"type": "string"},
-        "truncated": {"type": "object"},
     },
     "required": ["content"],
 }
@@ -252,11 +284,13 @@ MESSAGE_SCHEMA: dict[str, Any] = {
 MODELS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
+        "notes": _STRINGS,
         "models": {
             "type": "array",
-            "description": "Catalogue entries as the relay sent them; pass `name` as send_message's model.",
+            "description": "name, channel, input, output, price, description.",
             "items": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
-        }
+        },
+        "entry": {"type": "object"},
     },
     "required": ["models"],
 }

@@ -4,7 +4,7 @@ Hosts differ in what they pass to the model: some only the structured content, s
 text. So every fact the model must read (the reply, stop notes, dropped fields, route,
 credits, errors) is in both: the text content is the reply exactly as sent and one short
 block of notes; the structured content is the Anthropic Message with ``route``, ``credits``
-and ``notes`` beside its fields.
+and ``notes`` beside its fields, those first and ``content`` last (see ``ordered``).
 """
 
 from __future__ import annotations
@@ -20,44 +20,41 @@ from ._budget import weight
 from ._credits import estimate_credits
 from ._routes import Route
 
-__all__ = ["REPLY_URI", "Truncation", "call_notes", "error_result", "format_model_line", "reply_result", "truncation"]
+__all__ = [
+    "REPLY_URI",
+    "Truncation",
+    "call_notes",
+    "error_result",
+    "ordered",
+    "partial_reply_result",
+    "reply_result",
+    "truncation",
+]
 
 REPLY_URI = "aitoearn://replies/{reply_id}"
 
 MAX_DROPPED_SHOWN = 8
 
 
+# The members the model must read, in this order, before the rest of the Message: Claude Code
+# shows the model only the first 2 KB of a result it finds too large, and Codex cuts the middle
+# of one; `content`, the bulk, goes last.
+LEADING = ("status", "reply_id", "error", "notes", "truncated", "conversation_id", "credits", "route")
+
+
+def ordered(structured: Mapping[str, Any]) -> dict[str, Any]:
+    """``structured`` with the LEADING members first, then the others as they were, ``content`` last."""
+    head = {name: structured[name] for name in LEADING if name in structured}
+    rest = {name: value for name, value in structured.items() if name not in head and name != "content"}
+    return {**head, **rest, **({"content": structured["content"]} if "content" in structured else {})}
+
+
 def error_result(text: str, structured: dict[str, Any] | None = None) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured, is_error=True)
-
-
-def _format_price(pricing: Any) -> str:
-    if not isinstance(pricing, Mapping):
-        return ""
-    if "price" in pricing:
-        return f"{pricing['price']} credits"
-    tiers = pricing.get("tiers")
-    if isinstance(tiers, list) and tiers and isinstance(tiers[0], Mapping):
-        tier = tiers[0]
-        text_in = (tier.get("input") or {}).get("text")
-        text_out = (tier.get("output") or {}).get("text")
-        more = f" (+{len(tiers) - 1} tier{'s' * (len(tiers) > 2)})" if len(tiers) > 1 else ""
-        return f"in {text_in} / out {text_out} credits per 1K tokens{more}"
-    return ""
-
-
-def format_model_line(entry: Mapping[str, Any]) -> str:
-    """name · channel · in → out · price · description, skipping what is missing."""
-    modalities = ""
-    if entry.get("inputModalities") or entry.get("outputModalities"):
-        modalities = f"{','.join(entry.get('inputModalities') or [])} → {','.join(entry.get('outputModalities') or [])}"
-    description = str(entry.get("description") or "").strip()
-    if description in (entry.get("name"), entry.get("label")):
-        description = ""
-    if len(description) > 100:
-        description = description[:99] + "…"
-    parts = [str(entry["name"]), str(entry.get("channel") or ""), modalities, _format_price(entry.get("pricing"))]
-    return " · ".join(part for part in [*parts, " ".join(description.split())] if part)
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content=ordered(structured) if structured is not None else None,
+        is_error=True,
+    )
 
 
 _STOP_NOTES = {
@@ -135,9 +132,9 @@ def truncation(reply_id: str, text: str, shown: str, path: str | None, budget: i
     uri = REPLY_URI.format(reply_id=reply_id)
     where = f"read the resource {uri} (resources/read)" + (f" or the file {path}" if path else "")
     note = (
-        f"[The reply is {len(text):,} characters ({weight(text):,} weighted), over this result's budget of "
-        f"{budget:,} (AITOEARN_MAX_RESULT_CHARS): shown are its first {len(shown):,} characters. For all of it, "
-        f"{where}; {uri}/message is the whole Message.]"
+        f"[The reply is {len(text):,} characters ({weight(text):,} weighted), over this host's result budget of "
+        f"{budget:,} (AITOEARN_MAX_RESULT_CHARS sets it): shown are its first {len(shown):,} characters. "
+        f"For all of it, {where}; {uri}/message is the whole Message.]"
     )
     details: dict[str, Any] = {"full_chars": len(text), "shown_chars": len(shown), "uri": uri}
     if path:
@@ -156,4 +153,15 @@ def reply_result(structured: dict[str, Any], text: str, notes: list[str], link: 
     content.append(TextContent(type="text", text="\n".join(notes)))
     if link is not None:
         content.append(link)
-    return CallToolResult(content=content, structured_content=structured)
+    return CallToolResult(content=content, structured_content=ordered(structured))
+
+
+def partial_reply_result(
+    structured: dict[str, Any], shown: str, lead: list[str], link: ResourceLink | None
+) -> CallToolResult:
+    """An error result carrying the text that arrived before the failure: what went wrong first,
+    then the text (or its beginning), then a link to all of it when it was cut."""
+    content: list[ContentBlock] = [TextContent(type="text", text="\n".join(lead)), TextContent(type="text", text=shown)]
+    if link is not None:
+        content.append(link)
+    return CallToolResult(content=content, structured_content=ordered(structured), is_error=True)

@@ -27,16 +27,14 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.types import (
     CallToolResult,
-    ContentBlock,
     ResourceLink,
     SetLevelRequestParams,
-    TextContent,
     ToolAnnotations,
 )
 from pydantic import ConfigDict, SecretStr
 
 from . import __version__
-from ._budget import fit_message, fit_text, weight
+from ._budget import fit_reply, weight
 from ._call import outcome_label, send_on_routes
 from ._catalogue import Catalogue
 from ._config import Config
@@ -58,11 +56,13 @@ from ._errors import (
     RelayError,
 )
 from ._files import attach_files, read_files, roots_from_uris
+from ._hosts import client_name, result_budget
 from ._metrics import NO_METRICS, Metrics
+from ._models_view import models_result
 from ._notices import log_to_client, set_logging_level
 from ._relay import RelayClient, new_http_client
 from ._request import PreparedRequest, prepare_request
-from ._result import REPLY_URI, call_notes, error_result, format_model_line, reply_result, truncation
+from ._result import REPLY_URI, call_notes, error_result, partial_reply_result, reply_result, truncation
 from ._routes import Route, plan_route
 from ._store import Store, StoreUnavailableError, new_reply_id, open_store, save_reply_file
 from ._turns import begin, record, with_history
@@ -86,9 +86,9 @@ INSTRUCTIONS = (
 )
 
 LIST_MODELS_DESCRIPTION = (
-    "List the chat models the AiToEarn relay sells. One line per model: name (pass it as send_message's "
-    "`model`), channel, input → output modalities, price in credits, description. Cached 5 minutes; "
-    "`refresh: true` asks the relay again."
+    "List the chat models AiToEarn sells: name (send_message's `model`), channel, modalities, price in "
+    "credits, description. Filter by `channel` or `modality`; `detail: NAME` gives a model's full entry. "
+    "Cached 5 minutes; `refresh: true` asks again."
 )
 
 SEND_MESSAGE_DESCRIPTION = (
@@ -151,7 +151,6 @@ def create_server(
     closes with it. ``http``: serving streamable HTTP, where the server never reads its own disk
     for a caller; ``drain`` tracks calls in flight for a graceful shutdown; ``store`` defaults to
     the one the configuration names."""
-    budget = config.max_result_chars
     catalogue = Catalogue(ttl=config.models_cache_ttl)
     if store is None:
         store = open_store(config.conversations, config.conversation_ttl, config.conversation_max_bytes)
@@ -169,6 +168,9 @@ def create_server(
         # Over HTTP a caller's own key wins; the transport layer decides whether the server's may serve.
         state = cast(_State, ctx.request_context.lifespan_context)
         return state, key_from_headers(ctx.headers) or config.api_key
+
+    def budget_for(ctx: Context) -> int:
+        return result_budget(config.max_result_chars, client_name(ctx.session.client_params))
 
     async def list_models(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
         metrics.call_started("list_models")
@@ -191,10 +193,7 @@ def create_server(
             entries = await state.catalogue.get(state.relay, key, refresh=args.refresh, on_retry=on_retry)
         except RelayError as exc:
             return error_result(str(exc))
-        lines = [format_model_line(entry) for entry in entries] or ["The relay lists no chat models."]
-        return CallToolResult(
-            content=[TextContent(type="text", text="\n".join(lines))], structured_content={"models": entries}
-        )
+        return models_result(entries, args, budget_for(ctx))
 
     async def send_message(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
         metrics.call_started("send_message")
@@ -258,16 +257,18 @@ def create_server(
         except StoreUnavailableError as exc:
             note = f"[The reply is complete, but the conversation could not be stored: {STORE_DOWN} ({exc}).]"
         notes.append(note)
-        return reply_result(*await _within_budget(outcome, accumulator.text(), notes, extras, key, state))
+        extras["notes"].append(note)  # hosts that show only the structured content learn how to continue too
+        return reply_result(*await _within_budget(outcome, accumulator.text(), notes, extras, key, state,
+                                                  budget_for(ctx)))  # fmt: skip
 
     async def _within_budget(
-        message: dict[str, Any], text: str, notes: list[str], extras: dict[str, Any], key: SecretStr, state: _State
-    ) -> tuple[dict[str, Any], str, list[str], ResourceLink | None]:
+        message: dict[str, Any], text: str, notes: list[str], extras: dict[str, Any], key: SecretStr, state: _State,
+        budget: int,
+    ) -> tuple[dict[str, Any], str, list[str], ResourceLink | None]:  # fmt: skip
         """The structured content, the text shown and the notes: the whole reply, or its beginning
         and the full reply by reference when it is over the budget."""
-        fitted = fit_message({**message, **extras}, budget)
-        shown = fit_text(text, budget - weight("\n".join(notes)))
-        if not fitted.cut and shown == text:
+        fitted = fit_reply({**message, **extras}, text, budget, weight("\n".join(notes)))
+        if not fitted.cut:
             return fitted.message, text, notes, None
         reply_id = new_reply_id()
         try:
@@ -281,10 +282,10 @@ def create_server(
         if not http:  # the resource is the reference; a file that cannot be written is only left out
             with contextlib.suppress(OSError):
                 path = save_reply_file(reply_id, text)
-        truncated = truncation(reply_id, text, shown, path, budget)
+        truncated = truncation(reply_id, text, fitted.text, path, budget)
         structured = {**fitted.message, "truncated": truncated.details}
         structured["notes"] = [*structured.get("notes", []), truncated.note]
-        return structured, shown, [truncated.note, *notes], truncated.link
+        return structured, fitted.text, [truncated.note, *notes], truncated.link
 
     async def _failure_result(
         error: RelayError, request: SendMessageInput, attempt: PreparedRequest, entry: Mapping[str, Any] | None,
@@ -305,12 +306,8 @@ def create_server(
         if not text:
             return error_result(f"{summary}.\n{notes[-1]}", {**error.partial, **extras})
         lead = [f"{summary}; they follow.", notes[-1]]
-        structured, shown, lead, link = await _within_budget(error.partial, text, lead, extras, key, state)
-        content: list[ContentBlock] = [TextContent(type="text", text="\n".join(lead))]
-        content.append(TextContent(type="text", text=shown))
-        if link is not None:
-            content.append(link)
-        return CallToolResult(content=content, structured_content=structured, is_error=True)
+        fitted = await _within_budget(error.partial, text, lead, extras, key, state, budget_for(ctx))
+        return partial_reply_result(*fitted)
 
     async def _model_suggestion(
         model: str, route: Route, entry: Mapping[str, Any] | None, state: _State, key: SecretStr | None

