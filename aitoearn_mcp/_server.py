@@ -284,7 +284,7 @@ def create_server(
                 path = save_reply_file(reply_id, text)
         truncated = truncation(reply_id, text, fitted.text, path, budget)
         structured = {**fitted.message, "truncated": truncated.details}
-        structured["notes"] = [*structured.get("notes", []), truncated.note]
+        structured["notes"] = [truncated.note, *structured.get("notes", [])]
         return structured, fitted.text, [truncated.note, *notes], truncated.link
 
     async def _failure_result(

@@ -87,8 +87,8 @@ def test_oversized_request_is_refused(served: Any, monkeypatch: pytest.MonkeyPat
 def test_list_models_rejects_unknown_and_mistyped_arguments(served: Any) -> None:
     result = call(served, "list_models", {"refresh": "yes"})
     assert result.is_error and "`refresh`" in result.content[0].text and "true or false" in result.content[0].text
-    result = call(served, "list_models", {"channel": "anthropic"})
-    assert result.is_error and "`channel` is not an argument" in result.content[0].text
+    result = call(served, "list_models", {"chanel": "anthropic"})
+    assert result.is_error and "`chanel` is not an argument" in result.content[0].text
 
 
 json_values = st.recursive(

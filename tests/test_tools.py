@@ -32,8 +32,8 @@ async def test_tool_definitions_are_compact_and_annotated(relay: FakeRelay) -> N
     assert schema["additionalProperties"] is True
     assert schema["properties"]["messages"]["minItems"] == 1
     assert schema["properties"]["max_tokens"] == {
-        "default": 32000, "description": "Most tokens to generate.", "maximum": 9007199254740991, "minimum": 1,
-        "type": "integer",
+        "default": 32000, "description": "Most tokens to generate: 1 or more, default 32000.",
+        "maximum": 9007199254740991, "minimum": 1, "type": "integer",
     }  # fmt: skip
     assert "stream" not in schema["properties"]
     assert sm.output_schema and "content" in sm.output_schema["properties"]
@@ -48,7 +48,11 @@ async def test_list_models_lists_caches_and_refreshes(relay: FakeRelay) -> None:
         await client.call_tool("list_models", {"refresh": True})
         assert len(relay.requests_to(MODELS)) == 2
     assert not first.is_error
-    assert first.structured_content == {"models": CATALOGUE}  # unknown fields (futureField) kept
+    assert [m["name"] for m in first.structured_content["models"]] == [e["name"] for e in CATALOGUE]
+    assert first.structured_content["models"][0] == {
+        "name": "claude-sonnet-5", "channel": "anthropic", "input": ["text", "image"], "output": ["text"],
+        "price": "in 0.06 / out 0.3 credits per 1K tokens",
+    }  # compact: no originPricing, every tier, label or tags  # fmt: skip
     lines = first.content[0].text.splitlines()
     assert lines[0] == "claude-sonnet-5 · anthropic · text,image → text · in 0.06 / out 0.3 credits per 1K tokens"
     assert lines[1] == "claude-opus-4-8 · anthropic · text → text · 1.5 credits · Most capable Claude"
@@ -122,9 +126,11 @@ async def test_max_tokens_cut_is_said_in_one_line(relay: FakeRelay) -> None:
         "[Reply cut off: it reached max_tokens (3). Raise max_tokens or ask it to continue.]\n"
     )
     assert result.structured_content is not None
-    assert result.structured_content["notes"] == [
-        "[Reply cut off: it reached max_tokens (3). Raise max_tokens or ask it to continue.]"
-    ]
+    cut_note, conversation_note = result.structured_content["notes"]
+    assert cut_note == "[Reply cut off: it reached max_tokens (3). Raise max_tokens or ask it to continue.]"
+    # hosts that show only the structured content learn how to continue too
+    cid = result.structured_content["conversation_id"]
+    assert conversation_note == f"[Conversation {cid}, turn 1: pass it as conversation_id to continue, with only the new messages.]"
     assert relay.requests_to(MESSAGES)[0].json()["max_tokens"] == 3
 
 
