@@ -13,6 +13,7 @@ from mcp import Client, StdioServerParameters
 from mcp.types import ListRootsResult, ResourceLink, Root
 
 from aitoearn_mcp._budget import weight
+from aitoearn_mcp._hosts import DEFAULT_PROFILE
 
 from . import sse
 from .conftest import KEY, HttpServer, http_client, make_server
@@ -131,7 +132,7 @@ async def test_a_huge_reply_is_cut_under_the_budget_and_read_back_whole(relay: F
     relay.enqueue(
         MESSAGES, Reply.sse(sse.text_reply([HUGE[i : i + 1000] for i in range(0, len(HUGE), 1000)]), chunk=65536)
     )
-    budget = 80_000
+    budget = DEFAULT_PROFILE.max_result_chars  # no clientInfo: the strictest hosts' budget
     async with Client(make_server(relay)) as client:
         result = await client.call_tool("send_message", ask())
         assert not result.is_error and len(HUGE) > 250_000
@@ -200,7 +201,8 @@ async def test_a_huge_reply_that_breaks_off_is_cut_too_and_kept_whole_by_referen
         assert result.is_error
         texts = [c.text for c in result.content if c.type == "text"]
         [link] = [c for c in result.content if isinstance(c, ResourceLink)]
-        assert sum(weight(t) for t in texts) <= 80_000 and weighted_json(result.structured_content) <= 80_000
+        budget = DEFAULT_PROFILE.max_result_chars
+        assert sum(weight(t) for t in texts) <= budget and weighted_json(result.structured_content) <= budget
         assert "incomplete" in texts[0] and f"{len(HUGE):,} characters of text arrived" in texts[0]
         assert HUGE.startswith(texts[1]) and len(texts[1]) > 5_000
         full = await client.read_resource(str(link.uri))

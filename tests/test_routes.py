@@ -140,7 +140,12 @@ async def test_dropped_fields_are_named_in_both_parts(relay: FakeRelay) -> None:
         result = await client.call_tool("send_message", args)
     note = "[Not sent, no OpenAI Chat Completions equivalent: system[0].cache_control, top_k.]"
     assert note in result.content[-1].text.splitlines()
-    assert result.structured_content is not None and result.structured_content["notes"] == [note]
+    assert result.structured_content is not None
+    cid = result.structured_content["conversation_id"]
+    assert result.structured_content["notes"] == [
+        note,
+        f"[Conversation {cid}, turn 1: pass it as conversation_id to continue, with only the new messages.]",
+    ]
     body = relay.requests_to(CHAT)[0].json()
     assert "top_k" not in body and body["messages"][0] == {"role": "system", "content": "x"}
 

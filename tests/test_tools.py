@@ -130,7 +130,10 @@ async def test_max_tokens_cut_is_said_in_one_line(relay: FakeRelay) -> None:
     assert cut_note == "[Reply cut off: it reached max_tokens (3). Raise max_tokens or ask it to continue.]"
     # hosts that show only the structured content learn how to continue too
     cid = result.structured_content["conversation_id"]
-    assert conversation_note == f"[Conversation {cid}, turn 1: pass it as conversation_id to continue, with only the new messages.]"
+    assert (
+        conversation_note
+        == f"[Conversation {cid}, turn 1: pass it as conversation_id to continue, with only the new messages.]"
+    )
     assert relay.requests_to(MESSAGES)[0].json()["max_tokens"] == 3
 
 
