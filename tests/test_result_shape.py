@@ -14,6 +14,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.types import CallToolResult, Implementation
 
+from aitoearn_mcp import Config, ConfigError
 from aitoearn_mcp._budget import json_weight, weight
 from aitoearn_mcp._hosts import DEFAULT_PROFILE, profile_for
 
@@ -207,3 +208,12 @@ async def test_an_incomplete_reply_leads_with_the_error(relay: FakeRelay) -> Non
     keys = list(result.structured_content)
     assert keys[0] == "error" and keys[-1] == "content"
     assert "incomplete" in result.structured_content["error"]
+
+
+def test_the_setting_is_unset_unless_given() -> None:
+    assert Config.from_env({}).max_result_chars is None  # per host
+    assert Config.from_env({"AITOEARN_MAX_RESULT_CHARS": "3000"}).max_result_chars == 3000
+    assert Config.from_env(Config().to_env()).max_result_chars is None  # worker processes too
+    assert Config.from_env(Config(max_result_chars=5000).to_env()).max_result_chars == 5000
+    with pytest.raises(ConfigError, match="AITOEARN_MAX_RESULT_CHARS must be 2000 or more"):
+        Config.from_env({"AITOEARN_MAX_RESULT_CHARS": "100"})
