@@ -12,6 +12,8 @@ from typing import Any
 import anthropic
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.types import CallToolResult, Implementation
 
 from aitoearn_mcp import Config, ConfigError
@@ -19,7 +21,7 @@ from aitoearn_mcp._budget import json_weight, weight
 from aitoearn_mcp._hosts import DEFAULT_PROFILE, profile_for
 
 from . import sse
-from .conftest import KEY, make_server
+from .conftest import KEY, HttpServer, make_server
 from .fake_relay import FakeRelay, Reply
 from .test_progress_cancel import SCRIPT
 
@@ -217,3 +219,23 @@ def test_the_setting_is_unset_unless_given() -> None:
     assert Config.from_env(Config(max_result_chars=5000).to_env()).max_result_chars == 5000
     with pytest.raises(ConfigError, match="AITOEARN_MAX_RESULT_CHARS must be 2000 or more"):
         Config.from_env({"AITOEARN_MAX_RESULT_CHARS": "100"})
+
+
+async def test_over_http_the_name_counts_where_the_request_carries_it(
+    relay: FakeRelay, http_server: HttpServer
+) -> None:
+    """Stateless HTTP: a 2026-07-28 request carries clientInfo; on the handshake-era protocol the
+    initialize went to another request, so the strictest budget applies."""
+    outcomes = {}
+    for mode in ("legacy", "auto"):
+        relay.enqueue(MESSAGES, Reply.sse(sse.text_reply([ENGLISH_60K])))
+        transport = streamable_http_client(
+            http_server.url, http_client=create_mcp_http_client(headers={"X-Api-Key": KEY})
+        )
+        gemini = Implementation(name="gemini-cli-mcp-client", version="0.61.0")
+        async with Client(transport, mode=mode, client_info=gemini) as client:  # type: ignore[arg-type]
+            result = await client.call_tool("send_message", ASK)
+        assert result.structured_content is not None
+        outcomes[mode] = "truncated" in result.structured_content
+        assert_within(result, profile_for(None if outcomes[mode] else gemini.name).max_result_chars)
+    assert outcomes == {"legacy": True, "auto": False}
