@@ -88,7 +88,7 @@ def fit_message(message: dict[str, Any], limit: int) -> dict[str, Any]:
     return fitted
 
 
-def fit_reply(message: dict[str, Any], text: str, budget: int, text_room: int = 0) -> Fitted:
+def fit_reply(message: dict[str, Any], text: str, budget: int, text_room: int) -> Fitted:
     """Both parts whole when the structured content and the text (with ``text_room`` for its
     notes) fit the budget; else both within it less the room for the truncation notes."""
     if json_weight(message) <= budget and weight(text) <= budget - text_room:
