@@ -3,8 +3,10 @@
 Sizes are counted in weighted characters: an ASCII character counts 1, any other character 4,
 and one outside the Basic Multilingual Plane (most emoji: two UTF-16 units) 8. So the weight of
 a text is never less than its length as JavaScript counts it (Claude Code's limits), nor its
-UTF-8 bytes (Codex's), and half of it is a conservative token count: half a token per ASCII
-character (English runs about a quarter), two per CJK character (about one), four per emoji.
+UTF-8 bytes (Codex's), and half of it is a conservative token count for prose, code and CJK:
+half a token per ASCII character (English runs about a quarter), two per other character (CJK
+about one, accented Latin under two), four per emoji. (Claude Code counts tokens only for a
+result over 50,000 characters, so within that its own count never applies.)
 Structured content is weighed as hosts serialise it: compact JSON, non-ASCII unescaped.
 A reply over the budget keeps its beginning; the rest is read by reference.
 """
