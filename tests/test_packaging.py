@@ -71,24 +71,6 @@ def test_readme_carries_the_registry_ownership_line_and_opens_with_two_commands(
     assert first_blocks[1].strip() in ci  # CI runs exactly the README's test command
 
 
-def test_every_json_snippet_in_the_readme_parses() -> None:
-    readme = (ROOT / "README.md").read_text()
-    snippets = re.findall(r"```(?:json|jsonc)\n(.*?)```", readme, re.DOTALL)
-    assert len(snippets) >= 5
-    for snippet in snippets:
-        json.loads(snippet)
-
-
-def test_readme_shows_the_published_benchmark_run() -> None:
-    from benchmarks.run import table
-
-    figures = json.loads((ROOT / "docs" / "benchmark.json").read_text())
-    readme = (ROOT / "README.md").read_text()
-    assert table(figures) in readme  # the table is the one the published figures give
-    assert figures["meta"]["command"] in readme and "docs/benchmark.png" in readme
-    assert (ROOT / "docs" / "benchmark.png").read_bytes().startswith(b"\x89PNG")
-
-
 def test_uvx_from_a_checkout_runs_the_server_before_any_release(tmp_path: Path) -> None:
     """The README's route that works before the PyPI release: `uvx --from <clone> aitoearn-mcp`."""
     env = clean_env(tmp_path)
