@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from mcp import Client, StdioServerParameters
 
 import aitoearn_mcp
@@ -144,3 +145,19 @@ async def test_the_packed_bundle_serves_the_tools_as_claude_desktop_starts_it(
     assert not result.is_error
     sent = relay.requests_to("/api/ai/v1/messages")
     assert len(sent) == 1 and sent[0].headers["x-api-key"] == KEY
+
+
+def test_the_release_workflow_builds_the_bundle_and_attaches_it_to_the_release() -> None:
+    from .node import PACKAGES
+
+    jobs = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())["jobs"]
+    [mcpb_package] = [p for p in PACKAGES if p.startswith("@anthropic-ai/mcpb@")]
+    packing = " ".join(step.get("run", "") for step in jobs["bundle"]["steps"])
+    assert f"npx --yes {mcpb_package} validate manifest.json" in packing  # the version the tests ran
+    assert f"npx --yes {mcpb_package} pack . " in packing and ".mcpb" in packing
+    release = jobs["github-release"]
+    assert "bundle" in release["needs"] and release["permissions"] == {"contents": "write"}
+    creating = " ".join(step.get("run", "") for step in release["steps"])
+    assert "gh release create" in creating and "*.mcpb" in creating
+    checks = " ".join(step.get("run", "") for step in jobs["build"]["steps"])
+    assert "manifest.json" in checks  # a tag whose bundle names another version fails

@@ -135,3 +135,13 @@ def test_dependency_floors_are_installed_or_older() -> None:
         requirement = Requirement(text)
         assert any(spec.operator == ">=" for spec in requirement.specifier), text
         assert requirement.specifier.contains(version(requirement.name)), (text, version(requirement.name))
+
+
+def test_the_changelog_has_unreleased_work_and_a_section_for_this_version() -> None:
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    sections = re.findall(r"^## (\S+)", changelog, re.MULTILINE)
+    assert sections[0] == "Unreleased" and aitoearn_mcp.__version__ in sections
+    assert sections[1:] == sorted(sections[1:], key=lambda v: tuple(map(int, v.split("."))), reverse=True)
+    unreleased = changelog.split("## Unreleased", 1)[1].split("\n## ", 1)[0]
+    for work in ["get_reply", "store", "Hardening", "Host-shaped results", "bundle"]:
+        assert work in unreleased, work
