@@ -68,14 +68,17 @@ def test_each_host_snippet_names_the_command_and_the_key(name: str) -> None:
         assert "aitoearn-mcp" in snippet and "AITOEARN_API_KEY" in snippet, snippet
 
 
-def test_claude_code_adds_the_server_for_every_project() -> None:
-    [command] = blocks(host("Claude Code"), "sh")
-    argv = shlex.split(command)
-    assert argv[:3] == ["claude", "mcp", "add"]
-    assert argv[argv.index("--scope") + 1] == "user"
-    assert argv[argv.index("-e") + 1] == f"AITOEARN_API_KEY={KEY}"
-    name_at, separator = argv.index("aitoearn"), argv.index("--")
-    assert name_at < argv.index("-e") < separator and argv[separator + 1 :] == ["uvx", "aitoearn-mcp"]
+def test_claude_code_adds_the_server_for_every_project_from_pypi_or_a_clone() -> None:
+    commands = [shlex.split(command) for command in blocks(host("Claude Code"), "sh")]
+    for argv in commands:
+        assert argv[:3] == ["claude", "mcp", "add"]
+        assert argv[argv.index("--scope") + 1] == "user"
+        assert argv[argv.index("-e") + 1] == f"AITOEARN_API_KEY={KEY}"
+        assert argv.index("aitoearn") < argv.index("-e") < argv.index("--")
+    assert [argv[argv.index("--") + 1 :] for argv in commands] == [
+        ["uvx", "aitoearn-mcp"],
+        ["uvx", "--from", "/absolute/path/to/aitoearn-mcp", "aitoearn-mcp"],  # the route tests/test_packaging.py runs
+    ]
     assert "MCP_TOOL_TIMEOUT" in host("Claude Code")
 
 
