@@ -107,8 +107,11 @@ def test_manifest_agrees_with_the_package_and_server_json() -> None:
 
 def test_pack_holds_the_manifest_the_package_and_pyproject_and_nothing_else(packed: Path) -> None:
     names = set(zipfile.ZipFile(packed).namelist())
+    source = ROOT / "aitoearn_mcp"
     package = {
-        f"aitoearn_mcp/{p.name}" for p in (ROOT / "aitoearn_mcp").iterdir() if p.is_file() and p.suffix != ".pyc"
+        f"aitoearn_mcp/{p.relative_to(source).as_posix()}"
+        for p in source.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
     }
     assert "aitoearn_mcp/_server.py" in package and "aitoearn_mcp/py.typed" in package
     assert names == BUNDLE_FILES | package
