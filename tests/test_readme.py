@@ -92,7 +92,7 @@ def test_claude_desktop_and_cursor_read_mcp_servers(name: str) -> None:
 
 def test_claude_desktop_starts_with_the_bundle() -> None:
     text = host("Claude Desktop")
-    assert text.index("double-click the") < text.index("```json")
+    assert text.strip().startswith("Double-click the bundle") and text.index(".mcpb") < text.index("```json")
     assert ".mcpb" in text and f"{REPO}/releases/latest" in text
 
 
