@@ -125,7 +125,7 @@ def test_the_sdist_carries_the_license_and_the_changelog(dists: dict[str, Path])
     assert {"LICENSE", "CHANGELOG.md", "README.md", "pyproject.toml", "aitoearn_mcp/py.typed"} <= names
 
 
-def test_dependency_floors_are_installed_or_older() -> None:
+def test_every_dependency_has_a_floor_that_the_tested_versions_meet() -> None:
     """Every dependency has a lower bound, and the versions the tests run on satisfy it."""
     from importlib.metadata import version
 
