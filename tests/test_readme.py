@@ -110,7 +110,7 @@ def test_codex_snippets_use_codex_keys() -> None:
     server = tomllib.loads(snippet)["mcp_servers"]["aitoearn"]
     assert set(server) <= CODEX_SERVER_KEYS, set(server) - CODEX_SERVER_KEYS
     assert (server["command"], server["args"], server["env"]) == ("uvx", ["aitoearn-mcp"], {"AITOEARN_API_KEY": KEY})
-    assert server["default_tools_approval_mode"] in {"auto", "prompt", "approve"}
+    assert server["default_tools_approval_mode"] in {"auto", "prompt", "writes", "approve"}  # Codex 0.169's variants
     assert isinstance(server["tool_timeout_sec"], int) and server["tool_timeout_sec"] > 60  # Codex's default: 60
     assert "~/.codex/config.toml" in host("Codex")
 
