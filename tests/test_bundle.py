@@ -30,8 +30,8 @@ TOOLS = ["list_models", "send_message", "get_reply", "list_conversations"]
 BUNDLE_FILES = {"manifest.json", "icon.png", "pyproject.toml", "README.md", "LICENSE", "bundle/main.py"}
 
 
-def mcpb(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(ensure_node()), str(MCPB), *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+def mcpb(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(ensure_node()), str(MCPB), *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
 
 
 def manifest() -> dict[str, Any]:
