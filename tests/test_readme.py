@@ -1,12 +1,16 @@
 """The README and docs/: every JSON and TOML snippet parses, each host's snippets have the shape
-that host reads and name the command and the key, shell snippets paste into bash, links work on
-PyPI, and every performance figure the prose quotes is the published benchmark run's."""
+that host reads and name the command and the key (Gemini CLI, from npm, runs its own), shell
+snippets paste into bash, links work on PyPI, and every performance figure the prose quotes is
+the published benchmark run's."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -14,6 +18,8 @@ from typing import Any
 import pytest
 
 from benchmarks.run import table
+
+from .node import MODULES, ensure_node
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -243,3 +249,36 @@ def test_performance_doc_shows_the_published_table_and_chart() -> None:
     assert figures["meta"]["command"] in doc and figures["meta"]["date"] in doc
     assert f"]({RAW}docs/benchmark.png)" in doc  # absolute: renders wherever the doc is shown
     assert (ROOT / "docs" / "benchmark.png").read_bytes().startswith(b"\x89PNG")
+
+
+# --- a real host from npm -----------------------------------------------------------------------
+
+GEMINI_CLI = MODULES / "@google" / "gemini-cli" / "bundle" / "gemini.js"
+
+
+def gemini(home: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AITOEARN_")} | {"HOME": str(home)}
+    done = subprocess.run([str(ensure_node()), str(GEMINI_CLI), *args], env=env, cwd=home, capture_output=True,
+                          text=True, timeout=180)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def test_gemini_cli_takes_the_readme_command_and_the_entry_connects(tmp_path: Path) -> None:
+    [command] = blocks(host("Gemini CLI"), "sh")
+    gemini(tmp_path, *shlex.split(command)[1:])
+    settings = tmp_path / ".gemini" / "settings.json"
+    added = json.loads(settings.read_text())["mcpServers"]["aitoearn"]
+    [snippet] = blocks(host("Gemini CLI"), "json")
+    documented = json.loads(snippet)["mcpServers"]["aitoearn"]
+    assert added == {key: value for key, value in documented.items() if key != "timeout"}  # the same entry
+    (tmp_path / ".gemini" / "trustedFolders.json").write_text(json.dumps({str(tmp_path): "TRUST_FOLDER"}))
+
+    def status(command: str) -> str:
+        """`gemini mcp list` for the documented entry run from ``command``."""
+        settings.write_text(json.dumps({"mcpServers": {"aitoearn": {**documented, "command": command, "args": []}}}))
+        return next(line for line in gemini(tmp_path, "mcp", "list").splitlines() if "aitoearn:" in line)
+
+    # The route before the release: this checkout's virtualenv, by its absolute path.
+    assert status(str(Path(sys.executable).with_name("aitoearn-mcp"))).endswith("Connected")
+    assert status(str(tmp_path / "no-such-server")).endswith("Disconnected")  # the check can fail
