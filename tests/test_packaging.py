@@ -1,17 +1,26 @@
 """server.json, pyproject and the package agree; server.json fits the registry schema; the
-README's snippets parse."""
+wheel and the sdist build from a clean uv and pass `twine check --strict` with their license and
+metadata; the checkout runs through `uvx --from` before any release."""
 
 from __future__ import annotations
 
+import email
 import hashlib
 import json
 import re
+import subprocess
+import sys
+import tarfile
 import tomllib
+import zipfile
 from pathlib import Path
 
 import jsonschema
+import pytest
 
 import aitoearn_mcp
+
+from .uv import UV, UVX, clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "tests" / "schemas" / "server.schema.2025-12-11.json"
@@ -62,19 +71,77 @@ def test_readme_carries_the_registry_ownership_line_and_opens_with_two_commands(
     assert first_blocks[1].strip() in ci  # CI runs exactly the README's test command
 
 
-def test_every_json_snippet_in_the_readme_parses() -> None:
-    readme = (ROOT / "README.md").read_text()
-    snippets = re.findall(r"```(?:json|jsonc)\n(.*?)```", readme, re.DOTALL)
-    assert len(snippets) >= 5
-    for snippet in snippets:
-        json.loads(snippet)
+def test_uvx_from_a_checkout_runs_the_server_before_any_release(tmp_path: Path) -> None:
+    """The README's route that works before the PyPI release: `uvx --from <clone> aitoearn-mcp`."""
+    env = clean_env(tmp_path)
+    done = subprocess.run([str(UVX), "--from", str(ROOT), "aitoearn-mcp", "--version"], env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"aitoearn-mcp {aitoearn_mcp.__version__}"
+    assert list((tmp_path / "uv-cache").iterdir())  # it ran from its own cache, not this venv
 
 
-def test_readme_shows_the_published_benchmark_run() -> None:
-    from benchmarks.run import table
+@pytest.fixture(scope="module")
+def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("dist")
+    env = clean_env(tmp_path_factory.mktemp("uv"))
+    done = subprocess.run([str(UV), "build", "--out-dir", str(out), str(ROOT)], env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return {"wheel": next(out.glob("*.whl")), "sdist": next(out.glob("*.tar.gz"))}
 
-    figures = json.loads((ROOT / "docs" / "benchmark.json").read_text())
-    readme = (ROOT / "README.md").read_text()
-    assert table(figures) in readme  # the table is the one the published figures give
-    assert figures["meta"]["command"] in readme and "docs/benchmark.png" in readme
-    assert (ROOT / "docs" / "benchmark.png").read_bytes().startswith(b"\x89PNG")
+
+def test_twine_check_strict_passes_on_the_wheel_and_the_sdist(dists: dict[str, Path]) -> None:
+    done = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, dists.values())],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("PASSED") == 2
+
+
+def test_the_wheel_carries_the_license_the_typing_marker_and_the_metadata(dists: dict[str, Path]) -> None:
+    wheel = zipfile.ZipFile(dists["wheel"])
+    names = wheel.namelist()
+    info = f"aitoearn_mcp-{aitoearn_mcp.__version__}.dist-info"
+    assert f"{info}/licenses/LICENSE" in names and "aitoearn_mcp/py.typed" in names
+    assert "MIT License" in wheel.read(f"{info}/licenses/LICENSE").decode()
+    metadata = email.message_from_bytes(wheel.read(f"{info}/METADATA"))
+    assert metadata["License-Expression"] == "MIT"
+    urls = dict(value.split(", ", 1) for value in metadata.get_all("Project-URL") or [])
+    assert set(urls) == {"Homepage", "Repository", "Issues", "Changelog"}
+    assert all(url.startswith("https://") for url in urls.values())
+    classifiers = set(metadata.get_all("Classifier") or [])
+    assert {f"Programming Language :: Python :: 3.{minor}" for minor in range(11, 15)} <= classifiers
+    assert {"Typing :: Typed", "Operating System :: OS Independent"} <= classifiers
+    assert any(c.startswith("Topic :: ") for c in classifiers)
+    base = [r for r in metadata.get_all("Requires-Dist") or [] if "extra ==" not in r]
+    assert len(base) == 4 and all(">=" in requirement for requirement in base), base
+    # mcp-name (the MCP registry's ownership check) reaches PyPI in the long description
+    assert f"mcp-name: {manifest()['name']}" in metadata.get_payload()
+
+
+def test_the_sdist_carries_the_license_and_the_changelog(dists: dict[str, Path]) -> None:
+    with tarfile.open(dists["sdist"]) as sdist:
+        names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
+    assert {"LICENSE", "CHANGELOG.md", "README.md", "pyproject.toml", "aitoearn_mcp/py.typed"} <= names
+
+
+def test_every_dependency_has_a_floor_that_the_tested_versions_meet() -> None:
+    """Every dependency has a lower bound, and the versions the tests run on satisfy it."""
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    for text in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        requirement = Requirement(text)
+        assert any(spec.operator == ">=" for spec in requirement.specifier), text
+        assert requirement.specifier.contains(version(requirement.name)), (text, version(requirement.name))
+
+
+def test_the_changelog_has_unreleased_work_and_a_section_for_this_version() -> None:
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    sections = re.findall(r"^## (\S+)", changelog, re.MULTILINE)
+    assert sections[0] == "Unreleased" and aitoearn_mcp.__version__ in sections
+    assert sections[1:] == sorted(sections[1:], key=lambda v: tuple(map(int, v.split("."))), reverse=True)
+    unreleased = changelog.split("## Unreleased", 1)[1].split("\n## ", 1)[0]
+    for work in ["get_reply", "store", "Hardening", "Host-shaped results", "bundle"]:
+        assert work in unreleased, work
