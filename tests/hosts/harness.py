@@ -1,0 +1,166 @@
+"""What the host tests share: the relay's long replies, our server's entry for a host config
+(behind the recording wrapper), the wrapper's log, and a reading of what reached the model."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import sse
+from ..conftest import KEY
+from ..fake_relay import FakeRelay, Reply
+
+WRAPPER = Path(__file__).with_name("stdio_wrapper.py")
+SERVER = Path(sys.executable).with_name("aitoearn-mcp")
+MODEL = "claude-sonnet-5"
+CREDITS = "0.01332"  # 12 input × 0.06 + 42 output × 0.3 per 1K tokens: the fake relay's usage, the catalogue's prices
+SIZES = {"short": 300, "60k": 60_000, "300k": 300_000}
+
+
+def reply_text(size: int) -> str:
+    """``size`` characters of numbered lines (``L000000 `` + 52 more): how much of a reply reached
+    the model, and which part, can be read off the line numbers. One Chinese word a line."""
+    lines = (f"L{n:06d} 第{n % 10}行 " + "abcdefghij" * 5 + "\n" for n in range(size // 60 + 2))
+    return "".join(lines)[:size]
+
+
+def route_long_replies(relay: FakeRelay) -> None:
+    """A last user message ``reply:N`` is answered with ``reply_text(N)``."""
+
+    def answer(body: bytes) -> Reply:
+        content = json.loads(body)["messages"][-1]["content"]
+        text = reply_text(int(content.removeprefix("reply:")))
+        return Reply.sse(sse.text_reply([text[i : i + 8000] for i in range(0, len(text), 8000)]))
+
+    relay.route("/api/ai/v1/messages", answer)
+
+
+def send_arguments(size: int) -> dict[str, Any]:
+    return {"model": MODEL, "messages": [{"role": "user", "content": f"reply:{size}"}]}
+
+
+@dataclass
+class ServerEntry:
+    """Our stdio server as a host config names it: behind the wrapper, which logs to ``log``."""
+
+    command: str
+    args: list[str]
+    env: dict[str, str]
+    log: Path
+
+    @classmethod
+    def make(cls, tmp: Path, relay: FakeRelay) -> ServerEntry:
+        log = tmp / "server-wrapper.log"
+        env = {"AITOEARN_API_KEY": KEY, "AITOEARN_BASE_URL": relay.url, "PATH": os.environ["PATH"]}
+        return cls(sys.executable, [str(WRAPPER), str(log), "--", str(SERVER)], env, log)
+
+    def events(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def messages(self) -> list[dict[str, Any]]:
+        return [event for event in self.events() if event["event"] == "message"]
+
+    def handshake(self) -> tuple[str | None, str | None, str | None]:
+        """(clientInfo.name, clientInfo.version, protocol version) from the host's first
+        ``initialize`` or, on 2026-07-28, the ``_meta`` of its ``server/discover``."""
+        for message in self.messages():
+            params = message.get("params") or {}
+            if message.get("method") == "initialize":
+                info = params.get("clientInfo") or {}
+                return info.get("name"), info.get("version"), params.get("protocolVersion")
+            meta = params.get("_meta") or {}
+            info = meta.get("io.modelcontextprotocol/clientInfo")
+            if info:
+                return info.get("name"), info.get("version"), meta.get("io.modelcontextprotocol/protocolVersion")
+        return None, None, None
+
+    def methods(self) -> list[str]:
+        return [str(message.get("method")) for message in self.messages() if message.get("method")]
+
+    def quit_signals(self) -> list[str]:
+        """What the host did to end the server, in order: signals and the end of stdin."""
+        return [event.get("signal", event["event"]) for event in self.events() if event["event"] in ("signal", "stdin-eof")]
+
+    def exit_status(self) -> int | None:
+        exits = [event["status"] for event in self.events() if event["event"] == "exit"]
+        return exits[-1] if exits else None
+
+    def tool_call_arguments(self, tool: str) -> list[dict[str, Any]]:
+        return [(m.get("params") or {}).get("arguments") or {} for m in self.messages()
+                if m.get("method") == "tools/call" and (m.get("params") or {}).get("name") == tool]  # fmt: skip
+
+
+_LINE = re.compile(r"L(\d{6}) ")
+
+
+@dataclass
+class Seen:
+    """What one tool result looked like to the model."""
+
+    text: str
+    size: int  # the reply's length
+
+    @property
+    def chars(self) -> int:
+        return len(self.text)
+
+    @property
+    def reply_lines(self) -> set[int]:
+        return {int(n) for n in _LINE.findall(self.text)}
+
+    @property
+    def reply_chars(self) -> int:
+        """About how many of the reply's characters reached the model (whole lines seen × 60)."""
+        return min(len(self.reply_lines) * 60, self.size)
+
+    @property
+    def starts_at_beginning(self) -> bool:
+        return 0 in self.reply_lines
+
+    @property
+    def whole(self) -> bool:
+        return self.reply_lines >= set(range((self.size - 1) // 60))
+
+    @property
+    def conversation_id(self) -> bool:
+        return re.search(r"\bc_[A-Za-z0-9_-]{10,}", self.text) is not None and "conversation_id" in self.text
+
+    @property
+    def credits(self) -> bool:
+        return CREDITS in self.text
+
+    @property
+    def truncated_note(self) -> bool:
+        return re.search(r"\btruncat|\bcut\b|not shown|omitted", self.text, re.IGNORECASE) is not None
+
+    @property
+    def way_to_rest(self) -> bool:
+        """A stored reply's id or resource URI, which get_reply or a resource read takes."""
+        return re.search(r"aitoearn://replies/|\br_[A-Za-z0-9_-]{10,}", self.text) is not None
+
+    def summary(self) -> str:
+        return (f"{self.chars} chars seen, {self.reply_chars}/{self.size} of the reply"
+                f"{' (whole)' if self.whole else ''}; starts at the beginning: {self.starts_at_beginning}; "
+                f"conversation id: {self.conversation_id}; credits: {self.credits}; "
+                f"truncation note: {self.truncated_note}; way to the rest: {self.way_to_rest}")  # fmt: skip
+
+
+def assert_reaches_model(seen: Seen) -> None:
+    """Issue 16's bar: the reply (or, when cut, a real part of its beginning and the way to the
+    rest) reaches the model, with the conversation id and credits visible."""
+    summary = seen.summary() + "\nhead of what reached the model: " + seen.text[:300]
+    assert seen.starts_at_beginning, summary
+    assert seen.conversation_id, summary
+    assert seen.credits, summary
+    if not seen.whole:
+        # Not a 2 KB preview: a cut reply still gives the model a real part of it, says it was cut, and how to get the rest.
+        assert seen.reply_chars >= min(20_000, seen.size), summary
+        assert seen.truncated_note, summary
+        assert seen.way_to_rest, summary

@@ -1,0 +1,310 @@
+"""Scripted model APIs on a real loopback socket, for driving MCP hosts headless.
+
+Each host talks to its own vendor's API: Claude Code to Anthropic Messages, Codex to OpenAI
+Responses, Gemini CLI to the Gemini API. The script is the same in all three: when our tool
+is offered, the model calls it with the given arguments (in Claude Code, which defers MCP tools,
+it first asks ``ToolSearch`` for it by name); when the host sends the tool's result back, the
+script records it (that text is what reached the model) and ends the turn with a short text.
+Every other request (titles, classifiers, token counts) gets a short plain answer.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+FINAL_TEXT = "Done: the tool answered."
+
+
+@dataclass
+class Script:
+    """Call ``tool`` (our MCP tool's own name; each host prefixes it its way) with ``arguments``
+    once, then record what comes back."""
+
+    tool: str
+    arguments: dict[str, Any]
+    tool_results: list[str] = field(default_factory=list)  # what the host sent back, as the model reads it
+    tool_names: list[str] = field(default_factory=list)  # the host's names of the tools it offered
+    offered_schema: dict[str, Any] | None = None  # our tool's input schema as the host showed it
+    requests: list[tuple[str, Any]] = field(default_factory=list)  # (path, body) of every request
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def matches(self, name: str) -> bool:
+        """A host's name for our tool: ``mcp__aitoearn__send_message``, ``aitoearn__send_message``,
+        ``send_message``…"""
+        return name == self.tool or name.endswith("_" + self.tool)
+
+
+class ModelAPI:
+    """A threaded HTTP server answering with ``handle(method, path, body) -> (status, type, bytes)``."""
+
+    def __init__(self, handle: Callable[[str, str, bytes], tuple[int, str, bytes]]) -> None:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                try:
+                    status, content_type, payload = handle(self.command, self.path, body)
+                except Exception as error:  # a script bug must show, not hang the host
+                    outer.errors.append(repr(error))
+                    status, content_type, payload = 500, "application/json", json.dumps({"error": repr(error)}).encode()
+                self.send_response(status)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_POST = do_GET = _answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.errors: list[str] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> ModelAPI:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+
+def _sse(events: list[tuple[str | None, dict[str, Any]]]) -> bytes:
+    out = []
+    for name, data in events:
+        out.append((f"event: {name}\n" if name else "") + f"data: {json.dumps(data, ensure_ascii=False)}\n\n")
+    return "".join(out).encode()
+
+
+def _json(status: int, body: Any) -> tuple[int, str, bytes]:
+    return status, "application/json", json.dumps(body).encode()
+
+
+# --- Anthropic Messages (Claude Code) -------------------------------------------------------
+
+_TOOL_SEARCH = "ToolSearch"
+
+
+def anthropic(script: Script) -> Callable[[str, str, bytes], tuple[int, str, bytes]]:
+    def handle(method: str, path: str, raw: bytes) -> tuple[int, str, bytes]:
+        body = json.loads(raw) if raw else {}
+        with script.lock:
+            script.requests.append((path, body))
+        if "/count_tokens" in path:
+            return _json(200, {"input_tokens": 100})
+        if not path.startswith("/v1/messages"):
+            return _json(404, {"type": "error", "error": {"type": "not_found_error", "message": path}})
+        names = [tool.get("name", "") for tool in body.get("tools") or []]
+        messages = body.get("messages") or []
+        results = {block.get("tool_use_id"): block for message in messages if message.get("role") == "user"
+                   and isinstance(message.get("content"), list) for block in message["content"]
+                   if isinstance(block, dict) and block.get("type") == "tool_result"}  # fmt: skip
+        calls = [block for message in messages if message.get("role") == "assistant"
+                 and isinstance(message.get("content"), list) for block in message["content"]
+                 if isinstance(block, dict) and block.get("type") == "tool_use"]  # fmt: skip
+        ours = [call for call in calls if script.matches(call["name"])]
+        if ours and ours[-1]["id"] in results:
+            with script.lock:
+                script.tool_results.append(_anthropic_text(results[ours[-1]["id"]].get("content")))
+            return _anthropic_stream(body, [{"type": "text", "text": FINAL_TEXT}], "end_turn")
+        offered = [name for name in names if script.matches(name)]
+        if offered and not ours:
+            tool = next(t for t in body["tools"] if t.get("name") == offered[0])
+            with script.lock:
+                script.tool_names = names
+                script.offered_schema = tool.get("input_schema")
+            call = {"type": "tool_use", "id": f"toolu_ours_{len(calls)}", "name": offered[0], "input": script.arguments}
+            return _anthropic_stream(body, [call], "tool_use")
+        searches = [call for call in calls if call["name"] == _TOOL_SEARCH]
+        if _TOOL_SEARCH in names and not ours and len(searches) < 5:
+            # The tool is deferred: ask for it by its full name, as a model that knows it would.
+            query = {"query": f"select:mcp__aitoearn__{script.tool}", "max_results": 5}
+            call = {"type": "tool_use", "id": f"toolu_search_{len(calls)}", "name": _TOOL_SEARCH, "input": query}
+            return _anthropic_stream(body, [call], "tool_use")
+        return _anthropic_stream(body, [{"type": "text", "text": FINAL_TEXT}], "end_turn")
+
+    return handle
+
+
+def _anthropic_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    parts = []
+    for block in content or []:
+        if block.get("type") == "text":
+            parts.append(block["text"])
+        else:
+            parts.append(json.dumps(block, ensure_ascii=False))
+    return "\n".join(parts)
+
+
+def _anthropic_stream(request: dict[str, Any], blocks: list[dict[str, Any]], stop_reason: str) -> tuple[int, str, bytes]:
+    model = request.get("model", "claude-sonnet-4-5")
+    usage = {"input_tokens": 100, "output_tokens": 1}
+    if not request.get("stream"):
+        message = {"id": "msg_scripted", "type": "message", "role": "assistant", "model": model, "content": blocks,
+                   "stop_reason": stop_reason, "stop_sequence": None, "usage": {**usage, "output_tokens": 10}}  # fmt: skip
+        return _json(200, message)
+    start = {"type": "message_start", "message": {"id": "msg_scripted", "type": "message", "role": "assistant",
+             "model": model, "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}}  # fmt: skip
+    events: list[tuple[str | None, dict[str, Any]]] = [("message_start", start)]
+    for index, block in enumerate(blocks):
+        if block["type"] == "text":
+            events.append(("content_block_start", {"type": "content_block_start", "index": index,
+                                                   "content_block": {"type": "text", "text": ""}}))  # fmt: skip
+            delta = {"type": "text_delta", "text": block["text"]}
+        else:
+            events.append(("content_block_start", {"type": "content_block_start", "index": index,
+                           "content_block": {"type": "tool_use", "id": block["id"], "name": block["name"],
+                                             "input": {}}}))  # fmt: skip
+            delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"], ensure_ascii=False)}
+        events.append(("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+    events.append(("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop_reason,
+                   "stop_sequence": None}, "usage": {"output_tokens": 10}}))  # fmt: skip
+    events.append(("message_stop", {"type": "message_stop"}))
+    return 200, "text/event-stream", _sse(events)
+
+
+# --- OpenAI Responses (Codex) ---------------------------------------------------------------
+
+
+def responses(script: Script) -> Callable[[str, str, bytes], tuple[int, str, bytes]]:
+    def handle(method: str, path: str, raw: bytes) -> tuple[int, str, bytes]:
+        body = json.loads(raw) if raw else {}
+        with script.lock:
+            script.requests.append((path, body))
+        if not path.rstrip("/").endswith("/responses"):
+            return _json(404, {"error": {"message": path}})
+        tools = _responses_tools(body.get("tools") or [])
+        items = [item for item in body.get("input") or [] if isinstance(item, dict)]
+        calls = [item for item in items if item.get("type") == "function_call" and script.matches(item.get("name", ""))]
+        outputs = {item.get("call_id"): item for item in items if item.get("type") == "function_call_output"}
+        if calls and calls[-1]["call_id"] in outputs:
+            with script.lock:
+                script.tool_results.append(_responses_text(outputs[calls[-1]["call_id"]].get("output")))
+            return _responses_stream([_message_item(FINAL_TEXT)])
+        offered = [tool for tool in tools if script.matches(tool.get("name", ""))]
+        if offered and not calls:
+            with script.lock:
+                script.tool_names = [tool.get("name", "") for tool in tools]
+                script.offered_schema = offered[0].get("parameters")
+            call = {"type": "function_call", "id": "fc_ours", "call_id": "call_ours", "name": offered[0]["name"],
+                    "arguments": json.dumps(script.arguments, ensure_ascii=False)}  # fmt: skip
+            if offered[0].get("namespace"):
+                call["namespace"] = offered[0]["namespace"]
+            return _responses_stream([call])
+        return _responses_stream([_message_item(FINAL_TEXT)])
+
+    return handle
+
+
+def _responses_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Function tools, flattening namespaces (``{"type": "namespace", "name": …, "tools": […]}``)."""
+    out = []
+    for tool in tools:
+        if tool.get("type") == "namespace":
+            out += [{**inner, "namespace": tool.get("name")} for inner in tool.get("tools") or []]
+        elif tool.get("type") == "function":
+            out.append(tool)
+    return out
+
+
+def _responses_text(output: Any) -> str:
+    if isinstance(output, str):
+        return output
+    parts = []
+    for item in output or []:
+        parts.append(item.get("text") if isinstance(item, dict) and "text" in item else json.dumps(item))
+    return "\n".join(str(part) for part in parts)
+
+
+def _message_item(text: str) -> dict[str, Any]:
+    return {"type": "message", "id": "msg_scripted", "role": "assistant", "status": "completed",
+            "content": [{"type": "output_text", "text": text, "annotations": []}]}  # fmt: skip
+
+
+def _responses_stream(items: list[dict[str, Any]]) -> tuple[int, str, bytes]:
+    response = {"id": "resp_scripted", "object": "response", "status": "in_progress", "output": []}
+    events: list[tuple[str | None, dict[str, Any]]] = [
+        ("response.created", {"type": "response.created", "response": response})
+    ]
+    for index, item in enumerate(items):
+        events.append(("response.output_item.done",
+                       {"type": "response.output_item.done", "output_index": index, "item": item}))  # fmt: skip
+    usage = {"input_tokens": 100, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 10,
+             "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 110}  # fmt: skip
+    done = {**response, "status": "completed", "output": items, "usage": usage}
+    events.append(("response.completed", {"type": "response.completed", "response": done}))
+    return 200, "text/event-stream", _sse(events)
+
+
+# --- Gemini API (Gemini CLI) ----------------------------------------------------------------
+
+
+def gemini(script: Script) -> Callable[[str, str, bytes], tuple[int, str, bytes]]:
+    def handle(method: str, path: str, raw: bytes) -> tuple[int, str, bytes]:
+        body = json.loads(raw) if raw else {}
+        with script.lock:
+            script.requests.append((path, body))
+        if ":countTokens" in path:
+            return _json(200, {"totalTokens": 100})
+        if ":generateContent" not in path and ":streamGenerateContent" not in path:
+            return _json(404, {"error": {"code": 404, "message": path, "status": "NOT_FOUND"}})
+        declarations = [d for tool in body.get("tools") or [] for d in tool.get("functionDeclarations") or []]
+        parts = [part for content in body.get("contents") or [] for part in content.get("parts") or []]
+        called = [p["functionCall"] for p in parts if "functionCall" in p and script.matches(p["functionCall"]["name"])]
+        answered = [p["functionResponse"] for p in parts
+                    if "functionResponse" in p and script.matches(p["functionResponse"].get("name", ""))]  # fmt: skip
+        stream = ":streamGenerateContent" in path
+        if called and answered:
+            with script.lock:
+                script.tool_results.append(_gemini_text(answered[-1], parts))
+            return _gemini_answer([{"text": FINAL_TEXT}], stream)
+        offered = [d for d in declarations if script.matches(d.get("name", ""))]
+        if offered and not called:
+            with script.lock:
+                script.tool_names = [d.get("name", "") for d in declarations]
+                script.offered_schema = offered[0].get("parametersJsonSchema") or offered[0].get("parameters")
+            return _gemini_answer([{"functionCall": {"name": offered[0]["name"], "args": script.arguments}}], stream)
+        config = body.get("generationConfig") or {}
+        if config.get("responseMimeType") == "application/json":
+            # The CLI's own helpers (next speaker, routing, loop checks) want JSON: the plainest answer.
+            answer = {"reasoning": "The turn is over.", "next_speaker": "user", "model_choice": "flash"}
+            return _gemini_answer([{"text": json.dumps(answer)}], stream)
+        return _gemini_answer([{"text": FINAL_TEXT}], stream)
+
+    return handle
+
+
+def _gemini_text(response: dict[str, Any], parts: list[dict[str, Any]]) -> str:
+    """The function response as the model reads it: its JSON, plus any parts the CLI sent beside it."""
+    texts = [json.dumps(response.get("response"), ensure_ascii=False)]
+    after = parts[parts.index({"functionResponse": response}) + 1 :] if {"functionResponse": response} in parts else []
+    texts += [p["text"] for p in after if "text" in p]
+    return "\n".join(texts)
+
+
+def _gemini_answer(parts: list[dict[str, Any]], stream: bool) -> tuple[int, str, bytes]:
+    chunk = {"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
+             "usageMetadata": {"promptTokenCount": 100, "candidatesTokenCount": 10, "totalTokenCount": 110},
+             "modelVersion": "gemini-2.5-pro"}  # fmt: skip
+    if stream:
+        return 200, "text/event-stream", _sse([(None, chunk)])
+    return _json(200, chunk)
