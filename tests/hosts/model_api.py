@@ -192,8 +192,10 @@ def responses(script: Script) -> Callable[[str, str, bytes], tuple[int, str, byt
             script.requests.append((path, body))
         if not path.rstrip("/").endswith("/responses"):
             return _json(404, {"error": {"message": path}})
-        tools = _responses_tools(body.get("tools") or [])
         items = [item for item in body.get("input") or [] if isinstance(item, dict)]
+        # Tools the request offers, and those an earlier tool search exposed.
+        found = [tool for item in items if item.get("type") == "tool_search_output" for tool in item.get("tools") or []]
+        tools = _responses_tools([*(body.get("tools") or []), *found])
         calls = [item for item in items if item.get("type") == "function_call" and script.matches(item.get("name", ""))]
         outputs = {item.get("call_id"): item for item in items if item.get("type") == "function_call_output"}
         if calls and calls[-1]["call_id"] in outputs:
@@ -210,6 +212,13 @@ def responses(script: Script) -> Callable[[str, str, bytes], tuple[int, str, byt
             if offered[0].get("namespace"):
                 call["namespace"] = offered[0]["namespace"]
             return _responses_stream([call])
+        searches = [item for item in items if item.get("type") == "tool_search_call"]
+        if any(tool.get("type") == "tool_search" for tool in body.get("tools") or []) and not calls and len(searches) < 3:
+            # MCP tools are deferred: search for ours, as a model told about the server would.
+            search = {"type": "tool_search_call", "id": f"tsc_{len(searches)}", "call_id": f"search_{len(searches)}",
+                      "status": "completed", "execution": "client",
+                      "arguments": {"query": f"aitoearn {script.tool}", "limit": 8}}  # fmt: skip
+            return _responses_stream([search])
         return _responses_stream([_message_item(FINAL_TEXT)])
 
     return handle
@@ -294,11 +303,13 @@ def gemini(script: Script) -> Callable[[str, str, bytes], tuple[int, str, bytes]
 
 
 def _gemini_text(response: dict[str, Any], parts: list[dict[str, Any]]) -> str:
-    """The function response as the model reads it: its JSON, plus any parts the CLI sent beside it."""
-    texts = [json.dumps(response.get("response"), ensure_ascii=False)]
+    """The function response as the model reads it (the CLI sends ``{"output": text}``; anything
+    else as JSON), plus any text parts the CLI sent after it."""
+    body = response.get("response")
+    texts = [body["output"] if isinstance(body, dict) and set(body) == {"output"} else json.dumps(body, ensure_ascii=False)]
     after = parts[parts.index({"functionResponse": response}) + 1 :] if {"functionResponse": response} in parts else []
     texts += [p["text"] for p in after if "text" in p]
-    return "\n".join(texts)
+    return "\n".join(str(text) for text in texts)
 
 
 def _gemini_answer(parts: list[dict[str, Any]], stream: bool) -> tuple[int, str, bytes]:

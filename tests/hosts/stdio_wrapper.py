@@ -82,7 +82,7 @@ def main(argv: list[str]) -> int:
     assert server.stdin is not None
     threading.Thread(target=_pump, args=(sys.stdin.buffer, server.stdin, log), daemon=True).start()
     status = server.wait()
-    log.write("exit", status=status)
+    log.write("exit", pid=server.pid, status=status)
     return status if status >= 0 else 128 - status
 
 
