@@ -14,6 +14,7 @@ from typing import Any
 from .. import sse
 from ..conftest import KEY
 from ..fake_relay import FakeRelay, Reply
+from .model_api import Script
 
 WRAPPER = Path(__file__).with_name("stdio_wrapper.py")
 SERVER = Path(sys.executable).with_name("aitoearn-mcp")
@@ -23,9 +24,9 @@ SIZES = {"short": 300, "60k": 60_000, "300k": 300_000}
 
 
 def reply_text(size: int) -> str:
-    """``size`` characters of numbered lines (``L000000 `` + 52 more): how much of a reply reached
-    the model, and which part, can be read off the line numbers. One Chinese word a line."""
-    lines = (f"L{n:06d} 第{n % 10}行 " + "abcdefghij" * 5 + "\n" for n in range(size // 60 + 2))
+    """``size`` characters of numbered 60-character lines (``L000000 第0行 abc…\\n``): how much of a
+    reply reached the model, and which part, can be read off the line numbers."""
+    lines = (f"L{n:06d} 第{n % 10}行 " + ("abcdefghij" * 5)[:47] + "\n" for n in range(size // 60 + 2))
     return "".join(lines)[:size]
 
 
@@ -153,7 +154,9 @@ class Seen:
 
     @property
     def truncated_note(self) -> bool:
-        return re.search(r"\btruncat|\bcut\b|not shown|omitted", self.text, re.IGNORECASE) is not None
+        """Our server's note that the reply was cut (not a host's own marker, such as Codex's)."""
+        ours = re.sub(r"…\d+ tokens truncated…", "", self.text)
+        return re.search(r"\btruncat|\bcut\b|not shown|omitted|over this result's budget", ours, re.IGNORECASE) is not None
 
     @property
     def way_to_rest(self) -> bool:
@@ -190,12 +193,20 @@ class HostRun:
     stderr: str
     seconds: float
     entry: ServerEntry
+    model_requests: list[float]  # wall-clock times the host called the model API
 
     def report(self) -> str:
         name, version, protocol = self.entry.handshake()
+        events = self.entry.events()
+        spawned = events[0]["wall"] if events else 0.0
+        timeline = [f"{e.get('method') or e.get('signal') or e['event']} {e['wall'] - spawned:.3f}" for e in events
+                    if e["event"] in ("message", "signal", "stdin-eof", "exit")]  # fmt: skip
+        first = f"{self.model_requests[0] - spawned:.3f} s" if self.model_requests and events else "never"
         return (f"host exit {self.returncode} in {self.seconds:.1f} s; client {name} {version}, protocol {protocol}; "
-                f"methods {self.entry.methods()}; quit {self.entry.quit_signals()}; server exit {self.entry.exit_status()}"
-                f"\nstderr tail: {self.stderr[-1500:]}")  # fmt: skip
+                f"quit {self.entry.quit_signals()}; server exit {self.entry.exit_status()}"
+                f"{' (none logged: the wrapper was killed, e.g. SIGKILL)' if self.entry.exit_status() is None else ''}; "
+                f"first model request {first} after the server was spawned; host messages and signals, seconds "
+                f"after spawn: {timeline}\nstderr tail: {self.stderr[-1500:]}")  # fmt: skip
 
 
 def host_env(hosts_bin: Path, home: Path, **extra: str) -> dict[str, str]:
@@ -204,7 +215,8 @@ def host_env(hosts_bin: Path, home: Path, **extra: str) -> dict[str, str]:
     return {"PATH": f"{node}:{os.environ['PATH']}", "HOME": str(home), "LANG": "C.UTF-8", "TERM": "dumb", **extra}
 
 
-def run_host(argv: list[str], *, env: dict[str, str], cwd: Path, entry: ServerEntry, timeout: float = 90) -> HostRun:
+def run_host(argv: list[str], *, env: dict[str, str], cwd: Path, entry: ServerEntry, script: Script,
+             timeout: float = 90) -> HostRun:  # fmt: skip
     """Run the host to its end, then give our server up to 10 s to exit and log its status
     (a server still running then is killed: it would outlive the test)."""
     import subprocess
@@ -218,4 +230,4 @@ def run_host(argv: list[str], *, env: dict[str, str], cwd: Path, entry: ServerEn
     while entry.running() and time.monotonic() < deadline:
         time.sleep(0.05)
     entry.kill_leftovers()
-    return HostRun(proc.returncode, proc.stdout, proc.stderr, seconds, entry)
+    return HostRun(proc.returncode, proc.stdout, proc.stderr, seconds, entry, list(script.request_times))

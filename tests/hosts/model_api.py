@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +32,7 @@ class Script:
     tool_names: list[str] = field(default_factory=list)  # the host's names of the tools it offered
     offered_schema: dict[str, Any] | None = None  # our tool's input schema as the host showed it
     requests: list[tuple[str, Any]] = field(default_factory=list)  # (path, body) of every request
+    request_times: list[float] = field(default_factory=list)  # wall-clock time of each
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def matches(self, name: str) -> bool:
@@ -106,6 +108,7 @@ def anthropic(script: Script) -> Callable[[str, str, bytes], tuple[int, str, byt
         body = json.loads(raw) if raw else {}
         with script.lock:
             script.requests.append((path, body))
+            script.request_times.append(time.time())
         if "/count_tokens" in path:
             return _json(200, {"input_tokens": 100})
         if not path.startswith("/v1/messages"):
@@ -190,6 +193,7 @@ def responses(script: Script) -> Callable[[str, str, bytes], tuple[int, str, byt
         body = json.loads(raw) if raw else {}
         with script.lock:
             script.requests.append((path, body))
+            script.request_times.append(time.time())
         if not path.rstrip("/").endswith("/responses"):
             return _json(404, {"error": {"message": path}})
         items = [item for item in body.get("input") or [] if isinstance(item, dict)]
@@ -272,6 +276,7 @@ def gemini(script: Script) -> Callable[[str, str, bytes], tuple[int, str, bytes]
         body = json.loads(raw) if raw else {}
         with script.lock:
             script.requests.append((path, body))
+            script.request_times.append(time.time())
         if ":countTokens" in path:
             return _json(200, {"totalTokens": 100})
         if ":generateContent" not in path and ":streamGenerateContent" not in path:

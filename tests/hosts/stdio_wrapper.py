@@ -29,7 +29,7 @@ class _Log:
         self._lock = threading.Lock()
 
     def write(self, event: str, **fields: Any) -> None:
-        line = json.dumps({"t": round(time.monotonic() - _START, 4), "event": event, **fields}, ensure_ascii=False)
+        line = json.dumps({"t": round(time.monotonic() - _START, 4), "wall": time.time(), "event": event, **fields}, ensure_ascii=False)
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()

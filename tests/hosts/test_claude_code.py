@@ -36,7 +36,7 @@ def claude(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Scrip
         argv = [str(hosts_bin / "claude"), "-p", "Ask another model for the reply.", "--output-format", "json",
                 "--mcp-config", str(config), "--strict-mcp-config", "--model", "claude-sonnet-4-5",
                 "--allowedTools", f"mcp__aitoearn__{script.tool}"]  # fmt: skip
-        run = run_host(argv, env=env, cwd=tmp, entry=entry)
+        run = run_host(argv, env=env, cwd=tmp, entry=entry, script=script)
         assert not api.errors, api.errors
     return run, script
 
