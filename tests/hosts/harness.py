@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -87,7 +88,9 @@ class ServerEntry:
 
     def quit_signals(self) -> list[str]:
         """What the host did to end the server, in order: signals and the end of stdin."""
-        return [event.get("signal", event["event"]) for event in self.events() if event["event"] in ("signal", "stdin-eof")]
+        return [
+            event.get("signal", event["event"]) for event in self.events() if event["event"] in ("signal", "stdin-eof")
+        ]
 
     def exit_status(self) -> int | None:
         exits = [event["status"] for event in self.events() if event["event"] == "exit"]
@@ -96,17 +99,17 @@ class ServerEntry:
     def running(self) -> set[int]:
         """Pids of the servers started through this entry that have not exited."""
         events = self.events()
-        return {e["pid"] for e in events if e["event"] == "spawned"} - {e["pid"] for e in events if e["event"] == "exit"}
+        return {e["pid"] for e in events if e["event"] == "spawned"} - {
+            e["pid"] for e in events if e["event"] == "exit"
+        }
 
     def kill_leftovers(self) -> None:
         """Kill the servers this entry started that are still running: they would outlive the test."""
         import signal
 
         for pid in self.running():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def tool_call_arguments(self, tool: str) -> list[dict[str, Any]]:
         return [(m.get("params") or {}).get("arguments") or {} for m in self.messages()
@@ -156,7 +159,9 @@ class Seen:
     def truncated_note(self) -> bool:
         """Our server's note that the reply was cut (not a host's own marker, such as Codex's)."""
         ours = re.sub(r"…\d+ tokens truncated…", "", self.text)
-        return re.search(r"\btruncat|\bcut\b|not shown|omitted|over this result's budget", ours, re.IGNORECASE) is not None
+        return (
+            re.search(r"\btruncat|\bcut\b|not shown|omitted|over this result's budget", ours, re.IGNORECASE) is not None
+        )
 
     @property
     def way_to_rest(self) -> bool:
@@ -226,8 +231,16 @@ def run_host(argv: list[str], *, env: dict[str, str], cwd: Path, entry: ServerEn
     proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)  # fmt: skip
     seconds = time.monotonic() - started
+    run_wait(entry)
+    return HostRun(proc.returncode, proc.stdout, proc.stderr, seconds, entry, list(script.request_times))
+
+
+def run_wait(entry: ServerEntry) -> None:
+    """Give the servers the host started up to 10 s to exit and log their status; kill any still
+    running then (they would outlive the test)."""
+    import time
+
     deadline = time.monotonic() + 10
     while entry.running() and time.monotonic() < deadline:
         time.sleep(0.05)
     entry.kill_leftovers()
-    return HostRun(proc.returncode, proc.stdout, proc.stderr, seconds, entry, list(script.request_times))

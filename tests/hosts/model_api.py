@@ -157,7 +157,9 @@ def _anthropic_text(content: Any) -> str:
     return "\n".join(parts)
 
 
-def _anthropic_stream(request: dict[str, Any], blocks: list[dict[str, Any]], stop_reason: str) -> tuple[int, str, bytes]:
+def _anthropic_stream(
+    request: dict[str, Any], blocks: list[dict[str, Any]], stop_reason: str
+) -> tuple[int, str, bytes]:
     model = request.get("model", "claude-sonnet-4-5")
     usage = {"input_tokens": 100, "output_tokens": 1}
     if not request.get("stream"):
@@ -217,7 +219,11 @@ def responses(script: Script) -> Callable[[str, str, bytes], tuple[int, str, byt
                 call["namespace"] = offered[0]["namespace"]
             return _responses_stream([call])
         searches = [item for item in items if item.get("type") == "tool_search_call"]
-        if any(tool.get("type") == "tool_search" for tool in body.get("tools") or []) and not calls and len(searches) < 3:
+        if (
+            any(tool.get("type") == "tool_search" for tool in body.get("tools") or [])
+            and not calls
+            and len(searches) < 3
+        ):
             # MCP tools are deferred: search for ours, as a model told about the server would.
             search = {"type": "tool_search_call", "id": f"tsc_{len(searches)}", "call_id": f"search_{len(searches)}",
                       "status": "completed", "execution": "client",
@@ -311,7 +317,9 @@ def _gemini_text(response: dict[str, Any], parts: list[dict[str, Any]]) -> str:
     """The function response as the model reads it (the CLI sends ``{"output": text}``; anything
     else as JSON), plus any text parts the CLI sent after it."""
     body = response.get("response")
-    texts = [body["output"] if isinstance(body, dict) and set(body) == {"output"} else json.dumps(body, ensure_ascii=False)]
+    texts = [
+        body["output"] if isinstance(body, dict) and set(body) == {"output"} else json.dumps(body, ensure_ascii=False)
+    ]
     after = parts[parts.index({"functionResponse": response}) + 1 :] if {"functionResponse": response} in parts else []
     texts += [p["text"] for p in after if "text" in p]
     return "\n".join(str(text) for text in texts)

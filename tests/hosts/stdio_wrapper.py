@@ -11,6 +11,7 @@ Standard library only: the wrapper must start fast and import nothing of the ser
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -29,7 +30,10 @@ class _Log:
         self._lock = threading.Lock()
 
     def write(self, event: str, **fields: Any) -> None:
-        line = json.dumps({"t": round(time.monotonic() - _START, 4), "wall": time.time(), "event": event, **fields}, ensure_ascii=False)
+        line = json.dumps(
+            {"t": round(time.monotonic() - _START, 4), "wall": time.time(), "event": event, **fields},
+            ensure_ascii=False,
+        )
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()
@@ -59,10 +63,8 @@ def _pump(source: IO[bytes], sink: IO[bytes], log: _Log) -> None:
     except (BrokenPipeError, ValueError):
         pass
     log.write("stdin-eof")
-    try:
+    with contextlib.suppress(BrokenPipeError):
         sink.close()
-    except BrokenPipeError:
-        pass
 
 
 def main(argv: list[str]) -> int:

@@ -81,7 +81,9 @@ def test_quit_ends_the_server_with_status_0(send: Callable[[str], tuple[HostRun,
     assert run.entry.exit_status() == 0, run.report()
 
 
-def test_mcp_add_user_scope_then_list_shows_it_connected(hosts_bin: Path, long_relay: FakeRelay, tmp_path: Path) -> None:
+def test_mcp_add_user_scope_then_list_shows_it_connected(
+    hosts_bin: Path, long_relay: FakeRelay, tmp_path: Path
+) -> None:
     """Issue 19.3: the README's one command, with the clone's server (no PyPI release needed)."""
     env = host_env(hosts_bin, tmp_path, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_AUTOUPDATER="1")
     claude = str(hosts_bin / "claude")
