@@ -22,6 +22,7 @@ SERVER = Path(sys.executable).with_name("aitoearn-mcp")
 MODEL = "claude-sonnet-5"
 CREDITS = "0.01332"  # 12 input × 0.06 + 42 output × 0.3 per 1K tokens: the fake relay's usage, the catalogue's prices
 SIZES = {"short": 300, "60k": 60_000, "300k": 300_000}
+PATIENCE = 1.0  # seconds a scripted model waits before searching again for a tool not listed yet
 
 
 def reply_text(size: int) -> str:
@@ -114,6 +115,17 @@ class ServerEntry:
     def tool_call_arguments(self, tool: str) -> list[dict[str, Any]]:
         return [(m.get("params") or {}).get("arguments") or {} for m in self.messages()
                 if m.get("method") == "tools/call" and (m.get("params") or {}).get("name") == tool]  # fmt: skip
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped) is not running
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 _LINE = re.compile(r"L(\d{6}) ")

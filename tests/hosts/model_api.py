@@ -28,6 +28,10 @@ class Script:
 
     tool: str
     arguments: dict[str, Any]
+    # Seconds the model takes before searching again when a search found nothing (a host that
+    # does not wait for our server may not list it yet). 0: search at once, as fast as a host
+    # could ask, which is what the start-up test needs; the size tests give the server time.
+    patience: float = 0.0
     tool_results: list[str] = field(default_factory=list)  # what the host sent back, as the model reads it
     tool_names: list[str] = field(default_factory=list)  # the host's names of the tools it offered
     offered_schema: dict[str, Any] | None = None  # our tool's input schema as the host showed it
@@ -135,7 +139,9 @@ def anthropic(script: Script) -> Callable[[str, str, bytes], tuple[int, str, byt
             call = {"type": "tool_use", "id": f"toolu_ours_{len(calls)}", "name": offered[0], "input": script.arguments}
             return _anthropic_stream(body, [call], "tool_use")
         searches = [call for call in calls if call["name"] == _TOOL_SEARCH]
-        if _TOOL_SEARCH in names and not ours and len(searches) < 5:
+        if _TOOL_SEARCH in names and not ours and len(searches) < 4:
+            if searches:
+                time.sleep(script.patience)
             # The tool is deferred: ask for it by its full name, as a model that knows it would.
             query = {"query": f"select:mcp__aitoearn__{script.tool}", "max_results": 5}
             call = {"type": "tool_use", "id": f"toolu_search_{len(calls)}", "name": _TOOL_SEARCH, "input": query}
@@ -222,9 +228,11 @@ def responses(script: Script) -> Callable[[str, str, bytes], tuple[int, str, byt
         if (
             any(tool.get("type") == "tool_search" for tool in body.get("tools") or [])
             and not calls
-            and len(searches) < 3
+            and len(searches) < 4
         ):
             # MCP tools are deferred: search for ours, as a model told about the server would.
+            if searches:
+                time.sleep(script.patience)
             search = {"type": "tool_search_call", "id": f"tsc_{len(searches)}", "call_id": f"search_{len(searches)}",
                       "status": "completed", "execution": "client",
                       "arguments": {"query": f"aitoearn {script.tool}", "limit": 8}}  # fmt: skip

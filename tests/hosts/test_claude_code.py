@@ -19,7 +19,18 @@ import pytest
 from ..conftest import KEY
 from ..fake_relay import FakeRelay
 from . import model_api
-from .harness import SERVER, SIZES, HostRun, Seen, ServerEntry, assert_reaches_model, host_env, run_host, send_arguments
+from .harness import (
+    PATIENCE,
+    SERVER,
+    SIZES,
+    HostRun,
+    Seen,
+    ServerEntry,
+    assert_reaches_model,
+    host_env,
+    run_host,
+    send_arguments,
+)
 
 CLIENT_NAME = "claude-code"
 
@@ -49,7 +60,7 @@ def send(hosts_bin: Path, long_relay: FakeRelay, tmp_path_factory: pytest.TempPa
 
     def run(case: str) -> tuple[HostRun, model_api.Script]:
         if case not in runs:
-            script = model_api.Script("send_message", send_arguments(SIZES[case]))
+            script = model_api.Script("send_message", send_arguments(SIZES[case]), patience=PATIENCE)
             runs[case] = claude(hosts_bin, tmp_path_factory.mktemp(f"claude-{case}"), long_relay, script)
         return runs[case]
 
@@ -96,3 +107,12 @@ def test_mcp_add_user_scope_then_list_shows_it_connected(
     line = next((line for line in listed.stdout.splitlines() if line.startswith("aitoearn")), "")
     assert re.search(r"[✓✔] Connected", line), listed.stdout + listed.stderr
     assert KEY not in listed.stdout + listed.stderr
+
+
+def test_tools_are_ready_before_the_host_asks(hosts_bin: Path, long_relay: FakeRelay, tmp_path: Path) -> None:
+    """Issue 16, start-up: the host does not wait for a server still starting; a model that
+    searches for our tool at once (no patience) must find it."""
+    script = model_api.Script("send_message", send_arguments(SIZES["short"]))
+    run, script = claude(hosts_bin, tmp_path, long_relay, script)
+    print(f"claude start-up: {run.report()}")
+    assert len(script.tool_results) == 1, run.report()

@@ -18,7 +18,17 @@ import pytest
 
 from ..fake_relay import FakeRelay
 from . import model_api
-from .harness import SIZES, HostRun, Seen, ServerEntry, assert_reaches_model, host_env, run_host, send_arguments
+from .harness import (
+    PATIENCE,
+    SIZES,
+    HostRun,
+    Seen,
+    ServerEntry,
+    assert_reaches_model,
+    host_env,
+    run_host,
+    send_arguments,
+)
 
 CLIENT_NAME = "codex-mcp-client"
 
@@ -64,7 +74,7 @@ def send(hosts_bin: Path, long_relay: FakeRelay, tmp_path_factory: pytest.TempPa
 
     def run(case: str) -> tuple[HostRun, model_api.Script]:
         if case not in runs:
-            script = model_api.Script("send_message", send_arguments(SIZES[case]))
+            script = model_api.Script("send_message", send_arguments(SIZES[case]), patience=PATIENCE)
             runs[case] = codex(hosts_bin, tmp_path_factory.mktemp(f"codex-{case}"), long_relay, script)
         return runs[case]
 
@@ -98,3 +108,12 @@ def test_quit_ends_the_server_with_status_0(send: Callable[[str], tuple[HostRun,
     run, _ = send("short")
     assert run.entry.quit_signals(), run.report()  # the host did end it (stdin closed and SIGTERM together)
     assert run.entry.exit_status() == 0, run.report()
+
+
+def test_tools_are_ready_before_the_host_asks(hosts_bin: Path, long_relay: FakeRelay, tmp_path: Path) -> None:
+    """Issue 16, start-up: the host does not wait for a server still starting; a model that
+    searches for our tool at once (no patience) must find it."""
+    script = model_api.Script("send_message", send_arguments(SIZES["short"]))
+    run, script = codex(hosts_bin, tmp_path, long_relay, script)
+    print(f"codex start-up: {run.report()}")
+    assert len(script.tool_results) == 1, run.report()
