@@ -22,7 +22,7 @@ SERVER = Path(sys.executable).with_name("aitoearn-mcp")
 MODEL = "claude-sonnet-5"
 CREDITS = "0.01332"  # 12 input × 0.06 + 42 output × 0.3 per 1K tokens: the fake relay's usage, the catalogue's prices
 SIZES = {"short": 300, "60k": 60_000, "300k": 300_000}
-PATIENCE = 1.0  # seconds a scripted model waits before searching again for a tool not listed yet
+PATIENCE = 2.0  # seconds a scripted model waits before searching again for a tool not listed yet (5 times at most)
 
 
 def reply_text(size: int) -> str:
@@ -89,13 +89,19 @@ class ServerEntry:
 
     def quit_signals(self) -> list[str]:
         """What the host did to end the server, in order: signals and the end of stdin."""
-        return [
-            event.get("signal", event["event"]) for event in self.events() if event["event"] in ("signal", "stdin-eof")
-        ]
+        quits = ("signal", "stdin-eof", "front-killed")
+        return [event.get("signal", event["event"]) for event in self.events() if event["event"] in quits]
 
     def exit_status(self) -> int | None:
-        exits = [event["status"] for event in self.events() if event["event"] == "exit"]
-        return exits[-1] if exits else None
+        """The exit status the server had under the host: its own, or -9 when the host SIGKILLed
+        the process it started (the front of the wrapper) before the server had exited."""
+        status: int | None = None
+        for event in self.events():
+            if event["event"] == "front-killed" and status is None:
+                return -9
+            if event["event"] == "exit":
+                status = event["status"]
+        return status
 
     def running(self) -> set[int]:
         """Pids of the servers started through this entry that have not exited."""
@@ -217,11 +223,11 @@ class HostRun:
         events = self.entry.events()
         spawned = events[0]["wall"] if events else 0.0
         timeline = [f"{e.get('method') or e.get('signal') or e['event']} {e['wall'] - spawned:.3f}" for e in events
-                    if e["event"] in ("message", "signal", "stdin-eof", "exit")]  # fmt: skip
+                    if e["event"] in ("message", "signal", "stdin-eof", "front-killed", "exit")]  # fmt: skip
         first = f"{self.model_requests[0] - spawned:.3f} s" if self.model_requests and events else "never"
         return (f"host exit {self.returncode} in {self.seconds:.1f} s; client {name} {version}, protocol {protocol}; "
                 f"quit {self.entry.quit_signals()}; server exit {self.entry.exit_status()}"
-                f"{' (none logged: the wrapper was killed, e.g. SIGKILL)' if self.entry.exit_status() is None else ''}; "
+                f"{' (none logged)' if self.entry.exit_status() is None else ''}; "
                 f"first model request {first} after the server was spawned; host messages and signals, seconds "
                 f"after spawn: {timeline}\nstderr tail: {self.stderr[-1500:]}")  # fmt: skip
 

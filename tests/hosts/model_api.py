@@ -139,7 +139,7 @@ def anthropic(script: Script) -> Callable[[str, str, bytes], tuple[int, str, byt
             call = {"type": "tool_use", "id": f"toolu_ours_{len(calls)}", "name": offered[0], "input": script.arguments}
             return _anthropic_stream(body, [call], "tool_use")
         searches = [call for call in calls if call["name"] == _TOOL_SEARCH]
-        if _TOOL_SEARCH in names and not ours and len(searches) < 4:
+        if _TOOL_SEARCH in names and not ours and len(searches) < 6:
             if searches:
                 time.sleep(script.patience)
             # The tool is deferred: ask for it by its full name, as a model that knows it would.
@@ -228,7 +228,7 @@ def responses(script: Script) -> Callable[[str, str, bytes], tuple[int, str, byt
         if (
             any(tool.get("type") == "tool_search" for tool in body.get("tools") or [])
             and not calls
-            and len(searches) < 4
+            and len(searches) < 6
         ):
             # MCP tools are deferred: search for ours, as a model told about the server would.
             if searches:
