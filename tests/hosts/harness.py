@@ -15,7 +15,7 @@ from typing import Any
 from .. import sse
 from ..conftest import KEY
 from ..fake_relay import FakeRelay, Reply
-from .model_api import Script
+from .model_api import Plan, Script, Step
 
 WRAPPER = Path(__file__).with_name("stdio_wrapper.py")
 SERVER = Path(sys.executable).with_name("aitoearn-mcp")
@@ -262,3 +262,48 @@ def run_wait(entry: ServerEntry) -> None:
     while entry.running() and time.monotonic() < deadline:
         time.sleep(0.05)
     entry.kill_leftovers()
+
+
+_NEXT_OFFSET = re.compile(r"next_offset\W{0,4}(\d+|null|None)")
+PAGES = 25  # get_reply calls a model makes at most to read one reply
+
+
+def page_through(size: int, **extra: Any) -> Plan:
+    """The model follows the way to the rest of a cut reply: ``send_message`` for ``size``
+    characters, then ``get_reply`` with the reply id it saw, from the ``next_offset`` it saw (or
+    from 0), page after page until ``next_offset`` is null. ``extra``: arguments the host's model
+    adds to every call (Gemini CLI's ``wait_for_previous``)."""
+
+    def plan(results: list[str]) -> Step | None:
+        if not results:
+            return "send_message", {**send_arguments(size), **extra}
+        reply_id = re.search(r"\br_[A-Za-z0-9_-]{10,}", results[0])
+        found = _NEXT_OFFSET.findall(results[-1])
+        if reply_id is None or len(results) > PAGES:
+            return None
+        if not found:
+            if len(results) > 1:
+                return None  # a page that does not say where the next one starts: the model is stuck
+            found = ["0"]  # the cut result did not say: read from the start
+        if found[-1] in ("null", "None"):
+            return None
+        return "get_reply", {"reply_id": reply_id.group(0), "offset": int(found[-1]), **extra}
+
+    return plan
+
+
+def lines_read(results: list[str], size: int) -> set[int]:
+    return set().union(*(Seen(result, size).reply_lines for result in results))
+
+
+def assert_the_rest_reaches_model(script: Script, size: int) -> None:
+    """Every line of the reply reached the model, over the cut result and the get_reply pages."""
+    results = script.tool_results
+    read = lines_read(results, size)
+    missing = set(range((size - 1) // 60)) - read
+    pages = [f"{len(r)} chars, lines {min(Seen(r, size).reply_lines, default=-1)}-"
+             f"{max(Seen(r, size).reply_lines, default=-1)}, next_offset {_NEXT_OFFSET.findall(r)[-1:]}" for r in results]  # fmt: skip
+    summary = (f"{len(missing)} of {(size - 1) // 60} lines never reached the model; tools called {script.called}; "
+               f"results: {pages}")  # fmt: skip
+    assert "get_reply" in script.called, "the model found no get_reply tool: " + summary
+    assert not missing, summary

@@ -1,11 +1,12 @@
 """Scripted model APIs on a real loopback socket, for driving MCP hosts headless.
 
 Each host talks to its own vendor's API: Claude Code to Anthropic Messages, Codex to OpenAI
-Responses, Gemini CLI to the Gemini API. The script is the same in all three: when our tool
-is offered, the model calls it with the given arguments (in Claude Code, which defers MCP tools,
-it first asks ``ToolSearch`` for it by name); when the host sends the tool's result back, the
-script records it (that text is what reached the model) and ends the turn with a short text.
-Every other request (titles, classifiers, token counts) gets a short plain answer.
+Responses, Gemini CLI to the Gemini API. The script is the same in all three: a plan says which
+of our tools to call next, given the results so far; when the tool is offered the model calls it
+(in Claude Code and Codex, which defer MCP tools, it first searches for it by name); each result
+the host sends back is recorded (that text is what reached the model); when the plan is done the
+model ends the turn with a short text. Every other request (titles, classifiers, token counts)
+gets a short plain answer.
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 FINAL_TEXT = "Done: the tool answered."
+_SEARCHES = 6  # searches for one tool before the model gives up on it
+
+Step = tuple[str, dict[str, Any]]  # (our tool's name, arguments)
+Plan = Callable[[list[str]], Step | None]  # the results so far -> the next call, or None to finish
 
 
 @dataclass
 class Script:
-    """Call ``tool`` (our MCP tool's own name; each host prefixes it its way) with ``arguments``
-    once, then record what comes back."""
+    """Call ``tool`` with ``arguments`` once (or follow ``plan``), recording what comes back."""
 
     tool: str
     arguments: dict[str, Any]
@@ -32,17 +36,43 @@ class Script:
     # does not wait for our server may not list it yet). 0: search at once, as fast as a host
     # could ask, which is what the start-up test needs; the size tests give the server time.
     patience: float = 0.0
+    plan: Plan | None = None
     tool_results: list[str] = field(default_factory=list)  # what the host sent back, as the model reads it
     tool_names: list[str] = field(default_factory=list)  # the host's names of the tools it offered
-    offered_schema: dict[str, Any] | None = None  # our tool's input schema as the host showed it
+    offered_schema: dict[str, Any] | None = None  # the first tool's input schema as the host showed it
+    called: list[str] = field(default_factory=list)  # our tools the model called, in order
     requests: list[tuple[str, Any]] = field(default_factory=list)  # (path, body) of every request
     request_times: list[float] = field(default_factory=list)  # wall-clock time of each
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def matches(self, name: str) -> bool:
-        """A host's name for our tool: ``mcp__aitoearn__send_message``, ``aitoearn__send_message``,
-        ``send_message``…"""
-        return name == self.tool or name.endswith("_" + self.tool)
+    def next_step(self, results: list[str]) -> Step | None:
+        with self.lock:
+            # Each result as the model first read it, in the request right after the call: later
+            # requests may carry it shortened (Gemini CLI masks old outputs), side requests none.
+            self.tool_results += results[len(self.tool_results) :]
+        if self.plan is not None:
+            return self.plan(results)
+        return None if results else (self.tool, self.arguments)
+
+    def record(self, path: str, body: Any) -> None:
+        with self.lock:
+            self.requests.append((path, body))
+            self.request_times.append(time.time())
+
+    def offered(self, names: list[str], tool: str, schema: dict[str, Any] | None) -> None:
+        with self.lock:
+            if not self.called:
+                self.tool_names, self.offered_schema = names, schema
+            self.called.append(tool)
+
+    def ours(self, name: str) -> str | None:
+        """Which of the tools the model called a host's name stands for (``mcp__aitoearn__x``,
+        ``mcp_aitoearn_x``, ``x``)."""
+        return next((tool for tool in self.called if matches(name, tool)), None)
+
+
+def matches(name: str, tool: str) -> bool:
+    return name == tool or name.endswith("_" + tool)
 
 
 class ModelAPI:
@@ -110,41 +140,37 @@ _TOOL_SEARCH = "ToolSearch"
 def anthropic(script: Script) -> Callable[[str, str, bytes], tuple[int, str, bytes]]:
     def handle(method: str, path: str, raw: bytes) -> tuple[int, str, bytes]:
         body = json.loads(raw) if raw else {}
-        with script.lock:
-            script.requests.append((path, body))
-            script.request_times.append(time.time())
+        script.record(path, body)
         if "/count_tokens" in path:
             return _json(200, {"input_tokens": 100})
         if not path.startswith("/v1/messages"):
             return _json(404, {"type": "error", "error": {"type": "not_found_error", "message": path}})
-        names = [tool.get("name", "") for tool in body.get("tools") or []]
-        messages = body.get("messages") or []
-        results = {block.get("tool_use_id"): block for message in messages if message.get("role") == "user"
-                   and isinstance(message.get("content"), list) for block in message["content"]
-                   if isinstance(block, dict) and block.get("type") == "tool_result"}  # fmt: skip
-        calls = [block for message in messages if message.get("role") == "assistant"
-                 and isinstance(message.get("content"), list) for block in message["content"]
-                 if isinstance(block, dict) and block.get("type") == "tool_use"]  # fmt: skip
-        ours = [call for call in calls if script.matches(call["name"])]
-        if ours and ours[-1]["id"] in results:
-            with script.lock:
-                script.tool_results.append(_anthropic_text(results[ours[-1]["id"]].get("content")))
+        tools = {tool.get("name", ""): tool for tool in body.get("tools") or []}
+        blocks = [(message.get("role"), block) for message in body.get("messages") or []
+                  if isinstance(message.get("content"), list) for block in message["content"]
+                  if isinstance(block, dict)]  # fmt: skip
+        calls = [block for role, block in blocks if role == "assistant" and block.get("type") == "tool_use"]
+        results = {block.get("tool_use_id"): block for role, block in blocks if block.get("type") == "tool_result"}
+        ours = [call for call in calls if call["id"].startswith("toolu_ours_")]
+        if ours and ours[-1]["id"] not in results:  # a title or side request while our call runs
             return _anthropic_stream(body, [{"type": "text", "text": FINAL_TEXT}], "end_turn")
-        offered = [name for name in names if script.matches(name)]
-        if offered and not ours:
-            tool = next(t for t in body["tools"] if t.get("name") == offered[0])
-            with script.lock:
-                script.tool_names = names
-                script.offered_schema = tool.get("input_schema")
-            call = {"type": "tool_use", "id": f"toolu_ours_{len(calls)}", "name": offered[0], "input": script.arguments}
+        step = script.next_step([_anthropic_text(results[call["id"]].get("content")) for call in ours])
+        if step is None:
+            return _anthropic_stream(body, [{"type": "text", "text": FINAL_TEXT}], "end_turn")
+        tool, arguments = step
+        offered = [name for name in tools if matches(name, tool)]
+        if offered:
+            script.offered(list(tools), tool, tools[offered[0]].get("input_schema"))
+            call = {"type": "tool_use", "id": f"toolu_ours_{len(calls)}", "name": offered[0], "input": arguments}
             return _anthropic_stream(body, [call], "tool_use")
-        searches = [call for call in calls if call["name"] == _TOOL_SEARCH]
-        if _TOOL_SEARCH in names and not ours and len(searches) < 6:
+        query = f"select:mcp__aitoearn__{tool}"
+        searches = [call for call in calls if call["name"] == _TOOL_SEARCH and call["input"].get("query") == query]
+        if _TOOL_SEARCH in tools and len(searches) < _SEARCHES:
+            # The tool is deferred: ask for it by its full name, as a model that knows it would.
             if searches:
                 time.sleep(script.patience)
-            # The tool is deferred: ask for it by its full name, as a model that knows it would.
-            query = {"query": f"select:mcp__aitoearn__{script.tool}", "max_results": 5}
-            call = {"type": "tool_use", "id": f"toolu_search_{len(calls)}", "name": _TOOL_SEARCH, "input": query}
+            call = {"type": "tool_use", "id": f"toolu_search_{len(calls)}", "name": _TOOL_SEARCH,
+                    "input": {"query": query, "max_results": 5}}  # fmt: skip
             return _anthropic_stream(body, [call], "tool_use")
         return _anthropic_stream(body, [{"type": "text", "text": FINAL_TEXT}], "end_turn")
 
@@ -199,43 +225,43 @@ def _anthropic_stream(
 def responses(script: Script) -> Callable[[str, str, bytes], tuple[int, str, bytes]]:
     def handle(method: str, path: str, raw: bytes) -> tuple[int, str, bytes]:
         body = json.loads(raw) if raw else {}
-        with script.lock:
-            script.requests.append((path, body))
-            script.request_times.append(time.time())
+        script.record(path, body)
         if not path.rstrip("/").endswith("/responses"):
             return _json(404, {"error": {"message": path}})
         items = [item for item in body.get("input") or [] if isinstance(item, dict)]
         # Tools the request offers, and those an earlier tool search exposed.
         found = [tool for item in items if item.get("type") == "tool_search_output" for tool in item.get("tools") or []]
         tools = _responses_tools([*(body.get("tools") or []), *found])
-        calls = [item for item in items if item.get("type") == "function_call" and script.matches(item.get("name", ""))]
+        ours = [item for item in items if item.get("type") == "function_call"
+                and str(item.get("call_id", "")).startswith("call_ours_")]  # fmt: skip
         outputs = {item.get("call_id"): item for item in items if item.get("type") == "function_call_output"}
-        if calls and calls[-1]["call_id"] in outputs:
-            with script.lock:
-                script.tool_results.append(_responses_text(outputs[calls[-1]["call_id"]].get("output")))
+        if ours and ours[-1]["call_id"] not in outputs:
             return _responses_stream([_message_item(FINAL_TEXT)])
-        offered = [tool for tool in tools if script.matches(tool.get("name", ""))]
-        if offered and not calls:
-            with script.lock:
-                script.tool_names = [tool.get("name", "") for tool in tools]
-                script.offered_schema = offered[0].get("parameters")
-            call = {"type": "function_call", "id": "fc_ours", "call_id": "call_ours", "name": offered[0]["name"],
-                    "arguments": json.dumps(script.arguments, ensure_ascii=False)}  # fmt: skip
+        step = script.next_step([_responses_text(outputs[call["call_id"]].get("output")) for call in ours])
+        if step is None:
+            return _responses_stream([_message_item(FINAL_TEXT)])
+        tool, arguments = step
+        offered = [candidate for candidate in tools if matches(candidate.get("name", ""), tool)]
+        if offered:
+            script.offered([candidate.get("name", "") for candidate in tools], tool, offered[0].get("parameters"))
+            call = {"type": "function_call", "id": f"fc_ours_{len(ours)}", "call_id": f"call_ours_{len(ours)}",
+                    "name": offered[0]["name"], "arguments": json.dumps(arguments, ensure_ascii=False)}  # fmt: skip
             if offered[0].get("namespace"):
                 call["namespace"] = offered[0]["namespace"]
             return _responses_stream([call])
-        searches = [item for item in items if item.get("type") == "tool_search_call"]
+        query = f"aitoearn {tool}"
+        searches = [item for item in items if item.get("type") == "tool_search_call"
+                    and (item.get("arguments") or {}).get("query") == query]  # fmt: skip
         if (
-            any(tool.get("type") == "tool_search" for tool in body.get("tools") or [])
-            and not calls
-            and len(searches) < 6
+            any(candidate.get("type") == "tool_search" for candidate in body.get("tools") or [])
+            and len(searches) < _SEARCHES
         ):
             # MCP tools are deferred: search for ours, as a model told about the server would.
             if searches:
                 time.sleep(script.patience)
-            search = {"type": "tool_search_call", "id": f"tsc_{len(searches)}", "call_id": f"search_{len(searches)}",
-                      "status": "completed", "execution": "client",
-                      "arguments": {"query": f"aitoearn {script.tool}", "limit": 8}}  # fmt: skip
+            number = sum(1 for item in items if item.get("type") == "tool_search_call")
+            search = {"type": "tool_search_call", "id": f"tsc_{number}", "call_id": f"search_{number}",
+                      "status": "completed", "execution": "client", "arguments": {"query": query, "limit": 8}}  # fmt: skip
             return _responses_stream([search])
         return _responses_stream([_message_item(FINAL_TEXT)])
 
@@ -288,35 +314,36 @@ def _responses_stream(items: list[dict[str, Any]]) -> tuple[int, str, bytes]:
 def gemini(script: Script) -> Callable[[str, str, bytes], tuple[int, str, bytes]]:
     def handle(method: str, path: str, raw: bytes) -> tuple[int, str, bytes]:
         body = json.loads(raw) if raw else {}
-        with script.lock:
-            script.requests.append((path, body))
-            script.request_times.append(time.time())
+        script.record(path, body)
         if ":countTokens" in path:
             return _json(200, {"totalTokens": 100})
         if ":generateContent" not in path and ":streamGenerateContent" not in path:
             return _json(404, {"error": {"code": 404, "message": path, "status": "NOT_FOUND"}})
-        declarations = [d for tool in body.get("tools") or [] for d in tool.get("functionDeclarations") or []]
-        parts = [part for content in body.get("contents") or [] for part in content.get("parts") or []]
-        called = [p["functionCall"] for p in parts if "functionCall" in p and script.matches(p["functionCall"]["name"])]
-        answered = [p["functionResponse"] for p in parts
-                    if "functionResponse" in p and script.matches(p["functionResponse"].get("name", ""))]  # fmt: skip
         stream = ":streamGenerateContent" in path
-        if called and answered:
-            with script.lock:
-                script.tool_results.append(_gemini_text(answered[-1], parts))
+        declarations = [d for tool in body.get("tools") or [] for d in tool.get("functionDeclarations") or []]
+        if not declarations:  # the CLI's own helpers (next speaker, routing, loop checks)
+            config = body.get("generationConfig") or {}
+            if config.get("responseMimeType") == "application/json":
+                answer = {"reasoning": "The turn is over.", "next_speaker": "user", "model_choice": "flash"}
+                return _gemini_answer([{"text": json.dumps(answer)}], stream)
             return _gemini_answer([{"text": FINAL_TEXT}], stream)
-        offered = [d for d in declarations if script.matches(d.get("name", ""))]
-        if offered and not called:
-            with script.lock:
-                script.tool_names = [d.get("name", "") for d in declarations]
-                script.offered_schema = offered[0].get("parametersJsonSchema") or offered[0].get("parameters")
-            return _gemini_answer([{"functionCall": {"name": offered[0]["name"], "args": script.arguments}}], stream)
-        config = body.get("generationConfig") or {}
-        if config.get("responseMimeType") == "application/json":
-            # The CLI's own helpers (next speaker, routing, loop checks) want JSON: the plainest answer.
-            answer = {"reasoning": "The turn is over.", "next_speaker": "user", "model_choice": "flash"}
-            return _gemini_answer([{"text": json.dumps(answer)}], stream)
-        return _gemini_answer([{"text": FINAL_TEXT}], stream)
+        parts = [part for content in body.get("contents") or [] for part in content.get("parts") or []]
+        # No call ids here: our calls and their responses are told apart by name, in order.
+        ours = [p["functionCall"] for p in parts if "functionCall" in p and script.ours(p["functionCall"]["name"])]
+        answered = [p["functionResponse"] for p in parts
+                    if "functionResponse" in p and script.ours(p["functionResponse"].get("name", ""))]  # fmt: skip
+        if len(answered) < len(ours):
+            return _gemini_answer([{"text": FINAL_TEXT}], stream)
+        step = script.next_step([_gemini_text(response, parts) for response in answered])
+        if step is None:
+            return _gemini_answer([{"text": FINAL_TEXT}], stream)
+        tool, arguments = step
+        offered = [d for d in declarations if matches(d.get("name", ""), tool)]
+        if not offered:
+            return _gemini_answer([{"text": FINAL_TEXT}], stream)
+        schema = offered[0].get("parametersJsonSchema") or offered[0].get("parameters")
+        script.offered([d.get("name", "") for d in declarations], tool, schema)
+        return _gemini_answer([{"functionCall": {"name": offered[0]["name"], "args": arguments}}], stream)
 
     return handle
 

@@ -27,10 +27,15 @@ from .harness import (
     Seen,
     ServerEntry,
     assert_reaches_model,
+    assert_the_rest_reaches_model,
     host_env,
+    page_through,
     run_host,
     send_arguments,
 )
+
+# The first test installs the hosts from npm (about a minute); each host run has its own 90 s limit.
+pytestmark = pytest.mark.timeout(900)
 
 CLIENT_NAME = "claude-code"
 
@@ -46,7 +51,7 @@ def claude(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Scrip
                        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_AUTOUPDATER="1")  # fmt: skip
         argv = [str(hosts_bin / "claude"), "-p", "Ask another model for the reply.", "--output-format", "json",
                 "--mcp-config", str(config), "--strict-mcp-config", "--model", "claude-sonnet-4-5",
-                "--allowedTools", f"mcp__aitoearn__{script.tool}"]  # fmt: skip
+                "--allowedTools", "mcp__aitoearn"]  # fmt: skip
         run = run_host(argv, env=env, cwd=tmp, entry=entry, script=script)
         assert not api.errors, api.errors
     return run, script
@@ -116,3 +121,13 @@ def test_tools_are_ready_before_the_host_asks(hosts_bin: Path, long_relay: FakeR
     run, script = claude(hosts_bin, tmp_path, long_relay, script)
     print(f"claude start-up: {run.report()}")
     assert len(script.tool_results) == 1, run.report()
+
+
+def test_the_rest_of_a_cut_reply_reaches_the_model(hosts_bin: Path, long_relay: FakeRelay, tmp_path: Path) -> None:
+    """Issue 16.3: the model pages through a 300,000-character reply with get_reply, every page
+    inside what Claude Code shows."""
+    script = model_api.Script("send_message", {}, patience=PATIENCE, plan=page_through(SIZES["300k"]))
+    run, script = claude(hosts_bin, tmp_path, long_relay, script)
+    print(f"claude-code paging: {len(script.tool_results)} results, {[len(r) for r in script.tool_results]} chars")
+    assert run.returncode == 0, run.report()
+    assert_the_rest_reaches_model(script, SIZES["300k"])

@@ -25,10 +25,15 @@ from .harness import (
     Seen,
     ServerEntry,
     assert_reaches_model,
+    assert_the_rest_reaches_model,
     host_env,
+    page_through,
     run_host,
     send_arguments,
 )
+
+# The first test installs the hosts from npm (about a minute); each host run has its own 90 s limit.
+pytestmark = pytest.mark.timeout(900)
 
 CLIENT_NAME = "codex-mcp-client"
 
@@ -117,3 +122,13 @@ def test_tools_are_ready_before_the_host_asks(hosts_bin: Path, long_relay: FakeR
     run, script = codex(hosts_bin, tmp_path, long_relay, script)
     print(f"codex start-up: {run.report()}")
     assert len(script.tool_results) == 1, run.report()
+
+
+def test_the_rest_of_a_cut_reply_reaches_the_model(hosts_bin: Path, long_relay: FakeRelay, tmp_path: Path) -> None:
+    """Issue 16.3: the model pages through a 300,000-character reply with get_reply, every page
+    inside what Codex shows whole."""
+    script = model_api.Script("send_message", {}, patience=PATIENCE, plan=page_through(SIZES["300k"]))
+    run, script = codex(hosts_bin, tmp_path, long_relay, script)
+    print(f"codex paging: {len(script.tool_results)} results, {[len(r) for r in script.tool_results]} chars")
+    assert run.returncode == 0, run.report()
+    assert_the_rest_reaches_model(script, SIZES["300k"])

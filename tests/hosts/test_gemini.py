@@ -17,7 +17,21 @@ import pytest
 
 from ..fake_relay import FakeRelay
 from . import model_api
-from .harness import SIZES, HostRun, Seen, ServerEntry, assert_reaches_model, host_env, run_host, send_arguments
+from .harness import (
+    SIZES,
+    HostRun,
+    Seen,
+    ServerEntry,
+    assert_reaches_model,
+    assert_the_rest_reaches_model,
+    host_env,
+    page_through,
+    run_host,
+    send_arguments,
+)
+
+# The first test installs the hosts from npm (about a minute); each host run has its own 90 s limit.
+pytestmark = pytest.mark.timeout(900)
 
 CLIENT_NAME = "gemini-cli-mcp-client"
 
@@ -108,3 +122,13 @@ def test_quit_ends_the_server_with_status_0(call: Callable[[str], tuple[HostRun,
     run, _ = call("short")
     assert run.entry.quit_signals(), run.report()  # the host did end it (SIGTERM, stdin left open)
     assert run.entry.exit_status() == 0, run.report()
+
+
+def test_the_rest_of_a_cut_reply_reaches_the_model(hosts_bin: Path, long_relay: FakeRelay, tmp_path: Path) -> None:
+    """Issue 16.3: Gemini CLI offers the model no resource tool; it pages through a
+    300,000-character reply with get_reply."""
+    plan = page_through(SIZES["300k"], wait_for_previous=False)
+    run, script = gemini(hosts_bin, tmp_path, long_relay, model_api.Script("send_message", {}, plan=plan))
+    print(f"gemini paging: {len(script.tool_results)} results, {[len(r) for r in script.tool_results]} chars")
+    assert run.returncode == 0, run.report()
+    assert_the_rest_reaches_model(script, SIZES["300k"])

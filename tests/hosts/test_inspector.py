@@ -13,6 +13,9 @@ import pytest
 from ..fake_relay import FakeRelay
 from .harness import SIZES, Seen, ServerEntry, assert_reaches_model, host_env, run_wait, send_arguments
 
+# The first test installs the hosts from npm (about a minute); each host run has its own 90 s limit.
+pytestmark = pytest.mark.timeout(900)
+
 CLIENT_NAME = "inspector-cli"
 
 
