@@ -163,7 +163,8 @@ def anthropic(script: Script) -> Callable[[str, str, bytes], tuple[int, str, byt
             script.offered(list(tools), tool, tools[offered[0]].get("input_schema"))
             call = {"type": "tool_use", "id": f"toolu_ours_{len(calls)}", "name": offered[0], "input": arguments}
             return _anthropic_stream(body, [call], "tool_use")
-        query = f"select:mcp__aitoearn__{tool}"
+        # Our tools by their full name; Claude Code's own (ListMcpResourcesTool…) by theirs.
+        query = f"select:{tool}" if tool[0].isupper() else f"select:mcp__aitoearn__{tool}"
         searches = [call for call in calls if call["name"] == _TOOL_SEARCH and call["input"].get("query") == query]
         if _TOOL_SEARCH in tools and len(searches) < _SEARCHES:
             # The tool is deferred: ask for it by its full name, as a model that knows it would.

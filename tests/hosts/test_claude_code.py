@@ -51,7 +51,7 @@ def claude(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Scrip
                        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_AUTOUPDATER="1")  # fmt: skip
         argv = [str(hosts_bin / "claude"), "-p", "Ask another model for the reply.", "--output-format", "json",
                 "--mcp-config", str(config), "--strict-mcp-config", "--model", "claude-sonnet-4-5",
-                "--allowedTools", "mcp__aitoearn"]  # fmt: skip
+                "--allowedTools", "mcp__aitoearn", "ListMcpResourcesTool", "ReadMcpResourceTool"]  # fmt: skip
         run = run_host(argv, env=env, cwd=tmp, entry=entry, script=script)
         assert not api.errors, api.errors
     return run, script
@@ -131,3 +131,27 @@ def test_the_rest_of_a_cut_reply_reaches_the_model(hosts_bin: Path, long_relay: 
     print(f"claude-code paging: {len(script.tool_results)} results, {[len(r) for r in script.tool_results]} chars")
     assert run.returncode == 0, run.report()
     assert_the_rest_reaches_model(script, SIZES["300k"])
+
+
+def test_claude_codes_resource_tools_find_a_cut_reply(hosts_bin: Path, long_relay: FakeRelay, tmp_path: Path) -> None:
+    """Issue 16.3: a cut reply's resource is listed by ``resources/list``, which is all that
+    Claude Code's ListMcpResourcesTool asks (it never lists templates)."""
+
+    def plan(results: list[str]) -> model_api.Step | None:
+        uri = re.search(r"aitoearn://replies/r_[A-Za-z0-9_-]+", results[0]) if results else None
+        if not results:
+            return "send_message", send_arguments(SIZES["300k"])
+        if len(results) == 1:
+            return "ListMcpResourcesTool", {"server": "aitoearn"}
+        if len(results) == 2 and uri:
+            return "ReadMcpResourceTool", {"server": "aitoearn", "uri": uri.group(0)}
+        return None
+
+    script = model_api.Script("send_message", {}, patience=PATIENCE, plan=plan)
+    run, script = claude(hosts_bin, tmp_path, long_relay, script)
+    assert run.returncode == 0, run.report()
+    assert len(script.tool_results) >= 2, (script.called, run.report())
+    uri = re.search(r"aitoearn://replies/r_[A-Za-z0-9_-]+", script.tool_results[0])
+    read = Seen(script.tool_results[2], SIZES["300k"]).summary() if len(script.tool_results) > 2 else "not read"
+    print(f"claude-code resources: listed {script.tool_results[1][:300]!r}; read by ReadMcpResourceTool: {read}")
+    assert uri is not None and uri.group(0) in script.tool_results[1], script.tool_results[1][:2000]
