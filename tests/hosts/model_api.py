@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 FINAL_TEXT = "Done: the tool answered."
-_SEARCHES = 6  # searches for one tool before the model gives up on it
+_SEARCHES = 6  # searches for our first tool before the model gives up (the server may be starting)
 
 Step = tuple[str, dict[str, Any]]  # (our tool's name, arguments)
 Plan = Callable[[list[str]], Step | None]  # the results so far -> the next call, or None to finish
@@ -64,6 +64,11 @@ class Script:
             if not self.called:
                 self.tool_names, self.offered_schema = names, schema
             self.called.append(tool)
+
+    def searches(self) -> int:
+        """How often the model searches for a tool: patiently for the first (the server may still
+        be starting), once for the others (the server is up: a miss means there is no such tool)."""
+        return _SEARCHES if not self.called else 1
 
     def ours(self, name: str) -> str | None:
         """Which of the tools the model called a host's name stands for (``mcp__aitoearn__x``,
@@ -166,7 +171,7 @@ def anthropic(script: Script) -> Callable[[str, str, bytes], tuple[int, str, byt
         # Our tools by their full name; Claude Code's own (ListMcpResourcesTool…) by theirs.
         query = f"select:{tool}" if tool[0].isupper() else f"select:mcp__aitoearn__{tool}"
         searches = [call for call in calls if call["name"] == _TOOL_SEARCH and call["input"].get("query") == query]
-        if _TOOL_SEARCH in tools and len(searches) < _SEARCHES:
+        if _TOOL_SEARCH in tools and len(searches) < script.searches():
             # The tool is deferred: ask for it by its full name, as a model that knows it would.
             if searches:
                 time.sleep(script.patience)
@@ -255,7 +260,7 @@ def responses(script: Script) -> Callable[[str, str, bytes], tuple[int, str, byt
                     and (item.get("arguments") or {}).get("query") == query]  # fmt: skip
         if (
             any(candidate.get("type") == "tool_search" for candidate in body.get("tools") or [])
-            and len(searches) < _SEARCHES
+            and len(searches) < script.searches()
         ):
             # MCP tools are deferred: search for ours, as a model told about the server would.
             if searches:
