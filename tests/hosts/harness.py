@@ -20,7 +20,9 @@ from .model_api import Plan, Script, Step
 WRAPPER = Path(__file__).with_name("stdio_wrapper.py")
 SERVER = Path(sys.executable).with_name("aitoearn-mcp")
 MODEL = "claude-sonnet-5"
-CREDITS = "0.01332"  # 12 input × 0.06 + 42 output × 0.3 per 1K tokens: the fake relay's usage, the catalogue's prices
+# 12 input × 0.06 + 42 output × 0.3 per 1K tokens = 0.01332 (the fake relay's usage, the catalogue's
+# prices), in whatever precision the server prints it.
+CREDITS = re.compile(r"0\.0133")
 SIZES = {"short": 300, "60k": 60_000, "300k": 300_000}
 PATIENCE = 2.0  # seconds a scripted model waits before searching again for a tool not listed yet (5 times at most)
 
@@ -171,7 +173,7 @@ class Seen:
 
     @property
     def credits(self) -> bool:
-        return CREDITS in self.text
+        return CREDITS.search(self.text) is not None
 
     @property
     def truncated_note(self) -> bool:
