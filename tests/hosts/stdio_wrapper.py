@@ -85,6 +85,8 @@ def _forward_signals(log: _Log | None, pid: int) -> None:
 def front(log_path: str, command: list[str]) -> int:
     log = _Log(log_path, time.time())
     read_end, write_end = os.pipe()
+    # Signals wait (blocked) until each process has its handlers: none is lost or fatal meanwhile.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     monitor_pid = os.fork()  # cheaper than starting another interpreter: start-up time is measured
     if monitor_pid == 0:
         os.close(write_end)
@@ -94,6 +96,7 @@ def front(log_path: str, command: list[str]) -> int:
         os._exit(monitor(log, command))
     os.close(read_end)
     _forward_signals(log, monitor_pid)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
     sink = os.fdopen(write_end, "wb")
     threading.Thread(target=_pump, args=(sys.stdin.buffer, sink, log), daemon=True).start()
     status = os.waitstatus_to_exitcode(os.waitpid(monitor_pid, 0)[1])
@@ -101,10 +104,25 @@ def front(log_path: str, command: list[str]) -> int:
 
 
 def monitor(log: _Log, command: list[str]) -> int:
-    server = subprocess.Popen(command)  # stdout: the host's pipe; stdin: the front's pipe
-    log.write("spawned", pid=server.pid, command=command)
-    _forward_signals(None, server.pid)  # the front logs the signals it passes on
     front_pid = os.getppid()
+    started: list[subprocess.Popen[bytes]] = []
+    pending: list[int] = []
+
+    def forward(number: int, _frame: object) -> None:  # the front logs the signals it passes on
+        if started:
+            with contextlib.suppress(ProcessLookupError):
+                started[0].send_signal(number)
+        else:
+            pending.append(number)
+
+    for number in _SIGNALS:
+        signal.signal(number, forward)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)  # before the server starts: it inherits the mask
+    server = subprocess.Popen(command)  # stdout: the host's pipe; stdin: the front's pipe
+    started.append(server)
+    log.write("spawned", pid=server.pid, command=command)
+    for number in pending:
+        server.send_signal(number)
 
     def watch_front() -> None:
         while server.poll() is None:
@@ -126,4 +144,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    # os._exit: the stdin pump may still be blocked in a read, which a normal interpreter
+    # shutdown would wait on (and abort over); everything logged is already flushed.
+    os._exit(main(sys.argv[1:]))
