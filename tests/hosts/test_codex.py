@@ -1,0 +1,134 @@
+"""Codex CLI 0.169.0 from npm (a native binary in a per-platform optional dependency), headless
+(``codex exec``), over stdio, against a scripted OpenAI Responses API on loopback (a custom
+``model_providers`` entry in a temporary CODEX_HOME), with our server behind it and the fake
+relay behind that.
+
+Codex defers MCP tools behind its ``tool_search`` tool: the scripted model searches for ours,
+calls it, and records the ``function_call_output`` Codex sends back (all the model sees of it).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ..fake_relay import FakeRelay
+from . import model_api
+from .harness import (
+    PATIENCE,
+    SIZES,
+    HostRun,
+    Seen,
+    ServerEntry,
+    assert_reaches_model,
+    assert_the_rest_reaches_model,
+    host_env,
+    page_through,
+    run_host,
+    send_arguments,
+)
+
+# The first test installs the hosts from npm (about a minute); each host run has its own 90 s limit.
+pytestmark = pytest.mark.timeout(900)
+
+CLIENT_NAME = "codex-mcp-client"
+
+
+def config_toml(api_url: str, entry: ServerEntry) -> str:
+    env = ", ".join(f"{name} = {json.dumps(value)}" for name, value in entry.env.items())
+    return f"""\
+model = "gpt-5.5"
+model_provider = "scripted"
+check_for_update_on_startup = false
+
+[model_providers.scripted]
+name = "scripted"
+base_url = "{api_url}/v1"
+wire_api = "responses"
+env_key = "SCRIPTED_API_KEY"
+
+[mcp_servers.aitoearn]
+command = {json.dumps(entry.command)}
+args = {json.dumps(entry.args)}
+env = {{ {env} }}
+default_tools_approval_mode = "approve"
+"""
+
+
+def codex(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Script) -> tuple[HostRun, model_api.Script]:
+    entry = ServerEntry.make(tmp, relay)
+    home = tmp / "codex-home"
+    home.mkdir()
+    with model_api.ModelAPI(model_api.responses(script)) as api:
+        (home / "config.toml").write_text(config_toml(api.url, entry))
+        env = host_env(hosts_bin, tmp, CODEX_HOME=str(home), SCRIPTED_API_KEY="sk-scripted")
+        argv = [str(hosts_bin / "codex"), "exec", "--skip-git-repo-check", "--json", "Ask another model for the reply."]
+        run = run_host(argv, env=env, cwd=tmp, entry=entry, script=script)
+        assert not api.errors, api.errors
+    return run, script
+
+
+@pytest.fixture(scope="module")
+def send(hosts_bin: Path, long_relay: FakeRelay, tmp_path_factory: pytest.TempPathFactory
+         ) -> Callable[[str], tuple[HostRun, model_api.Script]]:  # fmt: skip
+    runs: dict[str, tuple[HostRun, model_api.Script]] = {}
+
+    def run(case: str) -> tuple[HostRun, model_api.Script]:
+        if case not in runs:
+            script = model_api.Script("send_message", send_arguments(SIZES[case]), patience=PATIENCE)
+            runs[case] = codex(hosts_bin, tmp_path_factory.mktemp(f"codex-{case}"), long_relay, script)
+        return runs[case]
+
+    return run
+
+
+def test_native_binary_installs_and_runs(hosts_bin: Path) -> None:
+    version = subprocess.run([str(hosts_bin / "codex"), "--version"], capture_output=True, text=True, timeout=30)
+    assert version.stdout.strip() == "codex-cli 0.169.0", version.stdout + version.stderr
+
+
+@pytest.mark.parametrize("case", list(SIZES))
+def test_reply_reaches_the_model(send: Callable[[str], tuple[HostRun, model_api.Script]], case: str) -> None:
+    run, script = send(case)
+    assert run.returncode == 0, run.report()
+    assert len(script.tool_results) == 1, run.report()
+    seen = Seen(script.tool_results[0], SIZES[case])
+    print(f"codex {case}: {seen.summary()}")
+    assert_reaches_model(seen)
+
+
+def test_handshake(send: Callable[[str], tuple[HostRun, model_api.Script]]) -> None:
+    run, _ = send("short")
+    name, version, protocol = run.entry.handshake()
+    print(f"codex handshake: {run.report()}")
+    assert (name, version) == (CLIENT_NAME, "0.169.0"), run.report()
+    assert protocol == "2025-06-18", run.report()
+
+
+def test_quit_ends_the_server_with_status_0(send: Callable[[str], tuple[HostRun, model_api.Script]]) -> None:
+    run, _ = send("short")
+    assert run.entry.quit_signals(), run.report()  # the host did end it (stdin closed and SIGTERM together)
+    assert run.entry.exit_status() == 0, run.report()
+
+
+def test_tools_are_ready_before_the_host_asks(hosts_bin: Path, long_relay: FakeRelay, tmp_path: Path) -> None:
+    """Issue 16, start-up: the host does not wait for a server still starting; a model that
+    searches for our tool at once (no patience) must find it."""
+    script = model_api.Script("send_message", send_arguments(SIZES["short"]))
+    run, script = codex(hosts_bin, tmp_path, long_relay, script)
+    print(f"codex start-up: {run.report()}")
+    assert len(script.tool_results) == 1, run.report()
+
+
+def test_the_rest_of_a_cut_reply_reaches_the_model(hosts_bin: Path, long_relay: FakeRelay, tmp_path: Path) -> None:
+    """Issue 16.3: the model pages through a 300,000-character reply with get_reply, every page
+    inside what Codex shows whole."""
+    script = model_api.Script("send_message", {}, patience=PATIENCE, plan=page_through(SIZES["300k"]))
+    run, script = codex(hosts_bin, tmp_path, long_relay, script)
+    print(f"codex paging: {len(script.tool_results)} results, {[len(r) for r in script.tool_results]} chars")
+    assert run.returncode == 0, run.report()
+    assert_the_rest_reaches_model(script, SIZES["300k"])
