@@ -37,7 +37,7 @@ def test_typescript_sdk_lists_calls_with_progress_and_cancels(relay: FakeRelay, 
         target = server.url if server else SCRIPT
         done = subprocess.run(
             [str(node), str(script), transport, target], capture_output=True, text=True, timeout=120,
-            env={"PATH": os.environ["PATH"], "AITOEARN_API_KEY": KEY, "AITOEARN_BASE_URL": relay.url},
+            env={"PATH": os.environ["PATH"], "HOME": os.environ["HOME"], "AITOEARN_API_KEY": KEY, "AITOEARN_BASE_URL": relay.url},
         )  # fmt: skip
     finally:
         if server:
