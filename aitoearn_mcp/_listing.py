@@ -99,11 +99,11 @@ def conversation_page(conversation: Conversation, from_turn: int, budget: int) -
     last = from_turn - 1
     for number in range(from_turn, total + 1):
         turn = _render_turn(number, conversation.turns[number - 1])
-        if shown and weight(header) + sum(map(weight, shown)) + weight(turn) > room // 2:
+        if shown and weight(header) + sum(map(weight, shown)) + weight(turn) > room:
             break
         shown.append(turn)
         last = number
-    transcript = cut("\n\n".join([header, *shown]), room // 2)
+    transcript = cut("\n\n".join([header, *shown]), room)
     if last < total:
         more = (f"[Turns {last + 1}–{total} follow: call list_conversations with conversation_id "
                 f"{conversation.id!r} and from_turn {last + 1}.]")  # fmt: skip

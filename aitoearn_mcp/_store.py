@@ -434,7 +434,7 @@ class RedisStore:
 
     PREFIX = "aitoearn-mcp:"
 
-    def __init__(self, url: str, ttl: float, max_bytes: int) -> None:
+    def __init__(self, url: str, ttl: float, max_bytes: int = 64 * 1024 * 1024) -> None:
         import redis.asyncio as redis  # only deployments that configure Redis need it
 
         self.ttl = ttl
