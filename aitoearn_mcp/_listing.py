@@ -38,9 +38,8 @@ LISTED = 20  # conversations (and replies) shown by the tool and in resources/li
 CallerKey = Callable[[Context], SecretStr | None]
 
 DESCRIPTION = (
-    "List your recent conversations with AiToEarn models (kept between sessions), newest first: id, last use, "
-    "turns, models and the first words of the first prompt; and your recent stored replies. Pass an id as "
-    "send_message's conversation_id to continue it. With conversation_id, shows that conversation's turns."
+    "Your recent send_message conversations (kept between sessions) and stored replies, newest first. "
+    "With conversation_id: that conversation's turns."
 )
 _CONTINUE = "Pass an id as send_message's conversation_id to continue it (only the new messages)."
 
@@ -128,10 +127,8 @@ def register(server: MCPServer, store: Store, caller_key: CallerKey, budget: int
 
     async def list_conversations(
         ctx: Context,
-        conversation_id: Annotated[
-            str | None, Field(description="Show this conversation's turns instead of the list.")
-        ] = None,
-        from_turn: Annotated[int, Field(ge=1, description="With conversation_id: the first turn shown.")] = 1,
+        conversation_id: Annotated[str, Field(description="Show this one's turns.", title="")] = "",
+        from_turn: Annotated[int, Field(ge=1, description="First turn shown.", title="")] = 1,
     ) -> CallToolResult:
         try:
             owner = await owner_of(ctx)
@@ -139,7 +136,7 @@ def register(server: MCPServer, store: Store, caller_key: CallerKey, budget: int
                 return error_result(
                     "No AiToEarn key: set AITOEARN_API_KEY (or send your key) to see your conversations."
                 )
-            if conversation_id is None:
+            if not conversation_id:
                 return _listing(
                     await store.recent_conversations(owner, LISTED), await store.recent_replies(owner, LISTED)
                 )
