@@ -54,8 +54,18 @@ _SCHEMA = (
         expires REAL NOT NULL, used REAL NOT NULL, turns INTEGER NOT NULL DEFAULT 0,
         cancel INTEGER NOT NULL DEFAULT 0, summary TEXT NOT NULL, data TEXT NOT NULL)""",
     "CREATE INDEX items_by_owner ON items (owner, kind, used)",
-    "CREATE INDEX items_by_size ON items (owner, size)",  # covers the byte sums
+    "CREATE INDEX items_by_use ON items (owner, used)",
     "CREATE INDEX items_by_expiry ON items (expires)",
+    # Bytes held by each owner, kept by triggers: the cap is checked without summing every item.
+    "CREATE TABLE held (owner TEXT PRIMARY KEY, size INTEGER NOT NULL)",
+    """CREATE TRIGGER held_insert AFTER INSERT ON items BEGIN
+        INSERT INTO held (owner, size) VALUES (new.owner, new.size)
+        ON CONFLICT (owner) DO UPDATE SET size = size + new.size; END""",
+    """CREATE TRIGGER held_delete AFTER DELETE ON items BEGIN
+        UPDATE held SET size = size - old.size WHERE owner = old.owner;
+        DELETE FROM held WHERE owner = old.owner AND size <= 0; END""",
+    """CREATE TRIGGER held_update AFTER UPDATE OF size ON items BEGIN
+        UPDATE held SET size = size - old.size + new.size WHERE owner = new.owner; END""",
 )
 _FIX = "move it away (a new one is made) or set AITOEARN_CONVERSATIONS=memory (nothing kept on disk)"
 
@@ -203,9 +213,12 @@ class SQLiteStore:
                 ).fetchone()
                 if (row[1] if row else 0) != expected_turns or (row and row[0] != conversation.owner):
                     return False
+                # An upsert, not INSERT OR REPLACE: a replace would not run the delete trigger.
                 db.execute(
-                    "INSERT OR REPLACE INTO items (id, kind, owner, size, expires, used, turns, summary, data) "
-                    "VALUES (?, 'c', ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO items (id, kind, owner, size, expires, used, turns, summary, data) "
+                    "VALUES (?, 'c', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET size = excluded.size, "
+                    "expires = excluded.expires, used = excluded.used, turns = excluded.turns, "
+                    "summary = excluded.summary, data = excluded.data",
                     (conversation.id, conversation.owner, size, now + self.ttl, now, len(conversation.turns), summary,
                      raw),
                 )  # fmt: skip
@@ -224,16 +237,11 @@ class SQLiteStore:
         """Drop what expired, then, while over the cap, the least recently used item of the key
         holding the most bytes (never ``keep``, the item just stored)."""
         db.execute("DELETE FROM items WHERE expires <= ?", (now,))
-        total = db.execute("SELECT COALESCE(SUM(size), 0) FROM items").fetchone()[0]
+        total = db.execute("SELECT COALESCE(SUM(size), 0) FROM held").fetchone()[0]
         while total > self.max_bytes:
-            victim = db.execute(
-                "SELECT items.id, items.size FROM items JOIN (SELECT owner, SUM(size) AS held FROM items "
-                "GROUP BY owner) AS owners ON items.owner = owners.owner WHERE items.id != ? "
-                "ORDER BY owners.held DESC, items.used LIMIT 1",
-                (keep,),
-            ).fetchone()
-            db.execute("DELETE FROM items WHERE id = ?", (victim[0],))
-            total -= victim[1]
+            victim, size = _victim(db, keep)
+            db.execute("DELETE FROM items WHERE id = ?", (victim,))
+            total -= size
 
     async def save_reply(self, reply_id: str, owner: str, record: str) -> None:
         size = self._fits(record)
@@ -315,6 +323,16 @@ class _transaction:
 
     def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
         self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def _victim(db: sqlite3.Connection, keep: str) -> tuple[str, int]:
+    for (owner,) in db.execute("SELECT owner FROM held ORDER BY size DESC").fetchall():
+        found = db.execute(
+            "SELECT id, size FROM items WHERE owner = ? AND id != ? ORDER BY used LIMIT 1", (owner, keep)
+        ).fetchone()
+        if found is not None:
+            return found
+    raise AssertionError("over the cap with nothing but the new item")  # its size was checked
 
 
 def _prepare(db: sqlite3.Connection, path: Path) -> bytes:
