@@ -215,7 +215,7 @@ def create_http_app(config: Config, settings: HttpSettings) -> ASGIApp:
         if drain.draining:
             return JSONResponse({"status": "draining"}, status_code=503, headers={"retry-after": "5"})
         if not await store.ping():
-            return JSONResponse({"status": "conversation store not answering"}, status_code=503)
+            return JSONResponse({"status": "conversation store (Redis) not answering"}, status_code=503)
         return JSONResponse({"status": "ready", "in_flight": drain.in_flight})
 
     if isinstance(metrics, PrometheusMetrics) and settings.metrics_port is None:
