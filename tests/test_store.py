@@ -461,3 +461,18 @@ async def test_another_users_reply_folder_is_never_used(relay: FakeRelay, home: 
     assert list(folder.iterdir()) == []
     assert result.structured_content is not None and result.structured_content["truncated"].get("path") is None
     assert full.contents[0].text == LONG  # type: ignore[union-attr]  # still readable by resource
+
+
+async def test_start_up_opens_no_file(relay: FakeRelay, home: Path) -> None:
+    probe = "import sys; from aitoearn_mcp import Config, create_server; create_server(Config()); " \
+            "print('sqlite3' in sys.modules)"  # fmt: skip
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env={**os.environ}, check=True
+    )
+    assert loaded.stdout.strip() == "False"  # not even imported until a call needs the store
+    async with Client(make_server(relay)) as client:
+        await client.list_tools()
+        assert not (await client.call_tool("list_models", {})).is_error
+        assert not state(home).exists()
+        await client.call_tool("send_message", ask("now it is needed"))
+        assert (state(home) / STORE_FILE).exists()
