@@ -476,3 +476,22 @@ async def test_start_up_opens_no_file(relay: FakeRelay, home: Path) -> None:
         assert not state(home).exists()
         await client.call_tool("send_message", ask("now it is needed"))
         assert (state(home) / STORE_FILE).exists()
+
+
+def test_the_setting_names_a_store_or_says_what_it_takes(home: Path) -> None:
+    from aitoearn_mcp import Config
+    from aitoearn_mcp._config import ConfigError
+    from aitoearn_mcp._store import open_store
+
+    assert isinstance(open_store("", None, 10), SQLiteStore)
+    assert open_store("", None, 10).path == state(home) / STORE_FILE  # type: ignore[attr-defined]
+    assert open_store("", None, 10).ttl == 30 * 24 * 3600 and open_store("memory", None, 10).ttl == 3 * 3600  # type: ignore[attr-defined]
+    assert isinstance(open_store("memory", 5, 10), MemoryStore)
+    assert open_store("sqlite:///tmp/x.db", 5, 10).path == Path("/tmp/x.db")  # type: ignore[attr-defined]
+    assert open_store("~/x.db", 5, 10).path == home / "x.db"  # type: ignore[attr-defined]
+    for bad, said in (("x.db", "absolute path"), ("sqlite://x.db", "absolute path"),
+                      ("postgres://u:pw@h/db", "got a postgres:// URL")):  # fmt: skip
+        with pytest.raises(ConfigError, match=said) as refused:
+            Config(conversations=bad)
+        assert "pw" not in str(refused.value)
+    assert Config.from_env({"AITOEARN_CONVERSATIONS": "memory"}).conversation_ttl is None
