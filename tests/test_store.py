@@ -234,8 +234,9 @@ def record(text: str, status: str = "complete") -> str:
 
 async def test_replies_cancel_and_listing_in_every_store(any_store: Store) -> None:
     store = any_store
-    alice, bob = await store.owner_tag(SecretStr(KEY)), await store.owner_tag(SecretStr("sk-bob-0123456789"))
-    unique = str(time.monotonic_ns())[-10:]
+    unique = str(time.monotonic_ns())[-10:]  # the Redis is shared by the session: keys and ids of this test alone
+    alice = await store.owner_tag(SecretStr(f"sk-alice-{unique}"))
+    bob = await store.owner_tag(SecretStr(f"sk-bob-{unique}"))
     ids = [f"c_{unique}{n}aaaa" for n in range(3)]
     for n, cid in enumerate(ids):
         assert await store.save(conversation(cid, alice, f"  question   number {n} " + "word " * 40), expected_turns=0)
