@@ -496,3 +496,19 @@ def test_the_setting_names_a_store_or_says_what_it_takes(home: Path) -> None:
             Config(conversations=bad)
         assert "pw" not in str(refused.value)
     assert Config.from_env({"AITOEARN_CONVERSATIONS": "memory"}).conversation_ttl is None
+
+
+async def test_http_workers_on_one_machine_share_the_file(relay: FakeRelay, home: Path) -> None:
+    server = HttpServer(relay, "--workers", "2", env={"HOME": str(home)})
+    try:
+        async with http_client(server.url) as client:
+            cid = conversation_of(await client.call_tool("send_message", ask("echo:0")))
+        for n in range(1, 7):  # a new connection each time: either worker may answer
+            async with http_client(server.url) as client:
+                result = await client.call_tool("send_message", ask(f"echo:{n}", conversation_id=cid))
+            assert conversation_of(result) == cid and f"turn {n + 1}:" in notes_of(result)
+    finally:
+        server.stop()
+    assert [m["content"] for m in relay.requests_to(MESSAGES)[-1].json()["messages"] if m["role"] == "user"] == [
+        f"echo:{n}" for n in range(7)
+    ]
