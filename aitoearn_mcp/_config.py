@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
+from ._paths import store_file
 from ._routes import ROUTE_SETTINGS
 
 __all__ = ["DEFAULT_BASE_URL", "Config", "ConfigError", "HttpSettings", "normalize_base_url", "with_overrides"]
@@ -81,6 +82,26 @@ def _flag(env: Mapping[str, str], name: str) -> bool | None:
     raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
 
 
+def _check_conversations(setting: str) -> None:
+    """AITOEARN_CONVERSATIONS: empty, ``memory``, a file (absolute path or ``sqlite:///…``), or Redis."""
+    scheme = urlsplit(setting).scheme if "://" in setting else ""
+    if scheme in ("redis", "rediss"):
+        if importlib.util.find_spec("redis") is None:
+            raise ConfigError(
+                "AITOEARN_CONVERSATIONS names Redis: install the client with pip install 'aitoearn-mcp[shared]'"
+            )
+        return
+    if scheme not in ("", "sqlite"):
+        raise ConfigError(
+            "AITOEARN_CONVERSATIONS must be empty (a file in your state directory), memory, an absolute file path "
+            f"or sqlite:///path, or a redis:// or rediss:// URL; got a {scheme}:// URL"
+        )
+    try:
+        store_file(setting)
+    except ValueError as exc:
+        raise ConfigError(f"AITOEARN_CONVERSATIONS: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Config:
     """Settings for one server process. ``api_key`` is a SecretStr: its repr is masked."""
@@ -93,9 +114,10 @@ class Config:
     read_timeout: float = 120.0
     deadline: float | None = None
     route: str = "auto"
-    conversations: str = field(default="", repr=False)  # "": in memory; a redis:// URL (may hold a password)
-    conversation_ttl: float = 3 * 3600.0
-    conversation_max_bytes: int = 64 * 1024 * 1024  # in memory; least recently used go first
+    # "": the SQLite file in the state directory; "memory"; a file; a redis:// URL (may hold a password)
+    conversations: str = field(default="", repr=False)
+    conversation_ttl: float | None = None  # None: 30 days in a file, 3 hours in memory or Redis
+    conversation_max_bytes: int = 64 * 1024 * 1024  # least recently used of the largest holder go first
     files_roots: tuple[str, ...] = ()
     files_max_bytes: int = 30 * 1024 * 1024  # base64 makes it 40 MB: inside the relay's 50 MB body
     max_result_chars: int | None = None  # weighted characters (see _budget); None: what the host shows (_hosts)
@@ -111,15 +133,8 @@ class Config:
                 raise ConfigError(f"{name.replace('_', ' ')} must be more than zero seconds")
         if self.deadline is not None and self.deadline <= 0:
             raise ConfigError("deadline must be more than zero seconds")
-        if self.conversations and urlsplit(self.conversations).scheme not in ("redis", "rediss"):
-            raise ConfigError(
-                "AITOEARN_CONVERSATIONS must be empty (keep conversations in memory) or a redis:// or rediss:// URL"
-            )
-        if self.conversations and importlib.util.find_spec("redis") is None:
-            raise ConfigError(
-                "AITOEARN_CONVERSATIONS names Redis: install the client with pip install 'aitoearn-mcp[shared]'"
-            )
-        if self.conversation_ttl <= 0:
+        _check_conversations(self.conversations)
+        if self.conversation_ttl is not None and self.conversation_ttl <= 0:
             raise ConfigError("AITOEARN_CONVERSATION_TTL must be more than zero seconds")
         if self.max_result_chars is not None and self.max_result_chars < 2000:
             raise ConfigError(f"AITOEARN_MAX_RESULT_CHARS must be 2000 or more, got {self.max_result_chars}")
@@ -144,7 +159,7 @@ class Config:
             deadline=deadline or None,
             route=env.get("AITOEARN_ROUTE", "").strip() or "auto",
             conversations=env.get("AITOEARN_CONVERSATIONS", "").strip(),
-            conversation_ttl=_number(env, "AITOEARN_CONVERSATION_TTL", 3 * 3600.0) or 0.0,
+            conversation_ttl=_number(env, "AITOEARN_CONVERSATION_TTL", None),
             conversation_max_bytes=int(
                 _number(env, "AITOEARN_CONVERSATION_MAX_BYTES", 64 * 1024 * 1024, integer=True) or 0
             ),
@@ -164,7 +179,7 @@ class Config:
             "AITOEARN_DEADLINE": str(self.deadline or ""),
             "AITOEARN_ROUTE": self.route,
             "AITOEARN_CONVERSATIONS": self.conversations,
-            "AITOEARN_CONVERSATION_TTL": str(self.conversation_ttl),
+            "AITOEARN_CONVERSATION_TTL": str(self.conversation_ttl or ""),
             "AITOEARN_CONVERSATION_MAX_BYTES": str(self.conversation_max_bytes),
             "AITOEARN_FILES_ROOTS": os.pathsep.join(self.files_roots),
             "AITOEARN_FILES_MAX_BYTES": str(self.files_max_bytes),

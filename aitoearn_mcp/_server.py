@@ -33,7 +33,7 @@ from mcp.types import (
 )
 from pydantic import ConfigDict, SecretStr
 
-from . import __version__
+from . import __version__, _listing
 from ._budget import fit_reply, weight
 from ._call import outcome_label, send_on_routes
 from ._catalogue import Catalogue
@@ -61,10 +61,11 @@ from ._metrics import NO_METRICS, Metrics
 from ._models_view import models_result
 from ._notices import log_to_client, set_logging_level
 from ._relay import RelayClient, new_http_client
+from ._reply_files import save_reply_file
 from ._request import PreparedRequest, prepare_request
 from ._result import REPLY_URI, call_notes, error_result, partial_reply_result, reply_result, truncation
 from ._routes import Route, plan_route
-from ._store import Store, StoreUnavailableError, new_reply_id, open_store, save_reply_file
+from ._store import Store, StoreUnavailableError, default_ttl, new_reply_id, open_store
 from ._turns import begin, record, with_history
 
 __all__ = ["create_server", "key_from_headers"]
@@ -78,7 +79,7 @@ FILES_OVER_HTTP = (
     "own disk for callers); fix: put the file's content in `messages` (text, image or document blocks). "
     "Nothing was sent."
 )
-STORE_DOWN = "The conversation store (Redis, AITOEARN_CONVERSATIONS) is not answering"
+STORE_DOWN = "The conversation store (AITOEARN_CONVERSATIONS) could not be used"
 
 INSTRUCTIONS = (
     "Delegate work to other models sold through AiToEarn: list_models shows the catalogue, "
@@ -273,7 +274,10 @@ def create_server(
         reply_id = new_reply_id()
         try:
             owner = await state.store.owner_tag(key)
-            await state.store.save_reply(reply_id, owner, text, json.dumps(message, ensure_ascii=False))
+            record = {"status": "failed" if "error" in extras else "complete", "model": message.get("model"),
+                      "route": extras.get("route"), "text": text, "message": message, "error": extras.get("error"),
+                      "conversation_id": extras.get("conversation_id")}  # fmt: skip
+            await state.store.save_reply(reply_id, owner, json.dumps(record, ensure_ascii=False))
         except StoreUnavailableError as exc:  # nothing may be lost: the whole reply, over the budget
             notes.append(f"[The reply is over the result budget, but could not be stored to read by reference: "
                          f"{STORE_DOWN} ({exc}); it is returned whole.]")  # fmt: skip
@@ -281,7 +285,7 @@ def create_server(
         path = None
         if not http:  # the resource is the reference; a file that cannot be written is only left out
             with contextlib.suppress(OSError):
-                path = save_reply_file(reply_id, text)
+                path = save_reply_file(reply_id, text, config.conversation_ttl or default_ttl(config.conversations))
         truncated = truncation(reply_id, text, fitted.text, path, budget)
         structured = {**fitted.message, "truncated": truncated.details}
         structured["notes"] = [truncated.note, *structured.get("notes", [])]
@@ -338,11 +342,14 @@ def create_server(
         state, key = state_and_key(ctx)
         found = None
         if key is not None:
-            with contextlib.suppress(StoreUnavailableError):
+            try:
                 found = await state.store.load_reply(reply_id, await state.store.owner_tag(key))
+            except StoreUnavailableError as exc:
+                raise ResourceError(f"{STORE_DOWN} ({exc}).") from None
         if found is None:
             raise ResourceError(f"Reply {reply_id} is unknown or has expired; send the request again.")
-        return found
+        record = json.loads(found)
+        return record["text"], json.dumps(record["message"], ensure_ascii=False)
 
     def tool(fn: Any, name: str, title: str, description: str, params: dict[str, Any], output: dict[str, Any],
              annotations: ToolAnnotations) -> Tool:  # fmt: skip
@@ -382,4 +389,5 @@ def create_server(
         REPLY_URI + "/message", name="reply-message", mime_type="application/json",
         description=f"The full Message {too_large}.",
     )(read_reply_message)  # fmt: skip
+    _listing.register(server, store, lambda ctx: state_and_key(ctx)[1], budget_for)
     return server

@@ -1,50 +1,74 @@
-"""What the server keeps between calls: conversations, and replies too large for one result.
+"""What the server keeps between calls: conversations, and replies (one per delegated call).
 
 A conversation is the ``system`` prompt and the completed turns: the messages the caller sent
 and the reply, so an agent continues an exchange by id instead of resending it. Only completed
 calls are stored. Everything belongs to the key that made it: the store keeps a keyed hash of
-the key, never the key, and another key's id reads as unknown. In memory (bounded by a TTL and
-a byte cap, least recently used first out) or in Redis, where any number of server processes
-share them.
+the key, never the key, and another key's id reads as unknown. Three stores: an SQLite file in
+the user's state directory (the default: it outlives the host's sessions and is shared by the
+user's server processes), this process's memory, or Redis (any number of machines). Each keeps
+an item for a TTL after its last use, counts bytes, and refuses an item larger than its cap.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
-import tempfile
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pydantic import SecretStr
 
 __all__ = [
     "Conversation",
+    "ConversationSummary",
     "MemoryStore",
     "RedisStore",
+    "ReplySummary",
     "Store",
     "StoreUnavailableError",
+    "TooLargeToStoreError",
+    "conversation_summary",
+    "default_ttl",
     "history",
+    "is_conversation_id",
+    "is_reply_id",
     "new_conversation_id",
     "new_reply_id",
     "open_store",
     "parse_conversation_ref",
-    "save_reply_file",
+    "reply_summary",
 ]
 
-_REF = re.compile(r"^(c_[A-Za-z0-9_-]{8,64})(?:#(\d+))?$")
+_ID = r"[A-Za-z0-9_-]{8,64}"
+_REF = re.compile(rf"^(c_{_ID})(?:#(\d{{1,9}}))?$")  # a longer turn number is no turn: unknown, not an error
+_CONVERSATION_ID = re.compile(rf"^c_{_ID}$")
+_REPLY_ID = re.compile(rf"^r_{_ID}$")
 _THINKING = ("thinking", "redacted_thinking")
+FIRST_WORDS = 80  # characters of a conversation's first prompt shown when listing
+
+_T = TypeVar("_T")
 
 
 class StoreUnavailableError(Exception):
-    """The conversation store (Redis) did not answer."""
+    """The conversation store cannot be used: Redis did not answer, the store file is damaged,
+    unwritable or from a newer version. The message names the cause and the fix."""
+
+
+class TooLargeToStoreError(StoreUnavailableError):
+    """One item is larger than the store's byte cap: it is not kept (keeping it would push out
+    everything else)."""
+
+    def __init__(self, size: int, cap: int) -> None:
+        super().__init__(
+            f"it is {size:,} bytes, over the store's cap of {cap:,} bytes (AITOEARN_CONVERSATION_MAX_BYTES)"
+        )
 
 
 def new_conversation_id() -> str:
@@ -55,16 +79,12 @@ def new_reply_id() -> str:
     return "r_" + secrets.token_urlsafe(16)
 
 
-def save_reply_file(reply_id: str, text: str) -> str:
-    """Write a full reply where an agent with file tools can page through it (stdio: the server
-    and the agent share a machine). Readable by this user only."""
-    folder = Path(tempfile.gettempdir()) / "aitoearn-mcp-replies"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    path = folder / f"{reply_id}.txt"
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-        file.write(text)
-    return str(path)
+def is_conversation_id(text: str) -> bool:
+    return _CONVERSATION_ID.match(text) is not None
+
+
+def is_reply_id(text: str) -> bool:
+    return _REPLY_ID.match(text) is not None
 
 
 def parse_conversation_ref(ref: str) -> tuple[str, int | None] | None:
@@ -91,6 +111,74 @@ class Conversation:
         return cls(conversation_id, data["owner"], data.get("system"), data.get("turns") or [])
 
 
+@dataclass(frozen=True)
+class ConversationSummary:
+    id: str
+    last_used: float  # unix time
+    turns: int
+    models: tuple[str, ...]
+    first_words: str  # of the first prompt
+
+    def to_json(self) -> str:
+        return json.dumps([self.turns, self.models, self.first_words], ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, conversation_id: str, last_used: float, raw: str | bytes) -> ConversationSummary:
+        turns, models, first_words = json.loads(raw)
+        return cls(conversation_id, last_used, turns, tuple(models), first_words)
+
+
+@dataclass(frozen=True)
+class ReplySummary:
+    id: str
+    last_used: float  # unix time
+    status: str
+    model: str
+    characters: int
+
+    def to_json(self) -> str:
+        return json.dumps([self.status, self.model, self.characters], ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, reply_id: str, last_used: float, raw: str | bytes) -> ReplySummary:
+        status, model, characters = json.loads(raw)
+        return cls(reply_id, last_used, status, model, characters)
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+    return ""
+
+
+def conversation_summary(conversation: Conversation, last_used: float) -> ConversationSummary:
+    models = tuple(dict.fromkeys(str(t["model"]) for t in conversation.turns if t.get("model")))
+    first = ""
+    if conversation.turns:
+        messages = conversation.turns[0].get("messages", [])
+        asked = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+        first = " ".join(_text_of(asked[0].get("content")).split()) if asked else ""
+    if len(first) > FIRST_WORDS:
+        first = first[: FIRST_WORDS - 1] + "…"
+    return ConversationSummary(conversation.id, last_used, len(conversation.turns), models, first)
+
+
+def reply_summary(reply_id: str, record: str, last_used: float) -> ReplySummary:
+    """From the delegation module's record JSON (status, model, text); what cannot be read is
+    shown as unknown rather than failing the save."""
+    try:
+        data = json.loads(record)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return ReplySummary(reply_id, last_used, "unknown", "", 0)
+    text = data.get("text")
+    return ReplySummary(reply_id, last_used, str(data.get("status") or "unknown"), str(data.get("model") or ""),
+                        len(text) if isinstance(text, str) else 0)  # fmt: skip
+
+
 def history(conversation: Conversation, channel: str | None) -> list[dict[str, Any]]:
     """The stored turns as messages for the next call. Thinking blocks carry a provider's
     signature: they go back only to a model of the channel that wrote them."""
@@ -112,90 +200,173 @@ class Store(Protocol):
 
     async def save(self, conversation: Conversation, *, expected_turns: int) -> bool:
         """Store ``conversation`` if the stored one still has ``expected_turns`` turns (0: a new
-        one); False when another call continued it meanwhile."""
+        one); False when another call continued it meanwhile. TooLargeToStoreError when it is
+        over the byte cap."""
         ...
 
-    async def save_reply(self, reply_id: str, owner: str, text: str, message: str) -> None: ...
-
-    async def load_reply(self, reply_id: str, owner: str) -> tuple[str, str] | None:
-        """The full reply text and Message JSON, or None when unknown, expired or another key's."""
+    # Replies (one per send_message call: a delegation), keyed by reply id ("r_…").
+    async def save_reply(self, reply_id: str, owner: str, record: str) -> None:
+        """Create or replace the reply's record (JSON text written by the delegation module;
+        opaque except for listing). Kept like conversations: TTL refreshed on use, counted
+        against the byte cap, bound to ``owner``."""
         ...
+
+    async def load_reply(self, reply_id: str, owner: str) -> str | None:
+        """The record, or None when unknown, expired or another owner's."""
+        ...
+
+    async def request_cancel(self, reply_id: str, owner: str) -> bool:
+        """Ask whichever process runs this reply to stop it; False when unknown/another owner's."""
+        ...
+
+    async def cancel_requested(self, reply_id: str) -> bool:
+        """Polled (about every 0.5 s) by the process running the reply."""
+        ...
+
+    # Listing: newest first, at most ``limit``.
+    async def recent_conversations(self, owner: str, limit: int) -> list[ConversationSummary]: ...
+
+    async def recent_replies(self, owner: str, limit: int) -> list[ReplySummary]: ...
 
     async def ping(self) -> bool: ...
 
     async def aclose(self) -> None: ...
 
 
-def _tag(secret: bytes, key: SecretStr) -> str:
+def owner_hmac(secret: bytes, key: SecretStr) -> str:
     return hmac.new(secret, key.get_secret_value().encode(), hashlib.sha256).hexdigest()
 
 
+@dataclass
+class _Item:
+    owner: str
+    raw: str  # the record JSON
+    size: int  # its bytes in UTF-8
+    expires: float  # monotonic
+    used: float  # unix time of the last use
+    turns: int = 0  # conversations: saves checking a count without parsing the record
+    summary: ConversationSummary | ReplySummary | None = None
+    cancel: bool = False
+
+
 class MemoryStore:
-    """Everything in this process: expires after ``ttl`` seconds unused; past ``max_bytes`` the
-    least recently used goes first."""
+    """Everything in this process: expires after ``ttl`` seconds unused. Past ``max_bytes``
+    the key holding the most bytes gives up its least recently used item first, so one key
+    cannot push out everyone else's."""
 
     def __init__(self, ttl: float, max_bytes: int) -> None:
         self.ttl = ttl
         self.max_bytes = max_bytes
         self._secret = secrets.token_bytes(32)
-        # id → (expires at, record JSON, turns): the turn count saves parsing a record to check it
-        self._items: OrderedDict[str, tuple[float, str, int]] = OrderedDict()
+        # In order of last use, which is the order of expiry: expired ones are at the front.
+        self._items: OrderedDict[str, _Item] = OrderedDict()
         self._bytes = 0
+        self._bytes_by_owner: dict[str, int] = {}
 
     async def owner_tag(self, key: SecretStr) -> str:
-        return _tag(self._secret, key)
+        return owner_hmac(self._secret, key)
 
-    def _drop(self, conversation_id: str) -> None:
-        _, raw, _ = self._items.pop(conversation_id)
-        self._bytes -= len(raw)
+    def _drop(self, item_id: str) -> None:
+        item = self._items.pop(item_id)
+        self._bytes -= item.size
+        left = self._bytes_by_owner[item.owner] - item.size
+        if left:
+            self._bytes_by_owner[item.owner] = left
+        else:
+            del self._bytes_by_owner[item.owner]
 
-    def _get(self, item_id: str) -> str | None:
+    def _get(self, item_id: str, owner: str | None) -> _Item | None:
+        """The live item, made the most recent with another ``ttl`` when ``owner`` (None: any
+        owner, not a use) holds it."""
         item = self._items.get(item_id)
         if item is None:
             return None
-        if item[0] <= time.monotonic():
+        if item.expires <= time.monotonic():
             self._drop(item_id)
             return None
-        # A use keeps it another ``ttl`` and makes it the most recent: the order of the items is
-        # then the order of their expiry, so expired ones are always at the front.
-        self._items[item_id] = (time.monotonic() + self.ttl, item[1], item[2])
-        self._items.move_to_end(item_id)
-        return item[1]
+        if owner is not None:
+            if not hmac.compare_digest(item.owner, owner):
+                return None
+            item.expires, item.used = time.monotonic() + self.ttl, time.time()
+            self._items.move_to_end(item_id)
+        return item
+
+    def _put(self, item_id: str, item: _Item) -> None:
+        if item.size > self.max_bytes:
+            raise TooLargeToStoreError(item.size, self.max_bytes)
+        if item_id in self._items:
+            item.cancel = self._items[item_id].cancel
+            self._drop(item_id)
+        self._items[item_id] = item
+        self._bytes += item.size
+        self._bytes_by_owner[item.owner] = self._bytes_by_owner.get(item.owner, 0) + item.size
+        now = time.monotonic()
+        while self._items and next(iter(self._items.values())).expires <= now:
+            self._drop(next(iter(self._items)))
+        while self._bytes > self.max_bytes:
+            self._drop(self._victim(item_id))
+
+    def _victim(self, keep: str) -> str:
+        """The least recently used item of the key holding the most bytes (not ``keep``)."""
+        for owner in sorted(self._bytes_by_owner, key=self._bytes_by_owner.__getitem__, reverse=True):
+            for item_id, item in self._items.items():
+                if item_id != keep and item.owner == owner:
+                    return item_id
+        raise AssertionError("over the cap with nothing but the new item")  # its size was checked
 
     async def load(self, conversation_id: str, owner: str) -> Conversation | None:
-        raw = self._get(conversation_id)
-        if raw is None:
-            return None
-        conversation = Conversation.from_json(conversation_id, raw)
-        return conversation if hmac.compare_digest(conversation.owner, owner) else None
-
-    def _put(self, item_id: str, raw: str, turns: int = 0) -> None:
-        if item_id in self._items:
-            self._drop(item_id)
-        self._items[item_id] = (time.monotonic() + self.ttl, raw, turns)
-        self._bytes += len(raw)
-        now = time.monotonic()
-        while self._items and (
-            next(iter(self._items.values()))[0] <= now or (self._bytes > self.max_bytes and len(self._items) > 1)
-        ):
-            self._drop(next(iter(self._items)))
+        item = self._get(conversation_id, owner) if is_conversation_id(conversation_id) else None
+        return None if item is None else Conversation.from_json(conversation_id, item.raw)
 
     async def save(self, conversation: Conversation, *, expected_turns: int) -> bool:
-        stored_turns = self._items[conversation.id][2] if self._get(conversation.id) is not None else 0
-        if stored_turns != expected_turns:
+        stored = self._get(conversation.id, None)
+        if (stored.turns if stored else 0) != expected_turns or (stored and stored.owner != conversation.owner):
             return False
-        self._put(conversation.id, conversation.to_json(), len(conversation.turns))
+        raw = conversation.to_json()
+        used = time.time()
+        summary = conversation_summary(conversation, used)
+        item = _Item(conversation.owner, raw, len(raw.encode()), time.monotonic() + self.ttl, used,
+                     len(conversation.turns), summary)  # fmt: skip
+        self._put(conversation.id, item)
         return True
 
-    async def save_reply(self, reply_id: str, owner: str, text: str, message: str) -> None:
-        self._put(reply_id, json.dumps({"owner": owner, "text": text, "message": message}, ensure_ascii=False))
+    async def save_reply(self, reply_id: str, owner: str, record: str) -> None:
+        stored = self._get(reply_id, None)
+        if stored is not None and stored.owner != owner:
+            return
+        used = time.time()
+        self._put(reply_id, _Item(owner, record, len(record.encode()), time.monotonic() + self.ttl, used,
+                                  summary=reply_summary(reply_id, record, used)))  # fmt: skip
 
-    async def load_reply(self, reply_id: str, owner: str) -> tuple[str, str] | None:
-        raw = self._get(reply_id)
-        if raw is None:
-            return None
-        data = json.loads(raw)
-        return (data["text"], data["message"]) if hmac.compare_digest(data["owner"], owner) else None
+    async def load_reply(self, reply_id: str, owner: str) -> str | None:
+        item = self._get(reply_id, owner) if is_reply_id(reply_id) else None
+        return None if item is None else item.raw
+
+    async def request_cancel(self, reply_id: str, owner: str) -> bool:
+        item = self._get(reply_id, owner) if is_reply_id(reply_id) else None
+        if item is not None:
+            item.cancel = True
+        return item is not None
+
+    async def cancel_requested(self, reply_id: str) -> bool:
+        item = self._get(reply_id, None)
+        return item is not None and item.cancel
+
+    def _recent(self, owner: str, prefix: str, limit: int) -> list[Any]:
+        now, found = time.monotonic(), []
+        for item_id in reversed(self._items):
+            item = self._items[item_id]
+            if len(found) >= limit or item.expires <= now:
+                break
+            if item_id.startswith(prefix) and item.owner == owner and item.summary is not None:
+                found.append(dataclasses.replace(item.summary, last_used=item.used))
+        return found
+
+    async def recent_conversations(self, owner: str, limit: int) -> list[ConversationSummary]:
+        return self._recent(owner, "c_", limit)
+
+    async def recent_replies(self, owner: str, limit: int) -> list[ReplySummary]:
+        return self._recent(owner, "r_", limit)
 
     async def ping(self) -> bool:
         return True
@@ -203,73 +374,176 @@ class MemoryStore:
     async def aclose(self) -> None:
         self._items.clear()
         self._bytes = 0
+        self._bytes_by_owner.clear()
 
 
-# Store the record only when the stored turn count is still the one the caller read.
+MAX_INDEXED = 200  # per key and kind: how many recent ids Redis keeps for listing
+
+# The owner secret: the one already there, else the one this process knew (Redis restarted
+# empty: every replica puts back the same secret, so they agree again), else a new one.
+_SECRET_SCRIPT = """
+local s = redis.call('GET', KEYS[1])
+if s then return s end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+"""
+
+# Store the conversation only when the stored turn count is still the one the caller read,
+# and note it in its owner's index of recent conversations.
 _SAVE_SCRIPT = """
 local n = redis.call('HGET', KEYS[1], 'n')
 if (n == false and ARGV[1] ~= '0') or (n ~= false and n ~= ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'n', ARGV[2], 'data', ARGV[3])
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and owner ~= ARGV[5] then return 0 end
+redis.call('HSET', KEYS[1], 'n', ARGV[2], 'data', ARGV[3], 'owner', ARGV[5], 'summary', ARGV[6], 'used', ARGV[7])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[7], ARGV[8])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1 - tonumber(ARGV[9]))
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return 1
+"""
+
+# Create or replace a reply's record unless another owner holds the id; keeps a cancel request.
+_SAVE_REPLY_SCRIPT = """
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and owner ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'data', ARGV[2], 'summary', ARGV[3], 'used', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[6])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1 - tonumber(ARGV[7]))
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return 1
+"""
+
+# A use: the owner's record, with its TTL and its place in the owner's index renewed.
+_USE_SCRIPT = """
+local found = redis.call('HMGET', KEYS[1], 'owner', 'data')
+if not found[1] or found[1] ~= ARGV[1] then return false end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[1], 'used', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'cancel', '1') end
+return found[2]
 """
 
 
 class RedisStore:
-    """Everything in Redis, shared by every server process that names the same URL."""
+    """Everything in Redis, shared by every server process that names the same URL. Redis
+    bounds its own memory (``maxmemory``); items expire after ``ttl`` seconds unused."""
 
     PREFIX = "aitoearn-mcp:"
 
-    def __init__(self, url: str, ttl: float) -> None:
+    def __init__(self, url: str, ttl: float, max_bytes: int = 64 * 1024 * 1024) -> None:
         import redis.asyncio as redis  # only deployments that configure Redis need it
 
         self.ttl = ttl
+        self.max_bytes = max_bytes
         self._redis = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5)
         self._errors = (redis.RedisError, OSError)
+        self._stale = (redis.ConnectionError, OSError)
+        self._secret_script = self._redis.register_script(_SECRET_SCRIPT)
         self._save = self._redis.register_script(_SAVE_SCRIPT)
-        self._secret: bytes | None = None
+        self._save_reply = self._redis.register_script(_SAVE_REPLY_SCRIPT)
+        self._use = self._redis.register_script(_USE_SCRIPT)
+        self._secret = secrets.token_hex(32)  # replaced by the shared one on first use
 
-    async def _call(self, awaitable: Any) -> Any:
+    async def _call(self, make: Callable[[], Awaitable[_T]]) -> _T:
+        """``make()`` once more on a fresh connection when a pooled one went stale (Redis
+        restarted while this process was idle); StoreUnavailableError when Redis is down."""
         try:
-            return await awaitable
+            try:
+                return await make()
+            except self._stale:
+                return await make()
         except self._errors as exc:
             raise StoreUnavailableError(f"Redis did not answer ({type(exc).__name__})") from None
 
+    def _ms(self) -> int:
+        return int(self.ttl * 1000)
+
+    def _index(self, owner: str, kind: str) -> str:
+        return f"{self.PREFIX}o:{owner}:{kind}"
+
     async def owner_tag(self, key: SecretStr) -> str:
-        if self._secret is None:
-            # One secret for every process sharing this Redis, made by whichever asks first.
-            name = self.PREFIX + "owner-secret"
-            await self._call(self._redis.set(name, secrets.token_hex(32), nx=True))
-            self._secret = bytes(await self._call(self._redis.get(name)))
-        return _tag(self._secret, key)
+        # Asked every time, not cached: a Redis restarted empty gets the secret back at once.
+        name = self.PREFIX + "owner-secret"
+        found = await self._call(lambda: self._secret_script(keys=[name], args=[self._secret]))
+        self._secret = found.decode() if isinstance(found, bytes) else str(found)
+        return owner_hmac(self._secret.encode(), key)
+
+    async def _use_item(self, kind: str, item_id: str, owner: str, *, cancel: bool = False) -> bytes | None:
+        keys = [f"{self.PREFIX}{kind}:{item_id}", self._index(owner, kind)]
+        args = [owner, self._ms(), repr(time.time()), item_id, "1" if cancel else "0"]
+        return await self._call(lambda: self._use(keys=keys, args=args))
 
     async def load(self, conversation_id: str, owner: str) -> Conversation | None:
-        raw = await self._call(self._redis.hget(self.PREFIX + "c:" + conversation_id, "data"))
-        if raw is None:
+        if not is_conversation_id(conversation_id):
             return None
-        conversation = Conversation.from_json(conversation_id, raw)
-        return conversation if hmac.compare_digest(conversation.owner, owner) else None
+        raw = await self._use_item("c", conversation_id, owner)
+        return None if raw is None else Conversation.from_json(conversation_id, raw)
 
     async def save(self, conversation: Conversation, *, expected_turns: int) -> bool:
-        args = [expected_turns, len(conversation.turns), conversation.to_json(), int(self.ttl * 1000)]
-        return bool(await self._call(self._save(keys=[self.PREFIX + "c:" + conversation.id], args=args)))
+        raw = conversation.to_json()
+        if (size := len(raw.encode())) > self.max_bytes:
+            raise TooLargeToStoreError(size, self.max_bytes)
+        used = time.time()
+        keys = [self.PREFIX + "c:" + conversation.id, self._index(conversation.owner, "c")]
+        summary = conversation_summary(conversation, used).to_json()
+        args = [expected_turns, len(conversation.turns), raw, self._ms(), conversation.owner, summary, repr(used),
+                conversation.id, MAX_INDEXED]  # fmt: skip
+        return bool(await self._call(lambda: self._save(keys=keys, args=args)))
 
-    async def save_reply(self, reply_id: str, owner: str, text: str, message: str) -> None:
-        name = self.PREFIX + "r:" + reply_id
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(name, mapping={"owner": owner, "text": text, "message": message})
-            pipe.pexpire(name, int(self.ttl * 1000))
-            await self._call(pipe.execute())
+    async def save_reply(self, reply_id: str, owner: str, record: str) -> None:
+        if (size := len(record.encode())) > self.max_bytes:
+            raise TooLargeToStoreError(size, self.max_bytes)
+        used = time.time()
+        keys = [self.PREFIX + "r:" + reply_id, self._index(owner, "r")]
+        args = [owner, record, reply_summary(reply_id, record, used).to_json(), repr(used), self._ms(), reply_id,
+                MAX_INDEXED]  # fmt: skip
+        await self._call(lambda: self._save_reply(keys=keys, args=args))
 
-    async def load_reply(self, reply_id: str, owner: str) -> tuple[str, str] | None:
-        found = await self._call(self._redis.hmget(self.PREFIX + "r:" + reply_id, ["owner", "text", "message"]))
-        if found[0] is None or not hmac.compare_digest(found[0].decode(), owner):
+    async def load_reply(self, reply_id: str, owner: str) -> str | None:
+        if not is_reply_id(reply_id):
             return None
-        return found[1].decode(), found[2].decode()
+        raw = await self._use_item("r", reply_id, owner)
+        return None if raw is None else raw.decode()
+
+    async def request_cancel(self, reply_id: str, owner: str) -> bool:
+        return is_reply_id(reply_id) and await self._use_item("r", reply_id, owner, cancel=True) is not None
+
+    async def cancel_requested(self, reply_id: str) -> bool:
+        return await self._call(lambda: self._redis.hget(self.PREFIX + "r:" + reply_id, "cancel")) is not None
+
+    async def _recent(self, owner: str, kind: str, limit: int) -> list[tuple[str, float, bytes]]:
+        index = self._index(owner, kind)
+        ids: list[Any] = await self._call(lambda: self._redis.zrevrange(index, 0, max(limit, 1) - 1))
+
+        async def fetch() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for item_id in ids:
+                    pipe.hmget(f"{self.PREFIX}{kind}:{item_id.decode()}", ["owner", "used", "summary"])
+                return await pipe.execute()
+
+        found, gone = [], []
+        for item_id, (item_owner, used, summary) in zip(ids, await self._call(fetch), strict=True):
+            if item_owner is None or summary is None:
+                gone.append(item_id)  # expired since it was indexed
+            elif item_owner.decode() == owner:
+                found.append((item_id.decode(), float(used), summary))
+        if gone:
+            await self._call(lambda: self._redis.zrem(index, *gone))
+        return found[:limit]
+
+    async def recent_conversations(self, owner: str, limit: int) -> list[ConversationSummary]:
+        return [ConversationSummary.from_json(*found) for found in await self._recent(owner, "c", limit)]
+
+    async def recent_replies(self, owner: str, limit: int) -> list[ReplySummary]:
+        return [ReplySummary.from_json(*found) for found in await self._recent(owner, "r", limit)]
 
     async def ping(self) -> bool:
         try:
-            await self._call(self._redis.ping())
+            await self._call(lambda: self._redis.ping())
         except StoreUnavailableError:
             return False
         return True
@@ -278,5 +552,25 @@ class RedisStore:
         await self._redis.aclose()
 
 
-def open_store(url: str, ttl: float, max_bytes: int) -> Store:
-    return RedisStore(url, ttl) if url else MemoryStore(ttl, max_bytes)
+MEMORY_TTL = 3 * 3600.0  # in memory or Redis: a working session
+FILE_TTL = 30 * 24 * 3600.0  # on disk: yesterday's thread is still there today
+
+
+def default_ttl(setting: str) -> float:
+    """How long an item is kept after its last use when AITOEARN_CONVERSATION_TTL is unset."""
+    return MEMORY_TTL if setting == "memory" or setting.startswith(("redis://", "rediss://")) else FILE_TTL
+
+
+def open_store(setting: str, ttl: float | None, max_bytes: int) -> Store:
+    """The store ``AITOEARN_CONVERSATIONS`` names (checked by Config): empty → the SQLite file in
+    the user's state directory; ``memory``; a file; a Redis URL. Nothing is opened yet."""
+    from ._paths import store_file
+    from ._sqlite_store import SQLiteStore
+
+    ttl = ttl or default_ttl(setting)
+    if setting.startswith(("redis://", "rediss://")):
+        return RedisStore(setting, ttl, max_bytes)
+    path = store_file(setting)
+    if path is None:
+        return MemoryStore(ttl, max_bytes)
+    return SQLiteStore(path, ttl, max_bytes, private_folder=not setting)

@@ -9,6 +9,17 @@ from .fake_relay import FakeRelay
 KEY = "sk-aitoearn-TESTKEY-7f3a9c"  # recognisable, so a leak scan can find it
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Servers the tests run (in this process, or spawned with HOME passed on) keep their store
+    and reply files in a temporary home, never in the user's real state directory."""
+    import os
+
+    os.environ["HOME"] = str(tmp_path_factory.mktemp("home"))
+    for name in ("XDG_STATE_HOME", "XDG_CACHE_HOME"):
+        os.environ.pop(name, None)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -53,7 +64,8 @@ class HttpServer:
 
         self.port = port or free_port()
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
-        environment = {"PATH": os.environ["PATH"], "AITOEARN_BASE_URL": relay.url, **(env or {})}
+        environment = {"PATH": os.environ["PATH"], "HOME": os.environ["HOME"], "AITOEARN_BASE_URL": relay.url,
+                       **(env or {})}  # fmt: skip
         if key:
             environment["AITOEARN_API_KEY"] = key
         script = str(Path(sys.executable).with_name("aitoearn-mcp"))

@@ -13,7 +13,7 @@ MESSAGES = "/api/ai/v1/messages"
 
 
 def check(relay_url: str, *args: str, key: str | None = KEY) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ["PATH"], "AITOEARN_BASE_URL": relay_url}
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ["HOME"], "AITOEARN_BASE_URL": relay_url}
     if key:
         env["AITOEARN_API_KEY"] = key
     return subprocess.run([SCRIPT, "check", *args], env=env, capture_output=True, text=True, timeout=60)

@@ -228,7 +228,7 @@ async def test_redis_down_refuses_what_needs_it_and_serves_the_rest(relay: FakeR
                                                             "messages": [user("x")]})  # fmt: skip
         fresh = await client.call_tool("send_message", {"model": "claude-sonnet-5", "messages": [user("x")]})
         models = await client.call_tool("list_models", {})
-    assert continued.is_error and "conversation store (Redis, AITOEARN_CONVERSATIONS) is not answering" in \
+    assert continued.is_error and "conversation store (AITOEARN_CONVERSATIONS) could not be used" in \
         continued.content[0].text  # type: ignore[union-attr]  # fmt: skip
     assert len(relay.requests_to(MESSAGES)) == 1  # only the fresh call went out
     assert not fresh.is_error and fresh.content[0].text == "Hello, world."  # type: ignore[union-attr]

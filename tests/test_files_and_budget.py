@@ -167,12 +167,12 @@ async def test_over_stdio_the_full_reply_is_also_a_file(relay: FakeRelay) -> Non
                                                         "PATH": os.environ["PATH"]})  # fmt: skip
     async with Client(params) as client:
         result = await client.call_tool("send_message", ask())
-    assert result.structured_content is not None
-    path = Path(result.structured_content["truncated"]["path"])
-    assert path.read_text(encoding="utf-8") == HUGE
-    assert oct(path.stat().st_mode & 0o777) == "0o600"
-    assert str(path) in [c.text for c in result.content if c.type == "text"][-1]
-    path.unlink()
+        assert result.structured_content is not None
+        path = Path(result.structured_content["truncated"]["path"])
+        assert path.read_text(encoding="utf-8") == HUGE
+        assert oct(path.stat().st_mode & 0o777) == "0o600"
+        assert str(path) in [c.text for c in result.content if c.type == "text"][-1]
+    assert not path.exists()  # removed at the server's clean exit
 
 
 async def test_a_reply_under_the_budget_is_not_touched(relay: FakeRelay) -> None:

@@ -111,7 +111,7 @@ async def test_a_second_signal_exits_at_once(relay: FakeRelay) -> None:
 async def test_stdio_host_closing_stdin_cancels_upstream_and_exits_0(relay: FakeRelay) -> None:
     relay.enqueue(MESSAGES, slow_reply(sse.text_reply([f"w{i} " for i in range(300)]), delay=0.05))
     proc = subprocess.Popen([SCRIPT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            env={"PATH": os.environ["PATH"], "AITOEARN_API_KEY": KEY, "AITOEARN_BASE_URL": relay.url})  # fmt: skip
+                            env={"PATH": os.environ["PATH"], "HOME": os.environ["HOME"], "AITOEARN_API_KEY": KEY, "AITOEARN_BASE_URL": relay.url})  # fmt: skip
     assert proc.stdin is not None and proc.stdout is not None
     import json
 

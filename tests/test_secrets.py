@@ -78,7 +78,12 @@ def test_raw_stdio_carries_only_protocol_and_no_key(relay: FakeRelay, tmp_path: 
         _rpc(5, "tools/call", {"name": "send_message", "arguments": HELLO}),
         _rpc(6, "tools/call", {"name": "list_models", "arguments": {}}),
     ])  # fmt: skip
-    env = {"PATH": os.environ["PATH"], "AITOEARN_API_KEY": KEY, "AITOEARN_BASE_URL": relay.url + "/api/ai/"}
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ["HOME"],
+        "AITOEARN_API_KEY": KEY,
+        "AITOEARN_BASE_URL": relay.url + "/api/ai/",
+    }
     errlog = (tmp_path / "stderr").open("wb")
     proc = subprocess.Popen([SCRIPT, "--log-level", "DEBUG"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=errlog, env=env)  # fmt: skip

@@ -20,9 +20,11 @@ MODELS = "/api/ai/models/chat"
 async def test_tool_definitions_are_compact_and_annotated(relay: FakeRelay) -> None:
     async with Client(make_server(relay)) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {"list_models", "send_message"}
+    assert set(tools) == {"list_models", "send_message", "list_conversations"}
+    lc = tools["list_conversations"]
+    assert lc.annotations and lc.annotations.read_only_hint and not lc.annotations.open_world_hint
     size = len(json.dumps([t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools.values()]))
-    assert size < 6000, size
+    assert size < 6600, size  # three tools
     lm, sm = tools["list_models"], tools["send_message"]
     assert lm.annotations and lm.annotations.read_only_hint and lm.annotations.idempotent_hint
     assert sm.annotations and sm.annotations.read_only_hint is False and sm.annotations.idempotent_hint is False

@@ -37,14 +37,14 @@ def test_typescript_sdk_lists_calls_with_progress_and_cancels(relay: FakeRelay, 
         target = server.url if server else SCRIPT
         done = subprocess.run(
             [str(node), str(script), transport, target], capture_output=True, text=True, timeout=120,
-            env={"PATH": os.environ["PATH"], "AITOEARN_API_KEY": KEY, "AITOEARN_BASE_URL": relay.url},
+            env={"PATH": os.environ["PATH"], "HOME": os.environ["HOME"], "AITOEARN_API_KEY": KEY, "AITOEARN_BASE_URL": relay.url},
         )  # fmt: skip
     finally:
         if server:
             server.stop()
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
-    assert seen["tools"] == ["list_models", "send_message"]
+    assert seen["tools"] == ["list_conversations", "list_models", "send_message"]
     # a 3 s reply under a 1 s timeout: alive only because progress reset it
     assert not seen["isError"] and seen["text"] == "".join(PIECES) and seen["route"] == "messages"
     assert len(seen["progress"]) >= 10 and seen["progress"] == sorted(set(seen["progress"]))

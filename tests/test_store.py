@@ -1,0 +1,514 @@
+"""The stores: the SQLite file that is the default (durable, shared by a user's servers,
+private, refused clearly when damaged or newer), the same contract in memory and Redis
+(replies, cancel, listing, byte caps shared fairly between keys), and what the model sees:
+list_conversations and the caller's own items in resources/list."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.shared.exceptions import MCPError
+from mcp.types import CallToolResult
+from pydantic import SecretStr
+
+from aitoearn_mcp._paths import STORE_FILE
+from aitoearn_mcp._sqlite_store import SQLiteStore
+from aitoearn_mcp._store import Conversation, MemoryStore, RedisStore, Store, TooLargeToStoreError
+
+from . import sse
+from .conftest import KEY, HttpServer, RedisServer, free_port, http_client, make_server
+from .fake_relay import FakeRelay, Reply
+
+pytestmark = pytest.mark.anyio
+
+MESSAGES = "/api/ai/v1/messages"
+SCRIPT = str(Path(sys.executable).with_name("aitoearn-mcp"))
+LONG = "".join(f"第{i}段：a long review with some ASCII.\n" for i in range(400))  # over a 3,000 budget
+
+
+def user(text: str) -> dict[str, Any]:
+    return {"role": "user", "content": text}
+
+
+def ask(text: str, **extra: Any) -> dict[str, Any]:
+    return {"model": "claude-sonnet-5", "messages": [user(text)], **extra}
+
+
+def notes_of(result: CallToolResult) -> str:
+    return [c.text for c in result.content if c.type == "text"][-1]
+
+
+def conversation_of(result: CallToolResult) -> str:
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content["conversation_id"]
+
+
+def stdio(relay: FakeRelay, home: Path, **env: str) -> StdioServerParameters:
+    return StdioServerParameters(command=SCRIPT, env={"AITOEARN_API_KEY": KEY, "AITOEARN_BASE_URL": relay.url,
+                                                      "PATH": os.environ["PATH"], "HOME": str(home), **env})  # fmt: skip
+
+
+def state(home: Path) -> Path:
+    return home / ".local" / "state" / "aitoearn-mcp"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home of this test's own, for in-process servers and spawned ones alike."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    return tmp_path
+
+
+# --- durable, shared ---------------------------------------------------------------------
+
+
+async def test_a_conversation_and_a_stored_reply_outlive_the_server(relay: FakeRelay, home: Path) -> None:
+    relay.enqueue(MESSAGES, Reply.sse(sse.text_reply([LONG])))
+    async with Client(stdio(relay, home, AITOEARN_MAX_RESULT_CHARS="3000")) as first:
+        started = await first.call_tool("send_message", ask("review this"))
+    cid = conversation_of(started)
+    uri = started.structured_content["truncated"]["uri"]  # type: ignore[index]
+    async with Client(stdio(relay, home)) as second:  # a new session of the host: a new process
+        full = await second.read_resource(uri)
+        continued = await second.call_tool("send_message", ask("and now?", conversation_id=cid))
+    assert full.contents[0].text == LONG  # type: ignore[union-attr]
+    assert conversation_of(continued) == cid and f"[Conversation {cid}, turn 2" in notes_of(continued)
+    sent = relay.requests_to(MESSAGES)[1].json()["messages"]
+    assert sent == [user("review this"), {"role": "assistant", "content": [{"type": "text", "text": LONG}]},
+                    user("and now?")]  # fmt: skip
+
+
+async def test_two_servers_at_once_continue_each_others_conversations_without_losing_a_turn(
+    relay: FakeRelay, home: Path
+) -> None:
+    async with Client(stdio(relay, home)) as a, Client(stdio(relay, home)) as b:
+        cid = conversation_of(await a.call_tool("send_message", ask("echo:start")))
+        assert conversation_of(await b.call_tool("send_message", ask("echo:from b", conversation_id=cid))) == cid
+        results: list[CallToolResult] = []
+
+        async def call(client: Client, text: str) -> None:
+            results.append(await client.call_tool("send_message", ask(text, conversation_id=cid)))
+
+        for round_ in range(6):  # both continue the same id at once
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(call, a, f"echo:a{round_}")
+                tasks.start_soon(call, b, f"echo:b{round_}")
+        listed = await a.call_tool("list_conversations", {"conversation_id": cid})
+    on_main = sorted(int(notes_of(r).split("turn ")[1].split(":")[0]) for r in results if conversation_of(r) == cid)
+    branches = [r for r in results if conversation_of(r) != cid]
+    assert all(f"a branch of {cid}" in notes_of(r) for r in branches)
+    assert on_main == list(range(3, 3 + len(on_main)))  # every turn on the id is one the store kept, none twice
+    assert len(on_main) + len(branches) == 12  # nothing lost: each call either continued the id or branched
+    assert listed.structured_content is not None and listed.structured_content["turns"] == 2 + len(on_main)
+
+
+# --- the file: where, which modes, what is in it -----------------------------------------
+
+
+async def test_files_are_private_and_hold_no_key(relay: FakeRelay, home: Path) -> None:
+    relay.enqueue(MESSAGES, Reply.sse(sse.text_reply([LONG])))
+    async with Client(stdio(relay, home, AITOEARN_MAX_RESULT_CHARS="3000")) as client:
+        first = await client.call_tool("send_message", ask("secret plans"))
+        await client.call_tool("send_message", ask("more", conversation_id=conversation_of(first)))
+        folder = state(home)
+        names = sorted(p.name for p in folder.iterdir())
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+        reply_file = Path(first.structured_content["truncated"]["path"])  # type: ignore[index]
+        assert stat.S_IMODE(reply_file.parent.stat().st_mode) == 0o700 and reply_file.parent.is_relative_to(home)
+        assert stat.S_IMODE(reply_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert names == [STORE_FILE, f"{STORE_FILE}-shm", f"{STORE_FILE}-wal"]
+    assert set(modes.values()) == {0o600}, modes
+    everything = b"".join(p.read_bytes() for p in home.rglob("*") if p.is_file())
+    assert b"secret plans" in everything  # the store is really there ...
+    assert KEY.encode() not in everything and KEY.encode("utf-16-le") not in everything  # ... and the key is not
+
+
+async def test_memory_writes_nothing(relay: FakeRelay, home: Path) -> None:
+    async with Client(make_server(relay, conversations="memory")) as client:
+        cid = conversation_of(await client.call_tool("send_message", ask("a")))
+        again = await client.call_tool("send_message", ask("b", conversation_id=cid))
+        listed = await client.call_tool("list_conversations", {})
+    assert conversation_of(again) == cid
+    assert [c["id"] for c in listed.structured_content["conversations"]] == [cid]  # type: ignore[index]
+    assert list(home.rglob("*")) == []
+
+
+async def test_a_file_the_user_names_is_used(relay: FakeRelay, home: Path) -> None:
+    target = home / "elsewhere" / "mine.db"
+    async with Client(make_server(relay, conversations=f"sqlite://{target}")) as client:
+        cid = conversation_of(await client.call_tool("send_message", ask("a")))
+    with sqlite3.connect(target) as db:
+        assert db.execute("SELECT id FROM items").fetchall() == [(cid,)]
+    assert not state(home).exists()
+
+
+async def test_a_damaged_file_is_a_clear_error_and_the_rest_still_works(relay: FakeRelay, home: Path) -> None:
+    state(home).mkdir(parents=True)
+    (state(home) / STORE_FILE).write_bytes(b"this is not a database" * 100)
+    async with Client(make_server(relay)) as client:
+        models = await client.call_tool("list_models", {})
+        continued = await client.call_tool("send_message", ask("x", conversation_id="c_abcdefgh12"))
+        fresh = await client.call_tool("send_message", ask("x"))
+        listed = await client.call_tool("list_conversations", {})
+    path = str(state(home) / STORE_FILE)
+    assert not models.is_error
+    for text in (continued.content[0].text, notes_of(fresh), listed.content[0].text):  # type: ignore[union-attr]
+        assert path in text and "move it away" in text and "AITOEARN_CONVERSATIONS=memory" in text
+        assert "Traceback" not in text
+    assert continued.is_error and "Nothing was sent" in continued.content[0].text  # type: ignore[union-attr]
+    assert not fresh.is_error and fresh.content[0].text == "Hello, world."  # type: ignore[union-attr]
+    assert listed.is_error and len(relay.requests_to(MESSAGES)) == 1
+
+
+async def test_an_unwritable_folder_is_a_clear_error(relay: FakeRelay, home: Path) -> None:
+    if os.getuid() == 0:
+        blocker = home / "blocked"
+        blocker.write_text("a file where the folder should be")
+        target = blocker / "store.db"
+    else:
+        (home / "ro").mkdir(mode=0o500)
+        target = home / "ro" / "store.db"
+    async with Client(make_server(relay, conversations=str(target))) as client:
+        fresh = await client.call_tool("send_message", ask("x"))
+    assert not fresh.is_error and str(target) in notes_of(fresh) and "could not be stored" in notes_of(fresh)
+
+
+async def test_a_newer_schema_is_refused_clearly(home: Path) -> None:
+    path = home / "store.db"
+    store = SQLiteStore(path, ttl=60, max_bytes=10**6)
+    await store.owner_tag(SecretStr(KEY))
+    await store.aclose()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE name = 'schema'")
+    newer = SQLiteStore(path, ttl=60, max_bytes=10**6)
+    with pytest.raises(Exception) as refused:
+        await newer.owner_tag(SecretStr(KEY))
+    message = str(refused.value)
+    assert "schema version '99'" in message and "upgrade aitoearn-mcp" in message and str(path) in message
+    with sqlite3.connect(home / "other.db") as db:
+        db.execute("CREATE TABLE notes (x)")
+    with pytest.raises(Exception, match="another program"):
+        await SQLiteStore(home / "other.db", ttl=60, max_bytes=10**6).owner_tag(SecretStr(KEY))
+
+
+# --- one contract, three stores ----------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        store: Store = MemoryStore(ttl=0.6, max_bytes=20_000)
+    elif request.param == "sqlite":
+        store = SQLiteStore(tmp_path / "s.db", ttl=0.6, max_bytes=20_000)
+    else:
+        redis_server: RedisServer = request.getfixturevalue("redis_server")
+        store = RedisStore(redis_server.url, ttl=0.6, max_bytes=20_000)
+    yield store
+    await store.aclose()
+
+
+def conversation(cid: str, owner: str, text: str, turns: int = 1) -> Conversation:
+    turn = {"messages": [user(text)], "reply": [{"type": "text", "text": "ok"}], "channel": None, "model": "gpt-5.5"}
+    return Conversation(cid, owner, None, [turn] * turns)
+
+
+def record(text: str, status: str = "complete") -> str:
+    return json.dumps({"status": status, "model": "gpt-5.5", "route": "messages", "text": text, "message": None,
+                       "error": None, "conversation_id": None, "started": 1.0, "updated": 2.0}, ensure_ascii=False)  # fmt: skip
+
+
+async def test_replies_cancel_and_listing_in_every_store(any_store: Store) -> None:
+    store = any_store
+    unique = str(time.monotonic_ns())[-10:]  # the Redis is shared by the session: keys and ids of this test alone
+    alice = await store.owner_tag(SecretStr(f"sk-alice-{unique}"))
+    bob = await store.owner_tag(SecretStr(f"sk-bob-{unique}"))
+    ids = [f"c_{unique}{n}aaaa" for n in range(3)]
+    for n, cid in enumerate(ids):
+        assert await store.save(conversation(cid, alice, f"  question   number {n} " + "word " * 40), expected_turns=0)
+    assert await store.save(conversation(f"c_{unique}bobbbb", bob, "bob's"), expected_turns=0)
+    await store.load(ids[0], alice)  # a use: now the most recent
+    recent = await store.recent_conversations(alice, 2)
+    assert [c.id for c in recent] == [ids[0], ids[2]]
+    assert recent[0].turns == 1 and recent[0].models == ("gpt-5.5",)
+    assert recent[0].first_words.startswith("question number 0 word") and len(recent[0].first_words) <= 80
+    assert [c.id for c in await store.recent_conversations(bob, 10)] == [f"c_{unique}bobbbb"]
+
+    rid = f"r_{unique}reply"
+    await store.save_reply(rid, alice, record("部分", "running"))
+    assert json.loads(await store.load_reply(rid, alice) or "")["text"] == "部分"
+    assert await store.load_reply(rid, bob) is None and not await store.request_cancel(rid, bob)
+    assert not await store.cancel_requested(rid)
+    assert await store.request_cancel(rid, alice) and await store.cancel_requested(rid)
+    await store.save_reply(rid, alice, record("部分完了", "cancelled"))  # the running process writes on
+    assert await store.cancel_requested(rid)  # ... and the request is kept
+    await store.save_reply(rid, bob, record("hijack"))  # another owner cannot replace it
+    assert json.loads(await store.load_reply(rid, alice) or "")["text"] == "部分完了"
+    [summary] = await store.recent_replies(alice, 5)
+    assert (summary.id, summary.status, summary.model, summary.characters) == (rid, "cancelled", "gpt-5.5", 4)
+    assert await store.recent_replies(bob, 5) == []
+    assert await store.load_reply(ids[0], alice) is None  # a conversation id is not a reply
+    assert await store.load(rid, alice) is None
+
+    with pytest.raises(TooLargeToStoreError, match="over the store's cap"):  # counted in bytes: 4 per emoji
+        await store.save(conversation(f"c_{unique}emoji", alice, "😀" * 5_001), expected_turns=0)
+    with pytest.raises(TooLargeToStoreError):
+        await store.save_reply(f"r_{unique}emoji", alice, record("😀" * 5_001))
+    await anyio.sleep(0.7)
+    assert await store.load(ids[0], alice) is None and await store.recent_conversations(alice, 5) == []
+    assert await store.load_reply(rid, alice) is None and not await store.cancel_requested(rid)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_one_key_cannot_push_out_another_keys_items(kind: str, tmp_path: Path) -> None:
+    cap = 1_000_000
+    store: Store = MemoryStore(3600, cap) if kind == "memory" else SQLiteStore(tmp_path / "s.db", 3600, cap)
+    alice, mallory = await store.owner_tag(SecretStr(KEY)), await store.owner_tag(SecretStr("sk-mallory-0123456"))
+    assert await store.save(conversation("c_alice0001", alice, "mine"), expected_turns=0)
+    await store.save_reply("r_alice0001", alice, record("my long reply"))
+    for n in range(25):  # 25 items of 120 KB each: three times the cap
+        assert await store.save(conversation(f"c_mallory{n:04}", mallory, "x" * 120_000), expected_turns=0)
+    assert await store.load("c_alice0001", alice) is not None
+    assert await store.load_reply("r_alice0001", alice) is not None
+    kept = await store.recent_conversations(mallory, 100)
+    assert 5 <= len(kept) < 9 and kept[0].id == "c_mallory0024"  # the newest of hers stay, within the cap
+    # Emoji count 4 bytes each: two 200,000-character conversations do not fit in 1 MB.
+    assert await store.save(conversation("c_emoji0001", mallory, "😀" * 200_000), expected_turns=0)
+    assert await store.save(conversation("c_emoji0002", mallory, "😀" * 200_000), expected_turns=0)
+    assert await store.load("c_emoji0001", mallory) is None and await store.load("c_emoji0002", mallory) is not None
+    await store.aclose()
+
+
+async def test_one_key_cannot_push_out_another_over_http_in_memory(relay: FakeRelay) -> None:
+    three_mb = "x" * 3_000_000
+    relay.route(MESSAGES, lambda body: Reply.sse(sse.text_reply([three_mb if b"flood" in body else "mine"])))
+    server = HttpServer(relay, env={"AITOEARN_CONVERSATIONS": "memory"})
+    try:
+        async with http_client(server.url, {"X-Api-Key": KEY}) as alice:
+            cid = conversation_of(await alice.call_tool("send_message", ask("keep this")))
+        async with http_client(server.url, {"X-Api-Key": "sk-mallory-0123456789"}) as mallory:
+            for _ in range(25):
+                flood = await mallory.call_tool("send_message", ask("flood"))
+                assert not flood.is_error
+        async with http_client(server.url, {"X-Api-Key": KEY}) as alice:
+            again = await alice.call_tool("send_message", ask("still there?", conversation_id=cid))
+    finally:
+        server.stop()
+    assert conversation_of(again) == cid
+
+
+async def test_an_item_over_the_cap_is_not_kept_and_the_result_says_so(relay: FakeRelay, home: Path) -> None:
+    relay.enqueue(MESSAGES, Reply.sse(sse.text_reply(["😀" * 3000])))
+    async with Client(make_server(relay, conversation_max_bytes=10_000)) as client:
+        result = await client.call_tool("send_message", ask("many emoji"))
+    assert not result.is_error and result.content[0].text == "😀" * 3000  # type: ignore[union-attr]
+    assert "could not be stored" in notes_of(result) and "over the store's cap of 10,000 bytes" in notes_of(result)
+    assert "conversation_id" not in (result.structured_content or {})
+
+
+# --- Redis restarted ----------------------------------------------------------------------
+
+
+def start_redis(port: int, folder: str) -> subprocess.Popen[bytes]:
+    binary = shutil.which("redis-server")
+    assert binary is not None
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", folder], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    import socket
+
+    for _ in range(500):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return proc
+        time.sleep(0.02)
+    raise RuntimeError("redis-server did not start")
+
+
+async def test_redis_restarted_empty_keeps_replicas_in_agreement(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    proc = start_redis(port, str(tmp_path))
+    a, b = RedisStore(url, ttl=60), RedisStore(url, ttl=60)
+    try:
+        owner = await a.owner_tag(SecretStr(KEY))
+        assert await b.owner_tag(SecretStr(KEY)) == owner
+        proc.terminate()
+        proc.wait(10)
+        proc = start_redis(port, str(tmp_path))  # empty: no secret, no conversations
+        # Both were idle: their pooled connections are stale. The first call still works.
+        assert await b.save(conversation("c_afterrestart", await b.owner_tag(SecretStr(KEY)), "x"), expected_turns=0)
+        assert await a.owner_tag(SecretStr(KEY)) == owner  # the same secret was put back
+        assert await a.load("c_afterrestart", owner) is not None
+        late = RedisStore(url, ttl=60)  # a replica started after the restart agrees too
+        assert await late.owner_tag(SecretStr(KEY)) == owner
+        await late.aclose()
+    finally:
+        await a.aclose()
+        await b.aclose()
+        proc.terminate()
+        proc.wait(10)
+
+
+# --- what the model sees -----------------------------------------------------------------
+
+
+async def test_listing_shows_only_the_callers_items_over_http(relay: FakeRelay, home: Path) -> None:
+    relay.route(MESSAGES, lambda body: Reply.sse(sse.text_reply([LONG if b"long" in body else "short"])))
+    server = HttpServer(relay, env={"HOME": str(home), "AITOEARN_MAX_RESULT_CHARS": "3000"})
+    try:
+        async with http_client(server.url, {"X-Api-Key": KEY}) as alice:
+            first = conversation_of(await alice.call_tool("send_message", ask("first question from alice")))
+            await alice.call_tool("send_message", ask("second turn", conversation_id=first))
+            long = await alice.call_tool("send_message", ask("a long one please"))
+            reply_uri = long.structured_content["truncated"]["uri"]  # type: ignore[index]
+            listed = await alice.call_tool("list_conversations", {})
+            resources = await alice.list_resources()
+            whole = await alice.read_resource(f"aitoearn://conversations/{first}")
+            shown = await alice.call_tool("list_conversations", {"conversation_id": first})
+        async with http_client(server.url, {"X-Api-Key": "sk-bob-0123456789"}) as bob:
+            bobs = conversation_of(await bob.call_tool("send_message", ask("bob's question")))
+            bob_listed = await bob.call_tool("list_conversations", {})
+            bob_resources = await bob.list_resources()
+            with pytest.raises(MCPError, match="unknown or has expired"):
+                await bob.read_resource(f"aitoearn://conversations/{first}")
+    finally:
+        server.stop()
+    structured = listed.structured_content or {}
+    ids = [c["id"] for c in structured["conversations"]]
+    assert ids == [conversation_of(long), first]  # newest first, alice's only
+    assert structured["conversations"][1]["turns"] == 2
+    assert structured["conversations"][1]["first_words"] == "first question from alice"
+    assert [r["uri"] for r in structured["replies"]] == [reply_uri]
+    text = listed.content[0].text  # type: ignore[union-attr]
+    assert all(i in text for i in ids) and reply_uri in text and "first question from alice" in text
+    uris = [str(r.uri) for r in resources.resources]
+    assert reply_uri in uris and f"aitoearn://conversations/{first}" in uris and bobs not in " ".join(uris)
+    turns = json.loads(whole.contents[0].text)["turns"]  # type: ignore[union-attr]
+    assert [t["messages"][0]["content"] for t in turns] == ["first question from alice", "second turn"]
+    assert "second turn" in shown.content[0].text and "second turn" in shown.structured_content["transcript"]  # type: ignore[union-attr,index]
+    assert [c["id"] for c in (bob_listed.structured_content or {})["conversations"]] == [bobs]
+    bob_uris = " ".join(str(r.uri) for r in bob_resources.resources)
+    assert first not in bob_uris and reply_uri not in bob_uris
+
+
+async def test_a_long_conversation_is_shown_in_pages(relay: FakeRelay, home: Path) -> None:
+    async with Client(make_server(relay, max_result_chars=4000)) as client:
+        cid = conversation_of(await client.call_tool("send_message", ask("turn one " + "words " * 100)))
+        for n in range(2, 9):
+            await client.call_tool("send_message", ask(f"turn {n} " + "words " * 100, conversation_id=cid))
+        page = await client.call_tool("list_conversations", {"conversation_id": cid})
+        structured = page.structured_content or {}
+        rest = await client.call_tool("list_conversations", {"conversation_id": cid,
+                                                            "from_turn": structured["next_from_turn"]})  # fmt: skip
+    assert 1 < structured["to_turn"] < 8 and len(page.content[0].text) < 4000  # type: ignore[union-attr]
+    assert f"from_turn {structured['next_from_turn']}" in page.content[0].text  # type: ignore[union-attr]
+    assert f"── Turn {structured['next_from_turn']}" in rest.content[0].text  # type: ignore[union-attr]
+
+
+async def test_a_conversation_id_as_a_reply_and_a_huge_branch_number_are_unknown(relay: FakeRelay, home: Path) -> None:
+    async with Client(make_server(relay)) as client:
+        cid = conversation_of(await client.call_tool("send_message", ask("a")))
+        with pytest.raises(MCPError, match="unknown or has expired"):
+            await client.read_resource(f"aitoearn://replies/{cid}")
+        with pytest.raises(MCPError, match="unknown or has expired"):
+            await client.read_resource(f"aitoearn://replies/{cid}/message")
+        branch = await client.call_tool("send_message", ask("b", conversation_id=f"{cid}#{'9' * 5000}"))
+    assert branch.is_error and "is unknown or has expired" in branch.content[0].text  # type: ignore[union-attr]
+
+
+# --- reply files --------------------------------------------------------------------------
+
+
+def test_reply_files_go_in_a_private_folder_and_expire(home: Path) -> None:
+    from aitoearn_mcp._reply_files import reply_folder, save_reply_file
+
+    folder = reply_folder()
+    assert folder.is_relative_to(home)  # the user's cache folder, not a shared /tmp one
+    folder.mkdir(parents=True, mode=0o777)
+    folder.chmod(0o777)  # ours but open to all: narrowed before anything is written
+    old = Path(save_reply_file("r_old0000001", "old", ttl=60))
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and stat.S_IMODE(old.stat().st_mode) == 0o600
+    os.utime(old, (time.time() - 120, time.time() - 120))
+    fresh = Path(save_reply_file("r_new0000001", "新", ttl=60))
+    assert not old.exists() and fresh.read_text(encoding="utf-8") == "新"  # the expired one went
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs root to hand a folder to nobody")
+async def test_another_users_reply_folder_is_never_used(relay: FakeRelay, home: Path) -> None:
+    from aitoearn_mcp._reply_files import reply_folder
+
+    folder = reply_folder()
+    folder.mkdir(parents=True)
+    folder.chmod(0o777)
+    os.chown(folder, 65534, 65534)  # nobody's, as another local user would have made it
+    relay.enqueue(MESSAGES, Reply.sse(sse.text_reply([LONG])))
+    async with Client(make_server(relay, max_result_chars=3000)) as client:
+        result = await client.call_tool("send_message", ask("long"))
+        full = await client.read_resource(result.structured_content["truncated"]["uri"])  # type: ignore[index]
+    assert list(folder.iterdir()) == []
+    assert result.structured_content is not None and result.structured_content["truncated"].get("path") is None
+    assert full.contents[0].text == LONG  # type: ignore[union-attr]  # still readable by resource
+
+
+async def test_start_up_opens_no_file(relay: FakeRelay, home: Path) -> None:
+    probe = "import sys; from aitoearn_mcp import Config, create_server; create_server(Config()); " \
+            "print('sqlite3' in sys.modules)"  # fmt: skip
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env={**os.environ}, check=True
+    )
+    assert loaded.stdout.strip() == "False"  # not even imported until a call needs the store
+    async with Client(make_server(relay)) as client:
+        await client.list_tools()
+        assert not (await client.call_tool("list_models", {})).is_error
+        assert not state(home).exists()
+        await client.call_tool("send_message", ask("now it is needed"))
+        assert (state(home) / STORE_FILE).exists()
+
+
+def test_the_setting_names_a_store_or_says_what_it_takes(home: Path) -> None:
+    from aitoearn_mcp import Config
+    from aitoearn_mcp._config import ConfigError
+    from aitoearn_mcp._store import open_store
+
+    assert isinstance(open_store("", None, 10), SQLiteStore)
+    assert open_store("", None, 10).path == state(home) / STORE_FILE  # type: ignore[attr-defined]
+    assert open_store("", None, 10).ttl == 30 * 24 * 3600 and open_store("memory", None, 10).ttl == 3 * 3600  # type: ignore[attr-defined]
+    assert isinstance(open_store("memory", 5, 10), MemoryStore)
+    assert open_store("sqlite:///tmp/x.db", 5, 10).path == Path("/tmp/x.db")  # type: ignore[attr-defined]
+    assert open_store("~/x.db", 5, 10).path == home / "x.db"  # type: ignore[attr-defined]
+    for bad, said in (("x.db", "absolute path"), ("sqlite://x.db", "absolute path"),
+                      ("postgres://u:pw@h/db", "got a postgres:// URL")):  # fmt: skip
+        with pytest.raises(ConfigError, match=said) as refused:
+            Config(conversations=bad)
+        assert "pw" not in str(refused.value)
+    assert Config.from_env({"AITOEARN_CONVERSATIONS": "memory"}).conversation_ttl is None
+
+
+async def test_http_workers_on_one_machine_share_the_file(relay: FakeRelay, home: Path) -> None:
+    server = HttpServer(relay, "--workers", "2", env={"HOME": str(home)})
+    try:
+        async with http_client(server.url) as client:
+            cid = conversation_of(await client.call_tool("send_message", ask("echo:0")))
+        for n in range(1, 7):  # a new connection each time: either worker may answer
+            async with http_client(server.url) as client:
+                result = await client.call_tool("send_message", ask(f"echo:{n}", conversation_id=cid))
+            assert conversation_of(result) == cid and f"turn {n + 1}:" in notes_of(result)
+    finally:
+        server.stop()
+    assert [m["content"] for m in relay.requests_to(MESSAGES)[-1].json()["messages"] if m["role"] == "user"] == [
+        f"echo:{n}" for n in range(7)
+    ]
