@@ -311,12 +311,9 @@ def test_the_public_names_load_on_first_use() -> None:
         "print(before, 'mcp' in sys.modules, all(v is not None for v in values), aitoearn_mcp.__version__)\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
-    assert done.stdout.split() == [
-        "False",
-        "True",
-        "True",
-        (ROOT / "aitoearn_mcp" / "_version.py").read_text().split('"')[1],
-    ]
+    version = re.search(r'__version__ = "([^"]+)"', (ROOT / "aitoearn_mcp" / "_version.py").read_text())
+    assert version is not None
+    assert done.stdout.split() == ["False", "True", "True", version.group(1)], done.stderr
     missing = subprocess.run([sys.executable, "-c", "import aitoearn_mcp; aitoearn_mcp.nope"], capture_output=True,
                              text=True, timeout=60)  # fmt: skip
     assert "AttributeError: module 'aitoearn_mcp' has no attribute 'nope'" in missing.stderr
