@@ -164,7 +164,7 @@ def _serve_stdio(config: Config) -> int:
         for stopping in (signal.SIGINT, signal.SIGTERM):
             signal.signal(stopping, signal.SIG_IGN)
         if interactive:
-            print(STOPPED, file=sys.stderr)
+            print(f"\n{STOPPED}", file=sys.stderr)  # after the terminal's own "^C"
     return 0
 
 

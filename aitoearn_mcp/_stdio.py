@@ -8,6 +8,7 @@ stops) and ends serving; later signals are ignored while the process winds down.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -16,15 +17,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import anyio
-import anyio.from_thread
-import anyio.lowlevel
-from anyio.streams.memory import MemoryObjectSendStream
 from mcp.server.mcpserver import MCPServer
 from mcp.server.stdio import stdio_server
 
 __all__ = ["serve_stdio"]
 
 _READ_BYTES = 64 * 1024
+_QUEUED_LINES = 16
 
 
 async def serve_stdio(server: MCPServer) -> None:
@@ -72,26 +71,41 @@ class _StdinLines:
         self._fd = fd
 
     async def __aiter__(self) -> AsyncIterator[str]:
-        send, receive = anyio.create_memory_object_stream[str](16)
-        token = anyio.lowlevel.current_token()
-        reader = threading.Thread(target=_read_lines, args=(self._fd, send, token), daemon=True, name="stdin")
+        send, receive = anyio.create_memory_object_stream[str](_QUEUED_LINES)
+        room = threading.Semaphore(_QUEUED_LINES)  # the reader waits while the server is behind
+        # The loop anyio.run starts (asyncio); anyio.from_thread would add ~1 ms to start-up.
+        loop = asyncio.get_running_loop()
+
+        def put(line: str) -> None:  # in the event loop
+            with contextlib.suppress(anyio.BrokenResourceError):  # serving has stopped
+                send.send_nowait(line)
+
+        reader = threading.Thread(target=_read_lines, args=(self._fd, room, put, send.close, loop), daemon=True)
         reader.start()
         async with receive:
             async for line in receive:
+                room.release()
                 yield line
         self._on_end()
 
 
-def _read_lines(fd: int, send: MemoryObjectSendStream[str], token: anyio.lowlevel.EventLoopToken) -> None:
+def _read_lines(
+    fd: int,
+    room: threading.Semaphore,
+    put: Callable[[str], None],
+    close: Callable[[], None],
+    loop: asyncio.AbstractEventLoop,
+) -> None:
     """Runs in the reader thread: split fd's bytes into lines and hand each to the event loop.
-    Returns at the end of input, or quietly once nobody is listening (serving has stopped)."""
+    Returns at the end of input, or quietly once the event loop is gone."""
 
     def deliver(line: bytes) -> None:
         if line.strip():
-            anyio.from_thread.run(send.send, line.decode("utf-8", errors="replace"), token=token)
+            room.acquire()
+            loop.call_soon_threadsafe(put, line.decode("utf-8", errors="replace"))
 
-    # Whatever fails here (a closed stream, a finished event loop, a read error) means "no more
-    # input"; a traceback from this thread would only land on the user's terminal.
+    # Whatever fails here (a read error, a closed event loop) means "no more input"; a traceback
+    # from this thread would only land on the user's terminal.
     with contextlib.suppress(Exception):
         parts: list[bytes] = []  # the line so far, kept in pieces: a 50 MB line costs no re-copying
         while chunk := os.read(fd, _READ_BYTES):
@@ -105,4 +119,4 @@ def _read_lines(fd: int, send: MemoryObjectSendStream[str], token: anyio.lowleve
                 parts.append(chunk[start:])
         deliver(b"".join(parts))
     with contextlib.suppress(Exception):
-        anyio.from_thread.run_sync(send.close, token=token)
+        loop.call_soon_threadsafe(close)
