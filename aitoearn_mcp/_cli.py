@@ -169,6 +169,13 @@ def _serve_stdio(config: Config) -> int:
 
 
 def _serve_http(config: Config, http: HttpSettings, log_level: str) -> int:
+    import logging
+
+    from . import _metrics
+
+    if http.metrics is None and http.metrics_port is None and http.loopback and not _metrics.installed():
+        # On by default here, but the extra is missing: say so once, or /metrics is a silent 404.
+        logging.getLogger("aitoearn_mcp").warning(_metrics.NOT_INSTALLED)
     if http.workers == 1:
         from ._http import create_http_app, serve
 

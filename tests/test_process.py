@@ -317,3 +317,41 @@ def test_the_public_names_load_on_first_use() -> None:
     missing = subprocess.run([sys.executable, "-c", "import aitoearn_mcp; aitoearn_mcp.nope"], capture_output=True,
                              text=True, timeout=60)  # fmt: skip
     assert "AttributeError: module 'aitoearn_mcp' has no attribute 'nope'" in missing.stderr
+
+
+# --- HTTP start-up ------------------------------------------------------------------------------
+
+
+def test_metrics_without_the_shared_extra_are_logged_once_at_start_up(relay: FakeRelay) -> None:
+    import httpx2
+
+    from .conftest import free_port
+
+    port = free_port()
+    without_prometheus = (
+        "import sys\n"
+        "sys.modules['prometheus_client'] = None  # as if the shared extra were not installed\n"
+        "from aitoearn_mcp._cli import main\n"
+        "sys.exit(main())\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", without_prometheus, "--transport", "streamable-http", "--port",
+                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_for(relay))  # fmt: skip
+    assert proc.stderr is not None
+    err = collect(proc.stderr)
+    try:
+        base = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            try:
+                return httpx2.get(base + "/healthz", timeout=1).status_code == 200
+            except httpx2.TransportError:
+                return False
+
+        wait_for(up, 30, "the HTTP server")
+        assert httpx2.get(base + "/metrics").status_code == 404
+    finally:
+        proc.terminate()
+        proc.wait(40)
+    stderr = b"".join(err).decode()
+    assert stderr.count("/metrics is off") == 1, stderr
+    assert "pip install 'aitoearn-mcp[shared]'" in stderr
