@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command is None:
+    if args.command is None and args.transport == "stdio":
         # Until the server takes the signals over, a host quitting during start-up (headless hosts
         # quit fast) ends it as Ctrl-C does: status 0, not -15.
         signal.signal(signal.SIGTERM, _interrupt)
