@@ -140,6 +140,26 @@ def test_a_host_quitting_mid_call_cancels_it_upstream_and_exits_0(
     assert not any(json.loads(line).get("id") == 2 for line in out if line.strip())  # nobody left to answer
 
 
+def test_a_host_that_closed_our_stdout_ends_the_server_quietly() -> None:
+    # A host that crashed: the next answer meets a broken pipe.
+    proc = subprocess.Popen([SCRIPT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={"PATH": os.environ["PATH"], "AITOEARN_API_KEY": KEY})  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    err = collect(proc.stderr)
+    send(proc, INITIALIZE[0])
+    assert json.loads(proc.stdout.readline())["id"] == 1
+    proc.stdout.close()
+    send(proc, INITIALIZE[1], TOOLS_LIST)
+    try:
+        status = proc.wait(10)  # stdin is still open: the broken pipe alone ends it
+    finally:
+        proc.kill()
+        proc.wait()
+    stderr = b"".join(err).decode(errors="replace")
+    assert status == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+
+
 def test_a_host_quitting_during_start_up_still_gets_status_0(relay: FakeRelay) -> None:
     # Headless hosts quit fast; a signal that lands while the SDK is still importing (0.3 s in: it
     # takes about 0.5 s here) is no crash.
