@@ -233,7 +233,7 @@ def test_in_a_terminal_it_says_what_it_is_keeps_serving_and_ctrl_c_ends_it_with_
         assert b"claude mcp add --scope user aitoearn -e AITOEARN_API_KEY=sk-your-key -- uvx aitoearn-mcp" in hint
         os.write(fd, b"hello?\n")  # a user typing: the server keeps serving
         os.write(fd, json.dumps(INITIALIZE[0]).encode() + b"\n")
-        answer = read_pty(fd, lambda seen: b'"serverInfo"' in seen, 30)
+        answer = read_pty(fd, lambda seen: b'"serverInfo"' in seen and seen.endswith(b"\n"), 30)  # the whole line
         assert b'"aitoearn-mcp"' in answer
         os.write(fd, b"\x03")  # Ctrl-C, through the terminal's line discipline
         rest = read_pty(fd, lambda seen: False, 5)
