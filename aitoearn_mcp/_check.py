@@ -7,7 +7,7 @@ from typing import Any
 
 from ._config import Config
 from ._dto import parse_send_message_args
-from ._errors import MissingKeyError, RelayError
+from ._errors import AuthError, MissingKeyError, RelayError
 from ._relay import RelayClient, new_http_client
 from ._reply import ReplyAccumulator
 from ._request import prepare_request
@@ -33,12 +33,14 @@ async def run_check(config: Config, *, send: bool, model: str | None, say: Calla
     async with new_http_client(config) as http:
         relay = RelayClient(config, http)
         entries: list[dict[str, Any]] = []
+        unreadable: RelayError | None = None
         try:
             entries = await relay.list_models(config.api_key)
             channels = sorted({str(e.get("channel")) for e in entries})
             say(f"Catalogue: reachable, {len(entries)} chat models (channels: {', '.join(channels)})")
         except RelayError as exc:
             say(f"Catalogue: FAIL {exc}")
+            unreadable = exc
             ok = False
         if not send:
             say("Send:      skipped (add --send to make one call with max_tokens 1; it spends a few credits)")
@@ -47,7 +49,7 @@ async def run_check(config: Config, *, send: bool, model: str | None, say: Calla
         anthropic = [str(e["name"]) for e in entries if e.get("channel") == "anthropic"]
         chosen = model or (anthropic[0] if anthropic else (names[0] if names else None))
         if chosen is None:
-            say("Send:      FAIL no model to try; pass --model NAME")
+            say(f"Send:      FAIL {_nothing_to_send(unreadable)}")
             return False
         # The same request path as the tool: validated, routed by channel, streaming.
         request, given = parse_send_message_args(
@@ -67,3 +69,12 @@ async def run_check(config: Config, *, send: bool, model: str | None, say: Calla
             "this spent a few credits)"
         )
     return ok
+
+
+def _nothing_to_send(unreadable: RelayError | None) -> str:
+    """Why no model could be picked: the catalogue's failure (a rejected key most often), not the flag."""
+    if isinstance(unreadable, AuthError):
+        return "not tried: the relay rejected the API key (see the Catalogue line); fix the key first"
+    if unreadable is not None:
+        return "not tried: the catalogue could not be read (see above); pass --model NAME to try one anyway"
+    return "the relay lists no chat models to try; pass --model NAME"

@@ -1,20 +1,35 @@
-"""The command line: serve over stdio (the default) or streamable HTTP, or check the setup."""
+"""The command line: serve over stdio (the default) or streamable HTTP, or check the setup.
+
+Everything past argument parsing is imported where it is first needed: ``--version`` and
+``--help`` answer without the MCP SDK, and serving stdio loads nothing of HTTP mode.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
+import signal
 import sys
-import tempfile
 from collections.abc import Sequence
+from types import FrameType
+from typing import TYPE_CHECKING
 
-from . import __version__
-from ._config import Config, ConfigError, HttpSettings, with_overrides
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._config import Config, HttpSettings
 
 __all__ = ["main"]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# Started in a terminal, the server says what it is: it waits for JSON-RPC, not for typing.
+TERMINAL_HINT = (
+    "aitoearn-mcp: an MCP server speaking JSON-RPC on stdin/stdout; add it to a host "
+    "(claude mcp add --scope user aitoearn -e AITOEARN_API_KEY=sk-your-key -- uvx aitoearn-mcp) "
+    "instead of running it here. Ctrl-C quits."
+)
+STOPPED = "aitoearn-mcp: stopped."
 
 
 def _settings_flags() -> argparse.ArgumentParser:
@@ -74,6 +89,25 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command is None and args.transport == "stdio":
+        # Until the server takes the signals over, a host quitting during start-up (headless hosts
+        # quit fast) ends it as Ctrl-C does: status 0, not -15.
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # before serving began, or where the event loop takes no signal handlers
+        return 130 if args.command == "check" else 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _run(args: argparse.Namespace) -> int:
+    import logging
+
+    from ._config import Config, ConfigError, HttpSettings, with_overrides
+
     given = vars(args)
     try:
         config = with_overrides(
@@ -104,27 +138,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         passed = anyio.run(lambda: run_check(config, send=args.send, model=args.model, say=print))
         return 0 if passed else 1
 
+    # Plain lines on stderr. Set up first, so the SDK does not install its rich handler, which
+    # took ~3 ms a call to lay out one log line.
+    logging.basicConfig(level=args.log_level, stream=sys.stderr, format=LOG_FORMAT)
     if http is None:
-        from ._server import create_server  # imported after the checks: a bad flag answers at once
-
-        # Plain lines on stderr. Set up first, so the SDK does not install its rich handler, which
-        # took ~3 ms a call to lay out one log line.
-        logging.basicConfig(level=args.log_level, stream=sys.stderr, format=LOG_FORMAT)
-        server = create_server(config)
-        server.settings.log_level = args.log_level
-        server.run("stdio")
-        return 0
+        return _serve_stdio(config)
     return _serve_http(config, http, args.log_level)
 
 
-def _serve_http(config: Config, http: HttpSettings, log_level: str) -> int:
-    import uvicorn
+def _serve_stdio(config: Config) -> int:
+    """Serve one host; 0 however it quits (SIGINT, SIGTERM, the end of stdin)."""
+    interactive = os.isatty(0)
+    if interactive:
+        print(TERMINAL_HINT, file=sys.stderr, flush=True)
+    try:
+        import anyio
 
-    logging.basicConfig(level=log_level, stream=sys.stderr, format=LOG_FORMAT)
+        from ._server import create_server
+        from ._stdio import serve_stdio
+
+        anyio.run(serve_stdio, create_server(config))
+    finally:
+        # Stopping is under way: one more signal (Claude Code sends SIGTERM 100 ms after SIGINT)
+        # must not turn a clean exit into status -15 or a traceback.
+        for stopping in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stopping, signal.SIG_IGN)
+        if interactive:
+            print(f"\n{STOPPED}", file=sys.stderr)  # after the terminal's own "^C"
+    return 0
+
+
+def _serve_http(config: Config, http: HttpSettings, log_level: str) -> int:
+    import logging
+
+    from . import _metrics
+
+    if http.metrics is None and http.metrics_port is None and http.loopback and not _metrics.installed():
+        # On by default here, but the extra is missing: say so once, or /metrics is a silent 404.
+        logging.getLogger("aitoearn_mcp").warning(_metrics.NOT_INSTALLED)
     if http.workers == 1:
         from ._http import create_http_app, serve
 
         return serve(create_http_app(config, http), http, log_level.lower())
+    import tempfile
+
+    import uvicorn
+
     # Workers are separate processes that build the app from the environment; each drains on the
     # SIGTERM the supervisor forwards. Their metrics are summed through files in one folder.
     os.environ.update({**config.to_env(), **http.to_env()})

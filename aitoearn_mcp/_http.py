@@ -25,12 +25,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import __version__
 from ._config import Config, HttpSettings
 from ._drain import Drain
 from ._metrics import NO_METRICS, Metrics, PrometheusMetrics
 from ._server import create_server, key_from_headers
 from ._store import open_store
+from ._version import __version__
 
 __all__ = ["MAX_BODY_BYTES", "app_from_env", "create_http_app", "serve"]
 

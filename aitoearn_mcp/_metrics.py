@@ -8,12 +8,18 @@ Under several worker processes (PROMETHEUS_MULTIPROC_DIR set) the figures are su
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Container
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["NO_METRICS", "Metrics", "PrometheusMetrics"]
+__all__ = ["NOT_INSTALLED", "NO_METRICS", "Metrics", "PrometheusMetrics", "installed"]
+
+NOT_INSTALLED = (
+    "/metrics is off: it needs prometheus-client, which comes with the shared extra "
+    "(pip install 'aitoearn-mcp[shared]'); --no-metrics turns it off without this notice"
+)
 
 _LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
 _FIRST_TOKEN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60)
@@ -37,6 +43,11 @@ class Metrics:
 
 
 NO_METRICS = Metrics()
+
+
+def installed() -> bool:
+    """Whether prometheus_client can be imported (without importing it)."""
+    return importlib.util.find_spec("prometheus_client") is not None
 
 
 class PrometheusMetrics(Metrics):

@@ -18,7 +18,6 @@ import anyio
 import httpx2
 from pydantic import SecretStr
 
-from . import __version__
 from ._accumulator import StreamFormatError
 from ._config import Config
 from ._errors import (
@@ -35,6 +34,7 @@ from ._errors import (
 from ._metrics import NO_METRICS, Metrics
 from ._reply import ReplyAccumulator
 from ._routes import Route
+from ._version import __version__
 
 __all__ = ["MODELS_PATH", "RelayClient", "new_http_client"]
 

@@ -10,7 +10,6 @@ from typing import Any
 from ._dto import SendMessageInput
 from ._errors import InputError
 from ._routes import Route
-from ._translate import to_chat_completions
 
 __all__ = ["MAX_REQUEST_BYTES", "PreparedRequest", "encode_body", "prepare_request"]
 
@@ -47,6 +46,8 @@ def prepare_request(
     if route is Route.MESSAGES:
         body = {**arguments, "max_tokens": request.max_tokens, "stream": True}
         return PreparedRequest(route, encode_body(body), (), request.max_tokens)
+    from ._translate import to_chat_completions  # here: a server that only uses the Messages route never loads it
+
     translation = to_chat_completions(arguments, entry)
     given = request.max_tokens if "max_tokens" in arguments else None
     return PreparedRequest(route, encode_body(translation.body), translation.dropped, given)

@@ -7,7 +7,6 @@ ReplyAccumulator → CallToolResult.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import json
 import logging
@@ -33,7 +32,7 @@ from mcp.types import (
 )
 from pydantic import ConfigDict, SecretStr
 
-from . import __version__, _listing
+from . import _listing
 from ._budget import fit_reply, weight
 from ._call import outcome_label, send_on_routes
 from ._catalogue import Catalogue
@@ -67,6 +66,7 @@ from ._result import REPLY_URI, call_notes, error_result, partial_reply_result, 
 from ._routes import Route, plan_route
 from ._store import Store, StoreUnavailableError, default_ttl, new_reply_id, open_store
 from ._turns import begin, record, with_history
+from ._version import __version__
 
 __all__ = ["create_server", "key_from_headers"]
 
@@ -327,6 +327,8 @@ def create_server(
             with contextlib.suppress(RelayError):
                 entries = await state.catalogue.get(state.relay, key)
         names = [str(e["name"]) for e in entries if e["name"] != model]
+        import difflib  # here: only a refused model name needs it, and start-up should not pay
+
         close = difflib.get_close_matches(model, names, n=3, cutoff=0.4)
         if close:
             return f"{model!r} is not accepted; the closest names from list_models are {', '.join(close)}"

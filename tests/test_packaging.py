@@ -34,7 +34,7 @@ def manifest() -> dict:
 def test_versions_agree() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert pyproject["project"]["dynamic"] == ["version"]
-    assert pyproject["tool"]["hatch"]["version"]["path"] == "aitoearn_mcp/__init__.py"
+    assert pyproject["tool"]["hatch"]["version"]["path"] == "aitoearn_mcp/_version.py"
     data = manifest()
     assert data["version"] == aitoearn_mcp.__version__
     assert data["packages"][0]["version"] == aitoearn_mcp.__version__
