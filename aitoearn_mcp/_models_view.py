@@ -7,7 +7,6 @@ that show the model only the structured content would hand it all of that.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -84,6 +83,8 @@ def _matches(entry: Mapping[str, Any], args: ListModelsInput) -> bool:
 def _detail(entries: Sequence[Mapping[str, Any]], name: str) -> CallToolResult:
     found = next((entry for entry in entries if entry.get("name") == name), None)
     if found is None:
+        import difflib  # here: only an unknown name needs it, and start-up should not pay
+
         close = difflib.get_close_matches(name, [str(entry["name"]) for entry in entries], n=3, cutoff=0.4)
         hint = f"the closest names are {', '.join(close)}" if close else "call list_models for the names"
         return error_result(f"Invalid arguments for list_models: `detail` {name!r} is not a listed model; fix: {hint}.")
