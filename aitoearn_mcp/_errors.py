@@ -6,10 +6,11 @@ code or type and message, the fix, and the relay's request id when it sent one.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from ._untrusted import MAX_NAME_CHARS, MIN_SECRET_CHARS, load_json, one_line
 
 __all__ = [
     "AuthError",
@@ -20,6 +21,7 @@ __all__ = [
     "MissingKeyError",
     "RelayError",
     "RelayTimeoutError",
+    "ReplyTooLargeError",
     "RequestRejectedError",
     "ShuttingDownError",
     "UnavailableError",
@@ -29,6 +31,7 @@ __all__ = [
 ]
 
 KEYS_PAGE = "Settings → API Key on the AiToEarn site that issued your key"
+MAX_DETAIL_CHARS = 1000  # the relay's own words in an error: enough for any message, never a page
 
 
 class InputError(ValueError):
@@ -43,6 +46,7 @@ class RelayError(Exception):
     """
 
     retryable = False
+    # ``detail``, ``code`` and ``request_id`` are the relay's text: kept to one bounded line.
 
     def __init__(
         self,
@@ -57,12 +61,23 @@ class RelayError(Exception):
     ) -> None:
         self.what = what
         self.fix = fix
-        self.detail = detail
+        self.detail = one_line(detail, MAX_DETAIL_CHARS)
         self.status = status
-        self.code = code
-        self.request_id = request_id
+        self.code = one_line(code, MAX_NAME_CHARS) if isinstance(code, str) else code
+        self.request_id = one_line(request_id, MAX_NAME_CHARS) if request_id else request_id
         self.retry_after = retry_after
         super().__init__(self.render())
+
+    def hide(self, secret: str) -> None:
+        """Replace ``secret`` wherever it appears: a relay may echo the key in any text it sends
+        (its message, its request id, a code, a malformed event quoted in ``what``)."""
+        if len(secret) < MIN_SECRET_CHARS:
+            return
+        for name in ("what", "fix", "detail", "request_id", "code"):
+            value = getattr(self, name)
+            if isinstance(value, str) and secret in value:
+                setattr(self, name, value.replace(secret, "[key]"))
+        self.args = (self.render(),)
 
     def render(self) -> str:
         parts = [self.what.rstrip(".") + "."]
@@ -110,6 +125,11 @@ class UnavailableError(RelayError):
 
 class RelayTimeoutError(RelayError):
     """A configured time limit ran out."""
+
+
+class ReplyTooLargeError(RelayError):
+    """The reply passed AITOEARN_MAX_REPLY_BYTES: the rest was not read, and the stream was
+    closed so the relay stops generating (and billing)."""
 
 
 class ShuttingDownError(RelayError):
@@ -262,11 +282,11 @@ def _summarise_page(text: str) -> str:
 def request_id_from(headers: Mapping[str, str], body: Any = None) -> str | None:
     for name in ("request-id", "x-request-id", "x-amzn-requestid", "cf-ray"):
         if value := headers.get(name):
-            return value
+            return one_line(value, MAX_NAME_CHARS)
     if isinstance(body, Mapping):
         for name in ("requestId", "request_id"):
             if isinstance(value := body.get(name), str) and value:
-                return value
+                return one_line(value, MAX_NAME_CHARS)
     return None
 
 
@@ -295,7 +315,7 @@ def error_from_response(status: int, headers: Mapping[str, str], body: bytes, *,
     """
     text = body.decode("utf-8", "replace")
     try:
-        parsed: Any = json.loads(text)
+        parsed: Any = load_json(text)
     except ValueError:
         parsed = None
     request_id = request_id_from(headers, parsed)

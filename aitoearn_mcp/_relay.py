@@ -7,7 +7,6 @@ One ``httpx2.AsyncClient`` per process carries every call. The key travels per c
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import random
 import time
@@ -19,13 +18,14 @@ import httpx2
 from pydantic import SecretStr
 
 from . import __version__
-from ._accumulator import StreamFormatError
+from ._accumulator import MAX_FIELD_CHARS, StreamFormatError
 from ._config import Config
 from ._errors import (
     IncompleteReplyError,
     MissingKeyError,
     RelayError,
     RelayTimeoutError,
+    ReplyTooLargeError,
     UnavailableError,
     error_from_response,
     provider_error,
@@ -35,6 +35,7 @@ from ._errors import (
 from ._metrics import NO_METRICS, Metrics
 from ._reply import ReplyAccumulator
 from ._routes import Route
+from ._untrusted import MAX_NAME_CHARS, bounded, load_json, redact
 
 __all__ = ["MODELS_PATH", "RelayClient", "new_http_client"]
 
@@ -108,13 +109,10 @@ class RelayClient:
         async def attempt() -> list[dict[str, Any]]:
             async with self._http.stream("GET", self._config.base_url + MODELS_PATH, headers=headers) as response:
                 body = await _read_capped(response, MAX_JSON_BODY_BYTES)
-                try:
-                    parsed = json.loads(body)
-                except ValueError:
-                    parsed = None
+                parsed = _json_or_none(body)
                 if response.status_code == 200 and isinstance(parsed, dict) and parsed.get("code") == 0:
                     if isinstance(parsed.get("data"), list):
-                        return [entry for entry in parsed["data"] if isinstance(entry, dict) and "name" in entry]
+                        return _catalogue_entries(parsed["data"], key)
                     raise RelayError(
                         "The relay's model catalogue has an unexpected shape",
                         fix="check AITOEARN_BASE_URL points at the AiToEarn site",
@@ -143,26 +141,35 @@ class RelayClient:
         """
         if key is None:
             raise MissingKeyError()
+        accumulator.hide(key.get_secret_value())
         headers = {"accept": "text/event-stream", "content-type": "application/json"}
         if route is Route.MESSAGES:
             headers |= {"x-api-key": key.get_secret_value(), "anthropic-version": "2023-06-01"}
         else:  # the OpenAI-compatible route takes the key as a bearer token only
             headers["authorization"] = f"Bearer {key.get_secret_value()}"
         url = self._config.base_url + route.path
+        max_bytes = self._config.max_reply_bytes
 
         async def attempt() -> dict[str, Any]:
             async with self._http.stream("POST", url, content=body, headers=headers) as response:
                 content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
                 if response.status_code != 200 or content_type != "text/event-stream":
                     is_json = response.status_code == 200 and content_type == "application/json"
-                    raw = await _read_capped(response, MAX_JSON_BODY_BYTES if is_json else MAX_ERROR_BODY_BYTES)
+                    limit = min(MAX_JSON_BODY_BYTES, max_bytes) + 1 if is_json else MAX_ERROR_BODY_BYTES
+                    raw = await _read_capped(response, limit)
+                    if is_json and len(raw) > max_bytes:  # a cut JSON body cannot be read at all
+                        raise _too_large(max_bytes, request_id_from(response.headers), streamed=False)
                     # A relay may answer a streamed request with one whole JSON reply.
-                    if not (is_json and accumulator.feed_whole(_json_or_none(raw))):
+                    try:
+                        whole = is_json and accumulator.feed_whole(_json_or_none(raw))
+                    except StreamFormatError as exc:
+                        raise _stream_failure(exc, self._config, request_id_from(response.headers)) from None
+                    if not whole:
                         raise error_from_response(response.status_code, response.headers, raw, now=time.time())
                     return accumulator.message()
                 request_id = request_id_from(response.headers)
                 try:
-                    await _read_event_stream(response, accumulator, request_id, on_first_event)
+                    await _read_event_stream(response, accumulator, request_id, on_first_event, max_bytes)
                     return accumulator.message()
                 except RelayError as exc:
                     raise _Failure(exc) from None
@@ -234,15 +241,13 @@ class RelayClient:
 
 
 def _scrub(error: RelayError, key: SecretStr | None) -> RelayError:
-    """Remove the key from relay-supplied text (a relay may echo what it was sent)."""
+    """Remove the key from relay-supplied text (a relay may echo what it was sent). The partial
+    reply of an IncompleteReplyError comes from the accumulator, which hides the key itself."""
     if key is None:
         return error
-    secret = key.get_secret_value()
-    if secret and secret in error.detail:
-        error.detail = error.detail.replace(secret, "[key]")
-        error.args = (error.render(),)
+    error.hide(key.get_secret_value())
     if isinstance(error, IncompleteReplyError):
-        _scrub(error.cause, key)
+        error.cause.hide(key.get_secret_value())
     return error
 
 
@@ -257,6 +262,17 @@ async def _read_capped(response: httpx2.Response, limit: int) -> bytes:
     return b"".join(chunks)[:limit]
 
 
+def _catalogue_entries(data: list[Any], key: SecretStr | None) -> list[dict[str, Any]]:
+    """The entries a caller can use (a name to pass as ``model``), each field bounded and the
+    key hidden: the catalogue is relay text shown whole in list_models."""
+    entries = [
+        bounded(entry, MAX_FIELD_CHARS)
+        for entry in data
+        if isinstance(entry, dict) and isinstance(name := entry.get("name"), str) and 0 < len(name) <= MAX_NAME_CHARS
+    ]
+    return redact(entries, key.get_secret_value()) if key is not None else entries
+
+
 def _retry_cause(error: RelayError) -> str:
     """A short, bounded label: the HTTP status, or what kind of failure it was."""
     if error.status is not None and error.status != 200:
@@ -264,17 +280,28 @@ def _retry_cause(error: RelayError) -> str:
     return "connection" if error.status is None and error.code is None else "relay_overloaded"
 
 
+def _too_large(limit: int, request_id: str | None, *, streamed: bool) -> ReplyTooLargeError:
+    done = "stopped reading it and closed the stream, so the relay stops generating" if streamed else "did not read it"
+    return ReplyTooLargeError(
+        f"The reply passed the server's limit of {limit:,} bytes (AITOEARN_MAX_REPLY_BYTES); the server {done}",
+        fix="ask for a shorter reply (a smaller max_tokens, or the task in parts), or raise AITOEARN_MAX_REPLY_BYTES",
+        request_id=request_id,
+    )
+
+
 async def _read_event_stream(
     response: httpx2.Response,
     accumulator: ReplyAccumulator,
     request_id: str | None,
     on_first_event: Callable[[], None] | None,
+    max_bytes: int,
 ) -> None:
     # EventSource.__aiter__ is an async generator; kept by hand so it can be resumed and closed.
     events = cast(
         AsyncGenerator[httpx2.ServerSentEvent, None],
         aiter(httpx2.EventSource(response, max_event_size=MAX_EVENT_BYTES)),
     )
+    received = 0  # bytes of event data: what the reply would hold in memory
     try:
         async for sse in events:
             data = sse.data
@@ -283,12 +310,15 @@ async def _read_event_stream(
             if data == "[DONE]":  # the end of an OpenAI stream
                 accumulator.done()
                 break
+            received += len(data) if data.isascii() else len(data.encode())
+            if received > max_bytes:  # what arrived so far is kept; this event and the rest are not
+                raise _too_large(max_bytes, request_id, streamed=True)
             try:
-                event = json.loads(data)
-            except ValueError:
+                event = load_json(data)
+            except ValueError as exc:
                 if sse.event == "error":  # the relay's own mid-stream failure, in plain text
                     raise stream_error_text(data, request_id) from None
-                raise StreamFormatError(f"an event's data is not JSON: {data[:80]!r}") from None
+                raise StreamFormatError(f"an event's data is not JSON ({exc}): {data[:80]!r}") from None
             if type(event) is not dict:
                 raise StreamFormatError(f"an event's data is not a JSON object: {data[:80]!r}")
             kind = event.get("type")
@@ -300,8 +330,11 @@ async def _read_event_stream(
             if on_first_event is not None:
                 on_first_event()
                 on_first_event = None
-            if accumulator.feed(event):
-                break
+            try:
+                if accumulator.feed(event):
+                    break
+            except RecursionError:  # a structure the fold cannot copy; the depth check should stop it first
+                raise StreamFormatError("an event nests too deeply") from None
         if not accumulator.ended:
             raise UnavailableError(
                 f"The stream ended before {accumulator.expected_end}",
@@ -320,7 +353,7 @@ async def _read_event_stream(
 
 def _json_or_none(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
+        return load_json(raw)
     except ValueError:
         return None
 
