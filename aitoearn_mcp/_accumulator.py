@@ -6,12 +6,13 @@ joined once when the message is read: the cost is linear in the reply.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from ._untrusted import MAX_NAME_CHARS, bounded, load_json, one_line
 
-__all__ = ["MAX_FIELD_CHARS", "MessageAccumulator", "Pieces", "StreamFormatError", "metadata"]
+__all__ = ["MAX_FIELD_CHARS", "MessageAccumulator", "Pieces", "StreamFormatError"]
 
 
 class StreamFormatError(ValueError):
@@ -20,17 +21,26 @@ class StreamFormatError(ValueError):
 
 _PACK = 256  # pieces joined into one string at a time
 MAX_FIELD_CHARS = 2000  # any other string the relay puts beside the content (fields we do not know)
-MAX_UNRECOGNIZED = 100  # unknown events kept for the caller; more is a relay fault, not information
+# JSON characters of what the relay sends beside the content (a message's other fields, unknown
+# events): more is a relay fault, not information, and would push the result past every host's size.
+MAX_METADATA_CHARS = 10_000
 _NAMES = ("id", "model", "name", "type", "role", "stop_reason", "stop_sequence")
 
 
+def _size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False))
+
+
 def metadata(value: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of relay-supplied fields beside the content, strings bounded: a relay that echoes
-    a 300,000-character model name must not make a result past every host's size."""
+    """A copy of relay-supplied fields beside the content, strings bounded, and only the known
+    fields when the rest is too large: a relay that echoes a 300,000-character model name must
+    not make a result past every host's size."""
     out: dict[str, Any] = bounded(value, MAX_FIELD_CHARS)
     for name in _NAMES:
         if isinstance(text := out.get(name), str):
             out[name] = one_line(text, MAX_NAME_CHARS)
+    if _size(out) > MAX_METADATA_CHARS:
+        out = {k: v for k, v in out.items() if k in _NAMES or (k == "usage" and _size(v) < MAX_METADATA_CHARS)}
     return out
 
 
@@ -149,6 +159,7 @@ class MessageAccumulator:
         self._blocks: list[_Block] = []
         self._by_index: dict[int, _Block] = {}
         self._unrecognized: list[dict[str, Any]] = []
+        self._unrecognized_chars = 0
         self.chars_received = 0
         self.complete = False
 
@@ -191,8 +202,11 @@ class MessageAccumulator:
         return self.complete
 
     def _keep_unrecognized(self, event: Mapping[str, Any]) -> None:
-        if len(self._unrecognized) < MAX_UNRECOGNIZED:
-            self._unrecognized.append(metadata(event))
+        kept = metadata(event)
+        size = _size(kept)
+        if self._unrecognized_chars + size <= MAX_METADATA_CHARS:
+            self._unrecognized.append(kept)
+            self._unrecognized_chars += size
 
     def _start(self, message: Any) -> None:
         if not isinstance(message, Mapping):
