@@ -24,7 +24,7 @@ MAX_FIELD_CHARS = 2000  # any other string the relay puts beside the content (fi
 # JSON characters of what the relay sends beside the content (a message's other fields, unknown
 # events): more is a relay fault, not information, and would push the result past every host's size.
 MAX_METADATA_CHARS = 10_000
-_NAMES = ("id", "model", "name", "type", "role", "stop_reason", "stop_sequence")
+_NAMES = ("id", "model", "name", "type", "role", "stop_reason")  # not stop_sequence: it may be "\n\nHuman:"
 
 
 def _size(value: Any) -> int:
@@ -40,7 +40,8 @@ def metadata(value: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(text := out.get(name), str):
             out[name] = one_line(text, MAX_NAME_CHARS)
     if _size(out) > MAX_METADATA_CHARS:
-        out = {k: v for k, v in out.items() if k in _NAMES or (k == "usage" and _size(v) < MAX_METADATA_CHARS)}
+        known = (*_NAMES, "stop_sequence")
+        out = {k: v for k, v in out.items() if k in known or (k == "usage" and _size(v) < MAX_METADATA_CHARS)}
     return out
 
 

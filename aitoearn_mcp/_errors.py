@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ._untrusted import MAX_NAME_CHARS, MIN_SECRET_CHARS, load_json, one_line
+from ._untrusted import MAX_NAME_CHARS, MIN_SECRET_CHARS, hide_secret, load_json, one_line
 
 __all__ = [
     "AuthError",
@@ -46,7 +46,8 @@ class RelayError(Exception):
     """
 
     retryable = False
-    # ``detail``, ``code`` and ``request_id`` are the relay's text: kept to one bounded line.
+    # ``detail``, ``code`` and ``request_id`` are the relay's text, kept whole until the key is
+    # hidden (a cut could leave half a key) and shown as one bounded line.
 
     def __init__(
         self,
@@ -61,10 +62,10 @@ class RelayError(Exception):
     ) -> None:
         self.what = what
         self.fix = fix
-        self.detail = one_line(detail, MAX_DETAIL_CHARS)
+        self.detail = detail
         self.status = status
-        self.code = one_line(code, MAX_NAME_CHARS) if isinstance(code, str) else code
-        self.request_id = one_line(request_id, MAX_NAME_CHARS) if request_id else request_id
+        self.code = code
+        self.request_id = request_id
         self.retry_after = retry_after
         super().__init__(self.render())
 
@@ -74,19 +75,18 @@ class RelayError(Exception):
         if len(secret) < MIN_SECRET_CHARS:
             return
         for name in ("what", "fix", "detail", "request_id", "code"):
-            value = getattr(self, name)
-            if isinstance(value, str) and secret in value:
-                setattr(self, name, value.replace(secret, "[key]"))
+            if isinstance(value := getattr(self, name), str):
+                setattr(self, name, hide_secret(value, secret))
         self.args = (self.render(),)
 
     def render(self) -> str:
         parts = [self.what.rstrip(".") + "."]
         if self.detail:
-            parts.append(f"Relay said: {self.detail.rstrip('.')}.")
+            parts.append(f"Relay said: {one_line(self.detail, MAX_DETAIL_CHARS).rstrip('.')}.")
         if self.fix:
             parts.append(f"Fix: {self.fix.rstrip('.')}.")
         if self.request_id:
-            parts.append(f"Request id: {self.request_id}.")
+            parts.append(f"Request id: {one_line(self.request_id, MAX_NAME_CHARS)}.")
         return " ".join(parts)
 
     def __str__(self) -> str:
@@ -282,11 +282,11 @@ def _summarise_page(text: str) -> str:
 def request_id_from(headers: Mapping[str, str], body: Any = None) -> str | None:
     for name in ("request-id", "x-request-id", "x-amzn-requestid", "cf-ray"):
         if value := headers.get(name):
-            return one_line(value, MAX_NAME_CHARS)
+            return value
     if isinstance(body, Mapping):
         for name in ("requestId", "request_id"):
             if isinstance(value := body.get(name), str) and value:
-                return one_line(value, MAX_NAME_CHARS)
+                return value
     return None
 
 

@@ -96,13 +96,9 @@ class ReplyAccumulator:
     def latest_text(self, limit: int) -> str:
         if self._inner is None:
             return ""
-        secret = self._secret
-        tail = redact(self._inner.latest_text(limit + len(secret)), secret)
-        for size in range(min(len(secret) - 1, len(tail)), 3, -1):  # a key still arriving: hide its start
-            if tail.endswith(secret[:size]):
-                tail = tail[:-size]
-                break
-        return tail[-limit:]
+        # Read a key's length more, so that a key at the cut is still hidden whole (redact also
+        # hides the beginning of a key still arriving).
+        return redact(self._inner.latest_text(limit + len(self._secret)), self._secret)[-limit:]
 
     def text(self) -> str:
         return "" if self._inner is None else redact(self._inner.text(), self._secret)

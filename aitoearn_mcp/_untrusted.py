@@ -12,7 +12,16 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MAX_JSON_DEPTH", "MAX_NAME_CHARS", "MIN_SECRET_CHARS", "bounded", "load_json", "one_line", "redact"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "MAX_NAME_CHARS",
+    "MIN_SECRET_CHARS",
+    "bounded",
+    "hide_secret",
+    "load_json",
+    "one_line",
+    "redact",
+]
 
 # JSON from the relay may nest this deep. The SDK cannot serialise a result nested past ~250
 # levels, and json.loads raises RecursionError near 1,000: far below both, far above any reply.
@@ -21,6 +30,7 @@ MAX_NAME_CHARS = 200  # a model name, id, stop reason or request id echoed by th
 MAX_LOG_CHARS = 2000  # one log line
 # A shorter "key" is no real key, and hiding it would garble ordinary words of a reply.
 MIN_SECRET_CHARS = 8
+MAX_PREFIX_SCAN = 4000  # texts up to this long are searched for a cut key's beginning too
 
 # Line breaks and other control characters (C0, DEL, C1, Unicode line/paragraph separators),
 # and the bidirectional overrides that reorder how a terminal shows a line.
@@ -71,13 +81,27 @@ def bounded(value: Any, limit: int) -> Any:
     return value
 
 
+def hide_secret(text: str, secret: str) -> str:
+    """``text`` with ``secret`` replaced by ``[key]``. A short text (a name, an id, a message:
+    what a length limit may have cut inside the key) loses any beginning of the secret too."""
+    if len(secret) < MIN_SECRET_CHARS:
+        return text
+    if secret in text:
+        text = text.replace(secret, "[key]")
+    if len(text) <= MAX_PREFIX_SCAN:
+        for size in range(len(secret) - 1, MIN_SECRET_CHARS - 1, -1):
+            if secret[:size] in text:
+                text = text.replace(secret[:size], "[key]")
+    return text
+
+
 def redact(value: Any, secret: str) -> Any:
-    """``value`` with ``secret`` replaced by ``[key]`` in every string, at any depth. Strings
-    without it are returned as they are (no copy of a long reply)."""
+    """``value`` with ``secret`` hidden (see hide_secret) in every string, at any depth. Long
+    strings without it are returned as they are (no copy of a long reply)."""
     if len(secret) < MIN_SECRET_CHARS:
         return value
     if isinstance(value, str):
-        return value.replace(secret, "[key]") if secret in value else value
+        return hide_secret(value, secret)
     if isinstance(value, Mapping):
         return {redact(k, secret): redact(v, secret) for k, v in value.items()}
     if isinstance(value, list):

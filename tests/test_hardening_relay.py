@@ -143,6 +143,17 @@ async def test_the_key_echoed_anywhere_by_the_relay_never_reaches_the_result(
     assert any("Request id: [key]" in text for text in seen)
 
 
+async def test_a_key_cut_by_a_length_limit_leaves_none_of_itself(relay: FakeRelay) -> None:
+    start = sse.message_start(model="m" * 190 + KEY)  # names are cut at 200 characters
+    relay.enqueue(MESSAGES, Reply.sse([start, *sse.text_block(0, ["ok"]), *sse.message_end()]))
+    headers = {"content-type": "application/json", "request-id": "r" * 190 + KEY}
+    relay.enqueue(MESSAGES, Reply(status=400, headers=headers, chunks=[("x" * 990 + KEY).encode()]))
+    async with Client(make_server(relay)) as client:
+        results = [everything(await client.call_tool("send_message", HELLO)) for _ in range(2)]
+    assert [text for text in results if KEY[:8] in text] == []
+    assert "[key]" in results[0] and "[key]" in results[1]
+
+
 # --- item 18: catalogue faults ----------------------------------------------------------------
 
 
