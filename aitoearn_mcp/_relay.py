@@ -7,6 +7,7 @@ One ``httpx2.AsyncClient`` per process carries every call. The key travels per c
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import random
 import time
@@ -35,7 +36,7 @@ from ._errors import (
 from ._metrics import NO_METRICS, Metrics
 from ._reply import ReplyAccumulator
 from ._routes import Route
-from ._untrusted import MAX_NAME_CHARS, bounded, load_json, redact
+from ._untrusted import MAX_JSON_DEPTH, MAX_NAME_CHARS, bounded, load_json, redact, too_deep
 
 __all__ = ["MODELS_PATH", "RelayClient", "new_http_client"]
 
@@ -313,8 +314,10 @@ async def _read_event_stream(
             received += len(data) if data.isascii() else len(data.encode())
             if received > max_bytes:  # what arrived so far is kept; this event and the rest are not
                 raise _too_large(max_bytes, request_id, streamed=True)
-            try:
-                event = load_json(data)
+            try:  # load_json inlined: this loop runs once per delta
+                if too_deep(data):
+                    raise ValueError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
+                event = json.loads(data)
             except ValueError as exc:
                 if sse.event == "error":  # the relay's own mid-stream failure, in plain text
                     raise stream_error_text(data, request_id) from None

@@ -21,6 +21,7 @@ __all__ = [
     "load_json",
     "one_line",
     "redact",
+    "too_deep",
 ]
 
 # JSON from the relay may nest this deep. The SDK cannot serialise a result nested past ~250
@@ -47,8 +48,9 @@ def one_line(text: str, limit: int) -> str:
     return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
-def _too_deep(data: str) -> bool:
-    if data.count("{") + data.count("[") <= MAX_JSON_DEPTH:  # the common case: cannot be too deep
+def too_deep(data: str) -> bool:
+    """Whether JSON text nests past MAX_JSON_DEPTH (cheap: most texts have too few brackets)."""
+    if data.count("{") + data.count("[") <= MAX_JSON_DEPTH:
         return False
     depth = 0
     for bracket in _BRACKET.finditer(_STRING.sub("", data)):
@@ -61,7 +63,7 @@ def _too_deep(data: str) -> bool:
 def load_json(data: str | bytes) -> Any:
     """``json.loads`` for relay-supplied text; ValueError also when it nests past MAX_JSON_DEPTH."""
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-    if _too_deep(text):
+    if too_deep(text):
         raise ValueError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
     try:
         return json.loads(text)
