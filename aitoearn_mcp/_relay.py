@@ -45,7 +45,7 @@ logger = logging.getLogger("aitoearn_mcp")
 MODELS_PATH = "/api/ai/models/chat"
 MAX_EVENT_BYTES = 16 * 1024 * 1024  # one SSE event; a sane reply block is far smaller
 MAX_ERROR_BODY_BYTES = 256 * 1024  # enough for any error text, never a whole page
-MAX_JSON_BODY_BYTES = 64 * 1024 * 1024
+MAX_JSON_BODY_BYTES = 64 * 1024 * 1024  # the catalogue; a whole JSON reply has the reply's limit
 RETRY_AFTER_CAP = 60.0
 DRAIN_SECONDS = 0.5  # longer waits are not worth holding an agent's call for
 
@@ -156,8 +156,7 @@ class RelayClient:
                 content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
                 if response.status_code != 200 or content_type != "text/event-stream":
                     is_json = response.status_code == 200 and content_type == "application/json"
-                    limit = min(MAX_JSON_BODY_BYTES, max_bytes) + 1 if is_json else MAX_ERROR_BODY_BYTES
-                    raw = await _read_capped(response, limit)
+                    raw = await _read_capped(response, max_bytes + 1 if is_json else MAX_ERROR_BODY_BYTES)
                     if is_json and len(raw) > max_bytes:  # a cut JSON body cannot be read at all
                         raise _too_large(max_bytes, request_id_from(response.headers), streamed=False)
                     # A relay may answer a streamed request with one whole JSON reply.
