@@ -121,10 +121,11 @@ def _estimate_reply(pricing: Any, message: Mapping[str, Any]) -> CreditEstimate 
         return None
     why = "the reply stopped before the relay reported usage" if message.get("stop_reason") is None else (
         "the relay reported no output tokens")  # fmt: skip
+    uncounted = "" if _count(usage, "input_tokens") else "; the input is not counted (no input tokens reported)"
     return CreditEstimate(
         estimate.amount,
         f"{estimate.basis}; the {tokens:,} output tokens are estimated from the {chars:,} characters that "
-        f"arrived (about 4 ASCII characters or 1 other character a token), since {why}",
+        f"arrived (about 4 ASCII characters or 1 other character a token), since {why}{uncounted}",
     )
 
 

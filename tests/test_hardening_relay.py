@@ -218,7 +218,23 @@ async def test_a_partial_reply_estimate_counts_the_output_that_arrived(relay: Fa
         f"the {tokens:,} output tokens are estimated from the {len(text):,} characters that arrived"
         in (credits["basis"])
     )
-    assert "stopped before the relay reported usage" in credits["basis"]
+    assert (
+        "stopped before the relay reported usage" in credits["basis"] and "input is not counted" not in credits["basis"]
+    )
+
+
+async def test_an_openai_reply_without_usage_estimates_its_output_and_says_the_input_is_not_counted(
+    relay: FakeRelay,
+) -> None:
+    chunks = sse.chat_text_reply(["x" * 400])[:-1]  # no usage chunk
+    relay.enqueue("/api/ai/chat/completions", Reply.chat(chunks))
+    async with Client(make_server(relay)) as client:
+        result = await client.call_tool("send_message", {**HELLO, "model": "deepseek-v4-pro"})
+    assert not result.is_error and result.structured_content is not None
+    credits = result.structured_content["credits"]
+    assert Decimal(credits["estimate"]) == 100 * Decimal("0.016") / 1000
+    assert "the 100 output tokens are estimated from the 400 characters" in credits["basis"]
+    assert "the relay reported no output tokens" in credits["basis"] and "input is not counted" in credits["basis"]
 
 
 # --- item 19: JSON nested 100,000 deep ----------------------------------------------------------
