@@ -23,7 +23,7 @@ from aitoearn_mcp._config import ConfigError
 from aitoearn_mcp._relay import RelayClient, new_http_client
 
 from . import sse
-from .conftest import HELLO, KEY, make_server
+from .conftest import HELLO, KEY, HttpServer, http_client, make_server
 from .fake_relay import CATALOGUE, FakeRelay, Reply
 
 pytestmark = pytest.mark.anyio
@@ -185,6 +185,18 @@ async def test_each_key_sees_only_its_own_catalogue(relay: FakeRelay) -> None:
     assert "private-model-of-alice" in [e["name"] for e in alice]
     assert "private-model-of-alice" not in [e["name"] for e in bob] and bob_entry is None
     assert [r.headers["x-api-key"] for r in relay.requests_to(MODELS)] == ["alice-key-0123456789", "bob-key-0123456789"]
+
+
+async def test_over_http_a_callers_catalogue_is_never_shown_to_another_key(
+    relay: FakeRelay, http_server: HttpServer
+) -> None:
+    private = {"name": "private-model-of-alice", "channel": "anthropic"}
+    relay.enqueue(MODELS, Reply.json(200, {"data": [*CATALOGUE, private], "code": 0}))
+    async with http_client(http_server.url, {"X-Api-Key": "alice-key-0123456789"}) as alice:
+        seen_by_alice = (await alice.call_tool("list_models", {})).content[0].text  # type: ignore[union-attr]
+    async with http_client(http_server.url, {"X-Api-Key": "bob-key-0123456789"}) as bob:
+        seen_by_bob = (await bob.call_tool("list_models", {})).content[0].text  # type: ignore[union-attr]
+    assert "private-model-of-alice" in seen_by_alice and "private-model-of-alice" not in seen_by_bob
 
 
 @pytest.mark.parametrize("price", ["1e999999999", "1e-9999999", "9" * 1_000_000, "0." + "0" * 999_999 + "1"])
