@@ -179,10 +179,7 @@ class RelayClient:
         try:
             return await self._with_retries(attempt, key, on_retry, what="send the message")
         except (_Failure, RelayTimeoutError) as exc:  # a deadline can fall before or during the reply
-            error: RelayError = exc.args[0] if isinstance(exc, _Failure) else exc
-            if accumulator.started:
-                error = IncompleteReplyError(error, accumulator.message(partial=True), accumulator.text())
-            raise _scrub(error, key) from None
+            raise _scrub(_with_partial(exc.args[0] if isinstance(exc, _Failure) else exc, accumulator), key) from None
 
     async def _with_retries(
         self,
@@ -238,6 +235,16 @@ class RelayClient:
         # Exponential with "equal jitter": never zero, never in lockstep with other callers.
         base = min(self._backoff_base * 2**number, 8.0)
         return base / 2 + random.uniform(0, base / 2)
+
+
+def _with_partial(cause: RelayError, accumulator: ReplyAccumulator) -> RelayError:
+    """The failure as the caller gets it: with what arrived, when anything did. No frames stay
+    attached (and no local of send_message holds it): a traceback would tie the reply into a
+    reference cycle that only a full garbage collection frees, holding its memory until then."""
+    cause.__traceback__ = cause.__context__ = None
+    if not accumulator.started:
+        return cause
+    return IncompleteReplyError(cause, accumulator.message(partial=True), accumulator.text())
 
 
 def _scrub(error: RelayError, key: SecretStr | None) -> RelayError:
