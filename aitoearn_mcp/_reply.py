@@ -12,7 +12,6 @@ from typing import Any
 
 from ._accumulator import MessageAccumulator
 from ._chat_accumulator import ChatCompletionAccumulator
-from ._memory import LARGE_REPLY_CHARS, release_when_gone
 from ._untrusted import MIN_SECRET_CHARS, redact
 
 __all__ = ["ReplyAccumulator", "is_chat_completion"]
@@ -28,7 +27,6 @@ class ReplyAccumulator:
     def __init__(self) -> None:
         self._inner: MessageAccumulator | ChatCompletionAccumulator | None = None
         self._secret = ""
-        self._large = False
 
     def hide(self, secret: str) -> None:
         """Text that must never leave the fold: the caller's key, which a relay may echo anywhere
@@ -106,7 +104,4 @@ class ReplyAccumulator:
     def message(self, *, partial: bool = False) -> dict[str, Any]:
         if self._inner is None:
             return {"type": "message", "role": "assistant", "content": []}
-        if not self._large and self._inner.chars_received >= LARGE_REPLY_CHARS:
-            self._large = True
-            release_when_gone(self)
         return redact(self._inner.message(partial=partial), self._secret)
