@@ -5,9 +5,11 @@ real socket, through a real MCP client."""
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
+import weakref
 from decimal import Decimal
 from typing import Any
 
@@ -76,6 +78,34 @@ async def test_a_reply_past_the_bound_is_cut_kept_and_its_stream_closed(relay: F
         while not relay.hangups:
             await anyio.sleep(0.05)
     assert relay.hangups, "the relay's stream was not closed: it would generate (and bill) on"
+
+
+async def test_a_cut_reply_is_freed_when_its_call_ends_not_at_the_next_garbage_collection(
+    relay: FakeRelay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aitoearn_mcp import _reply
+
+    folds: list[weakref.ref[_reply.ReplyAccumulator]] = []
+    init = _reply.ReplyAccumulator.__init__
+
+    def tracked(self: _reply.ReplyAccumulator) -> None:
+        init(self)
+        folds.append(weakref.ref(self))
+
+    monkeypatch.setattr(_reply.ReplyAccumulator, "__init__", tracked)
+    chunks, _ = big_text_events(4 * MB)
+    relay.enqueue(MESSAGES, Reply(chunks=chunks[:-1], end="drop"), Reply(chunks=chunks, end="hang"))
+    gc.collect()
+    gc.disable()  # only reference counting frees what the call held
+    try:
+        async with Client(make_server(relay, max_reply_bytes=2 * MB)) as client:
+            dropped = await client.call_tool("send_message", HELLO)  # the relay hangs up mid-reply
+            cut = await client.call_tool("send_message", HELLO)  # past the bound
+            assert dropped.is_error and cut.is_error
+            await anyio.sleep(0.2)
+            assert len(folds) == 2 and [fold() for fold in folds] == [None, None]
+    finally:
+        gc.enable()
 
 
 async def test_a_whole_json_reply_past_the_bound_is_refused_with_the_setting(relay: FakeRelay) -> None:
