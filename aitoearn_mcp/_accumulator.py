@@ -6,12 +6,13 @@ joined once when the message is read: the cost is linear in the reply.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MessageAccumulator", "Pieces", "StreamFormatError"]
+from ._untrusted import MAX_NAME_CHARS, bounded, load_json, one_line
+
+__all__ = ["MAX_FIELD_CHARS", "MessageAccumulator", "Pieces", "StreamFormatError"]
 
 
 class StreamFormatError(ValueError):
@@ -19,6 +20,29 @@ class StreamFormatError(ValueError):
 
 
 _PACK = 256  # pieces joined into one string at a time
+MAX_FIELD_CHARS = 2000  # any other string the relay puts beside the content (fields we do not know)
+# JSON characters of what the relay sends beside the content (a message's other fields, unknown
+# events): more is a relay fault, not information, and would push the result past every host's size.
+MAX_METADATA_CHARS = 10_000
+_NAMES = ("id", "model", "name", "type", "role", "stop_reason")  # not stop_sequence: it may be "\n\nHuman:"
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False))
+
+
+def metadata(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of relay-supplied fields beside the content, strings bounded, and only the known
+    fields when the rest is too large: a relay that echoes a 300,000-character model name must
+    not make a result past every host's size."""
+    out: dict[str, Any] = bounded(value, MAX_FIELD_CHARS)
+    for name in _NAMES:
+        if isinstance(text := out.get(name), str):
+            out[name] = one_line(text, MAX_NAME_CHARS)
+    if _size(out) > MAX_METADATA_CHARS:
+        known = (*_NAMES, "stop_sequence")
+        out = {k: v for k, v in out.items() if k in known or (k == "usage" and _size(v) < MAX_METADATA_CHARS)}
+    return out
 
 
 class Pieces:
@@ -43,7 +67,14 @@ class Pieces:
         return bool(self._packed or self._recent)
 
     def join(self) -> str:
-        return "".join(self._packed) + "".join(self._recent)
+        """The whole text. It is kept as one string from then on: a second join (the Message,
+        then its text) returns the same object instead of another copy of a long reply."""
+        if not self._packed and not self._recent:
+            return ""
+        if len(self._packed) != 1 or self._recent:
+            joined = "".join([*self._packed, *self._recent])
+            self._packed, self._recent = [joined], []
+        return self._packed[0]
 
     def tail(self, limit: int) -> str:
         tail = ""
@@ -75,7 +106,7 @@ class _Block:
         if not raw:
             return self.data.get("input", {})
         try:
-            return json.loads(raw)
+            return load_json(raw)
         except ValueError as exc:
             if strict:
                 raise StreamFormatError(
@@ -106,7 +137,15 @@ def _merge_usage(into: dict[str, Any], update: Mapping[str, Any]) -> None:
         if isinstance(value, Mapping) and isinstance(into.get(key), dict):
             _merge_usage(into[key], value)
         else:
-            into[key] = copy.deepcopy(value)
+            into[key] = bounded(value, MAX_FIELD_CHARS)
+
+
+def _block_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A content block as started: its content (text, thinking, input, signature) whole, the
+    rest (type, tool name and id, fields we do not know) bounded."""
+    kept = {k: data[k] for k in ("text", "thinking", "input", "signature", "citations") if k in data}
+    rest = metadata({k: v for k, v in data.items() if k not in kept})
+    return {**rest, **kept}
 
 
 class MessageAccumulator:
@@ -121,6 +160,7 @@ class MessageAccumulator:
         self._blocks: list[_Block] = []
         self._by_index: dict[int, _Block] = {}
         self._unrecognized: list[dict[str, Any]] = []
+        self._unrecognized_chars = 0
         self.chars_received = 0
         self.complete = False
 
@@ -150,37 +190,46 @@ class MessageAccumulator:
             if block.json_parts:
                 block.tool_input(strict=True)
         elif kind == "message_delta":
-            for key, value in (event.get("delta") or {}).items():
+            delta = event.get("delta") or {}
+            for key, value in metadata(delta if isinstance(delta, Mapping) else {}).items():
                 if value is not None or key in ("stop_reason", "stop_sequence"):
-                    self._message[key] = copy.deepcopy(value)
-            _merge_usage(self._message.setdefault("usage", {}), event.get("usage") or {})
+                    self._message[key] = value
+            usage = event.get("usage")
+            _merge_usage(self._message.setdefault("usage", {}), usage if isinstance(usage, Mapping) else {})
         elif kind == "message_stop":
             self.complete = True
         else:
-            self._unrecognized.append(dict(event))
+            self._keep_unrecognized(event)
         return self.complete
+
+    def _keep_unrecognized(self, event: Mapping[str, Any]) -> None:
+        kept = metadata(event)
+        size = _size(kept)
+        if self._unrecognized_chars + size <= MAX_METADATA_CHARS:
+            self._unrecognized.append(kept)
+            self._unrecognized_chars += size
 
     def _start(self, message: Any) -> None:
         if not isinstance(message, Mapping):
             raise StreamFormatError("message_start carries no message object")
-        self._message = copy.deepcopy(dict(message))
-        for block in self._message.pop("content", None) or []:
+        self._message = metadata({k: v for k, v in message.items() if k != "content"})
+        content = message.get("content")
+        for block in content if isinstance(content, list) else []:
             self._add_block(len(self._blocks), block)
-        self._message.setdefault("usage", {})
+        if not isinstance(self._message.get("usage"), dict):
+            self._message["usage"] = {}
 
     def _add_block(self, index: int, data: Any) -> None:
         if not isinstance(data, Mapping):
             raise StreamFormatError("a content block is not an object")
-        block = _Block(dict(data))
+        block = _Block(_block_data(data))
         self._blocks.append(block)
         self._by_index[index] = block
         self.chars_received += len(block.text()) + len(str(block.data.get("thinking") or ""))
 
     def _start_block(self, event: Mapping[str, Any]) -> None:
         index = event.get("index")
-        self._add_block(
-            index if isinstance(index, int) else len(self._blocks), copy.deepcopy(event.get("content_block"))
-        )
+        self._add_block(index if isinstance(index, int) else len(self._blocks), event.get("content_block"))
 
     def _block(self, event: Mapping[str, Any]) -> _Block:
         index = event.get("index")
@@ -206,9 +255,9 @@ class MessageAccumulator:
             if kind == "signature_delta":
                 block.signature = delta.get("signature", "")
             elif kind == "citations_delta":
-                block.citations.append(copy.deepcopy(delta.get("citation")))
+                block.citations.append(bounded(delta.get("citation"), MAX_FIELD_CHARS))
             else:
-                self._unrecognized.append(dict(event))
+                self._keep_unrecognized(event)
             return
         self.chars_received += len(piece)
 
@@ -227,7 +276,9 @@ class MessageAccumulator:
     def message(self, *, partial: bool = False) -> dict[str, Any]:
         """The Message so far. With ``partial``, unfinished tool JSON does not raise."""
         message: dict[str, Any] = (
-            copy.deepcopy(self._message) if self._message is not None else {"type": "message", "role": "assistant"}
+            bounded(self._message, MAX_FIELD_CHARS)  # a copy: the caller may change it
+            if self._message is not None
+            else {"type": "message", "role": "assistant"}
         )
         message["content"] = [block.render(strict=not partial) for block in self._blocks]
         if self._unrecognized:

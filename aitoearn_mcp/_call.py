@@ -57,7 +57,7 @@ async def _collect(
                     on_first_event=lambda: first_event.append(time.monotonic() - started),
                 )  # fmt: skip
             except RelayError as exc:
-                outcome = exc
+                outcome = exc.with_traceback(None)  # kept, its frames are not: no cycle holds the reply
             finally:
                 tasks.cancel_scope.cancel()
     if outcome is None:  # the drain cancelled the call at the end of its grace period

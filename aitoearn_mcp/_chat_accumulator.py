@@ -8,11 +8,11 @@ text, tool calls assembled by index become ``tool_use`` blocks, ``finish_reason`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from ._accumulator import Pieces, StreamFormatError
+from ._untrusted import MAX_NAME_CHARS, load_json, one_line
 
 __all__ = ["FINISH_REASONS", "ChatCompletionAccumulator", "anthropic_usage"]
 
@@ -38,7 +38,7 @@ class _ToolCall:
         tool_input: Any = {}
         if raw.strip():
             try:
-                tool_input = json.loads(raw)
+                tool_input = load_json(raw)
             except ValueError as exc:
                 if strict:
                     raise StreamFormatError(
@@ -49,6 +49,11 @@ class _ToolCall:
                     raise StreamFormatError(f"the arguments of tool call {self.name!r} are not a JSON object")
                 tool_input = {}
         return {"type": "tool_use", "id": self.id, "name": self.name, "input": tool_input}
+
+
+def _name(value: Any) -> str:
+    """An id or name the relay echoes, bounded (a 300,000-character model name is a fault)."""
+    return one_line(str(value or ""), MAX_NAME_CHARS) if value else ""
 
 
 def _tokens(node: Any, *path: str) -> int:
@@ -103,8 +108,8 @@ class ChatCompletionAccumulator:
         """Fold one chunk. Returns False: only ``[DONE]`` (``done()``) says the stream is over."""
         if not self.started:
             self.started = True
-            self._id = str(chunk.get("id") or "")
-            self._model = str(chunk.get("model") or "")
+            self._id = _name(chunk.get("id"))
+            self._model = _name(chunk.get("model"))
         choices = chunk.get("choices")
         if choices:
             choice = choices[0]
@@ -152,14 +157,14 @@ class ChatCompletionAccumulator:
             index = len(self._tools) if last is None or (call_id and call_id != last.id) else len(self._tools) - 1
         call = self._tools_by_index.get(index)
         if call is None:
-            call = _ToolCall(str(call_id or f"toolu_{len(self._tools):02d}"))
+            call = _ToolCall(_name(call_id) or f"toolu_{len(self._tools):02d}")
             self._tools_by_index[index] = call
             self._tools.append(call)
         elif call_id:
-            call.id = str(call_id)
+            call.id = _name(call_id)
         function = piece.get("function") or {}
         if (name := function.get("name")) and not call.name:
-            call.name = str(name)
+            call.name = _name(name)
         if (arguments := function.get("arguments")) and isinstance(arguments, str):
             call.arguments.append(arguments)
             self._latest = call.arguments

@@ -121,6 +121,7 @@ class Config:
     files_roots: tuple[str, ...] = ()
     files_max_bytes: int = 30 * 1024 * 1024  # base64 makes it 40 MB: inside the relay's 50 MB body
     max_result_chars: int | None = None  # weighted characters (see _budget); None: what the host shows (_hosts)
+    max_reply_bytes: int = 32 * 1024 * 1024  # one reply's stream data; past it the stream is closed
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalize_base_url(self.base_url))
@@ -138,6 +139,8 @@ class Config:
             raise ConfigError("AITOEARN_CONVERSATION_TTL must be more than zero seconds")
         if self.max_result_chars is not None and self.max_result_chars < 2000:
             raise ConfigError(f"AITOEARN_MAX_RESULT_CHARS must be 2000 or more, got {self.max_result_chars}")
+        if self.max_reply_bytes < 1024:
+            raise ConfigError(f"AITOEARN_MAX_REPLY_BYTES must be 1024 or more, got {self.max_reply_bytes}")
 
     @property
     def site(self) -> str:
@@ -166,6 +169,7 @@ class Config:
             files_roots=tuple(p for p in env.get("AITOEARN_FILES_ROOTS", "").split(os.pathsep) if p.strip()),
             files_max_bytes=int(_number(env, "AITOEARN_FILES_MAX_BYTES", 30 * 1024 * 1024, integer=True) or 0),
             max_result_chars=None if max_result_chars is None else int(max_result_chars),
+            max_reply_bytes=int(_number(env, "AITOEARN_MAX_REPLY_BYTES", 32 * 1024 * 1024, integer=True) or 0),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -184,6 +188,7 @@ class Config:
             "AITOEARN_FILES_ROOTS": os.pathsep.join(self.files_roots),
             "AITOEARN_FILES_MAX_BYTES": str(self.files_max_bytes),
             "AITOEARN_MAX_RESULT_CHARS": "" if self.max_result_chars is None else str(self.max_result_chars),
+            "AITOEARN_MAX_REPLY_BYTES": str(self.max_reply_bytes),
         }
 
 

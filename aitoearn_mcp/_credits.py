@@ -4,19 +4,34 @@ The rule is the relay's public pricing calculator (see the README): a flat ``pri
 or per-1,000-token rates from the first tier whose ``maxInputTokens`` admits the input, summed
 over modalities, with cache tokens at their own rates. Prices are decimal strings, so the
 arithmetic is ``Decimal`` throughout. The relay's own ledger is the truth; this is an estimate.
+
+Prices and counts are the relay's text: an absurd one (``1e999999999``, a million digits) makes
+no estimate rather than an overflow, a 10 MB number or a stalled event loop, and no failure here
+ever costs the reply it is computed for.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation, localcontext
 from typing import Any
 
-__all__ = ["CreditEstimate", "estimate_credits", "plain_decimal"]
+__all__ = ["CreditEstimate", "estimate_credits", "estimate_reply_credits", "plain_decimal"]
 
 _THOUSAND = Decimal(1000)
 _MODALITIES = ("text", "image", "video", "audio")
+# A usable price is a short decimal between 1e-12 and 1e12 credits; a usable count is below 1e12
+# tokens. Within these every product and sum is exact at 40 digits and prints in under 60 characters.
+_MAX_PRICE_CHARS = 40
+_MAX_EXPONENT = 12
+_MAX_TOKENS = 10**12
+_CONTEXT = Context(prec=40, Emax=100, Emin=-100)  # traps Overflow and InvalidOperation, as the default
+
+
+class _Unusable(Exception):
+    """A price or count no estimate can be made from."""
 
 
 @dataclass(frozen=True)
@@ -37,20 +52,30 @@ def plain_decimal(value: Decimal) -> str:
 
 
 def _rate(rates: Any, name: str) -> Decimal | None:
+    """The price, or None when there is none; _Unusable when there is one but it is absurd."""
     if not isinstance(rates, Mapping) or rates.get(name) in (None, ""):
         return None
+    text = rates[name] if isinstance(rates[name], str) else repr(rates[name])
+    if len(text) > _MAX_PRICE_CHARS:
+        raise _Unusable
     try:
-        value = Decimal(str(rates[name]))
+        value = Decimal(text)
     except InvalidOperation:
         return None
-    return value if value.is_finite() else None
+    if not value.is_finite() or value < 0 or (value and not -_MAX_EXPONENT <= value.adjusted() <= _MAX_EXPONENT):
+        raise _Unusable
+    return value
 
 
 def _count(usage: Mapping[str, Any], *path: str) -> int:
     node: Any = usage
     for name in path:
         node = node.get(name) if isinstance(node, Mapping) else None
-    return node if isinstance(node, int) and node > 0 else 0
+    if not isinstance(node, int) or node <= 0:
+        return 0
+    if node >= _MAX_TOKENS:
+        raise _Unusable
+    return node
 
 
 def _tier(tiers: list[Any], input_tokens: int) -> Mapping[str, Any] | None:
@@ -63,7 +88,66 @@ def _tier(tiers: list[Any], input_tokens: int) -> Mapping[str, Any] | None:
 
 
 def estimate_credits(pricing: Any, usage: Mapping[str, Any]) -> CreditEstimate | None:
-    """The estimate for one call, or None when the pricing has no usable rates.
+    """The estimate for one call, or None when the pricing has no usable rates (or a price or
+    count is absurd: no estimate is better than a wrong one). Never raises."""
+    try:
+        with localcontext(_CONTEXT):
+            return _estimate(pricing, usage)
+    except Exception:  # an estimate must never cost the reply it is made for
+        return None
+
+
+def estimate_reply_credits(pricing: Any, message: Mapping[str, Any]) -> CreditEstimate | None:
+    """The estimate for a reply as it arrived. When the relay sent no final usage (the reply
+    stopped early, so the usage is message_start's; or it reported no output at all), the output
+    is estimated from the characters that arrived, and the basis says so."""
+    try:
+        return _estimate_reply(pricing, message)
+    except Exception:  # as above
+        return None
+
+
+def _estimate_reply(pricing: Any, message: Mapping[str, Any]) -> CreditEstimate | None:
+    usage = message.get("usage")
+    usage = usage if isinstance(usage, Mapping) else {}
+    chars, tokens = _output_size(message)
+    reported = usage.get("output_tokens")
+    reported = reported if isinstance(reported, int) else 0
+    final = message.get("stop_reason") is not None and reported > 0
+    if final or tokens <= reported:
+        return estimate_credits(pricing, usage)
+    estimate = estimate_credits(pricing, {**usage, "output_tokens": tokens})
+    if estimate is None:
+        return None
+    why = "the reply stopped before the relay reported usage" if message.get("stop_reason") is None else (
+        "the relay reported no output tokens")  # fmt: skip
+    uncounted = "" if _count(usage, "input_tokens") else "; the input is not counted (no input tokens reported)"
+    return CreditEstimate(
+        estimate.amount,
+        f"{estimate.basis}; the {tokens:,} output tokens are estimated from the {chars:,} characters that "
+        f"arrived (about 4 ASCII characters or 1 other character a token), since {why}{uncounted}",
+    )
+
+
+def _output_size(message: Mapping[str, Any]) -> tuple[int, int]:
+    """Characters of output in the message (text, thinking, tool input) and the tokens they make."""
+    ascii_chars = other = 0
+    for block in message.get("content") or ():
+        if not isinstance(block, Mapping):
+            continue
+        for name in ("text", "thinking", "input"):
+            value = block.get(name)
+            if name == "input" and value not in (None, {}):
+                value = repr(value)
+            if isinstance(value, str) and value:
+                count = len(value.encode("ascii", "ignore"))
+                ascii_chars += count
+                other += len(value) - count
+    return ascii_chars + other, math.ceil(ascii_chars / 4) + other
+
+
+def _estimate(pricing: Any, usage: Mapping[str, Any]) -> CreditEstimate | None:
+    """The estimate proper; raises _Unusable (or a Decimal error) on absurd numbers.
 
     ``usage`` is an Anthropic usage object: ``input_tokens`` (not cached),
     ``cache_read_input_tokens``, ``cache_creation_input_tokens`` (split by

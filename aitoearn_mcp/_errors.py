@@ -6,10 +6,11 @@ code or type and message, the fix, and the relay's request id when it sent one.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from ._untrusted import MAX_NAME_CHARS, MIN_SECRET_CHARS, hide_secret, load_json, one_line
 
 __all__ = [
     "AuthError",
@@ -20,6 +21,7 @@ __all__ = [
     "MissingKeyError",
     "RelayError",
     "RelayTimeoutError",
+    "ReplyTooLargeError",
     "RequestRejectedError",
     "ShuttingDownError",
     "UnavailableError",
@@ -29,6 +31,7 @@ __all__ = [
 ]
 
 KEYS_PAGE = "Settings → API Key on the AiToEarn site that issued your key"
+MAX_DETAIL_CHARS = 1000  # the relay's own words in an error: enough for any message, never a page
 
 
 class InputError(ValueError):
@@ -43,6 +46,8 @@ class RelayError(Exception):
     """
 
     retryable = False
+    # ``detail``, ``code`` and ``request_id`` are the relay's text, kept whole until the key is
+    # hidden (a cut could leave half a key) and shown as one bounded line.
 
     def __init__(
         self,
@@ -64,14 +69,24 @@ class RelayError(Exception):
         self.retry_after = retry_after
         super().__init__(self.render())
 
+    def hide(self, secret: str) -> None:
+        """Replace ``secret`` wherever it appears: a relay may echo the key in any text it sends
+        (its message, its request id, a code, a malformed event quoted in ``what``)."""
+        if len(secret) < MIN_SECRET_CHARS:
+            return
+        for name in ("what", "fix", "detail", "request_id", "code"):
+            if isinstance(value := getattr(self, name), str):
+                setattr(self, name, hide_secret(value, secret))
+        self.args = (self.render(),)
+
     def render(self) -> str:
         parts = [self.what.rstrip(".") + "."]
         if self.detail:
-            parts.append(f"Relay said: {self.detail.rstrip('.')}.")
+            parts.append(f"Relay said: {one_line(self.detail, MAX_DETAIL_CHARS).rstrip('.')}.")
         if self.fix:
             parts.append(f"Fix: {self.fix.rstrip('.')}.")
         if self.request_id:
-            parts.append(f"Request id: {self.request_id}.")
+            parts.append(f"Request id: {one_line(self.request_id, MAX_NAME_CHARS)}.")
         return " ".join(parts)
 
     def __str__(self) -> str:
@@ -110,6 +125,11 @@ class UnavailableError(RelayError):
 
 class RelayTimeoutError(RelayError):
     """A configured time limit ran out."""
+
+
+class ReplyTooLargeError(RelayError):
+    """The reply passed AITOEARN_MAX_REPLY_BYTES: the rest was not read, and the stream was
+    closed so the relay stops generating (and billing)."""
 
 
 class ShuttingDownError(RelayError):
@@ -295,7 +315,7 @@ def error_from_response(status: int, headers: Mapping[str, str], body: bytes, *,
     """
     text = body.decode("utf-8", "replace")
     try:
-        parsed: Any = json.loads(text)
+        parsed: Any = load_json(text)
     except ValueError:
         parsed = None
     request_id = request_id_from(headers, parsed)

@@ -42,12 +42,17 @@ async def log_to_client(ctx: Context, message: str) -> None:
 
 async def report_progress(ctx: Context, accumulator: ReplyAccumulator) -> None:
     """Send progress while text flows: strictly rising, at most one per PROGRESS_INTERVAL."""
-    await ctx.report_progress(0, None, "Request sent; waiting for the first tokens")
-    reported = 0
-    while True:
-        await anyio.sleep(PROGRESS_INTERVAL)
-        received = accumulator.chars_received
-        if received > reported:
-            reported = received
-            tail = " ".join(accumulator.latest_text(PROGRESS_TAIL).split())
-            await ctx.report_progress(received, None, f"{received:,} characters received: …{tail}")
+    try:
+        await ctx.report_progress(0, None, "Request sent; waiting for the first tokens")
+        reported = 0
+        while True:
+            await anyio.sleep(PROGRESS_INTERVAL)
+            received = accumulator.chars_received
+            if received > reported:
+                reported = received
+                tail = " ".join(accumulator.latest_text(PROGRESS_TAIL).split())
+                await ctx.report_progress(received, None, f"{received:,} characters received: …{tail}")
+    finally:
+        # The cancelled task's frame lives on in a reference cycle (its CancelledError's traceback)
+        # until a full garbage collection: it must not keep the reply's memory that long.
+        del accumulator

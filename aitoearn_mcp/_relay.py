@@ -18,13 +18,14 @@ import anyio
 import httpx2
 from pydantic import SecretStr
 
-from ._accumulator import StreamFormatError
+from ._accumulator import MAX_FIELD_CHARS, StreamFormatError
 from ._config import Config
 from ._errors import (
     IncompleteReplyError,
     MissingKeyError,
     RelayError,
     RelayTimeoutError,
+    ReplyTooLargeError,
     UnavailableError,
     error_from_response,
     provider_error,
@@ -34,6 +35,7 @@ from ._errors import (
 from ._metrics import NO_METRICS, Metrics
 from ._reply import ReplyAccumulator
 from ._routes import Route
+from ._untrusted import MAX_JSON_DEPTH, MAX_NAME_CHARS, bounded, load_json, redact, too_deep
 from ._version import __version__
 
 __all__ = ["MODELS_PATH", "RelayClient", "new_http_client"]
@@ -43,7 +45,7 @@ logger = logging.getLogger("aitoearn_mcp")
 MODELS_PATH = "/api/ai/models/chat"
 MAX_EVENT_BYTES = 16 * 1024 * 1024  # one SSE event; a sane reply block is far smaller
 MAX_ERROR_BODY_BYTES = 256 * 1024  # enough for any error text, never a whole page
-MAX_JSON_BODY_BYTES = 64 * 1024 * 1024
+MAX_JSON_BODY_BYTES = 64 * 1024 * 1024  # the catalogue; a whole JSON reply has the reply's limit
 RETRY_AFTER_CAP = 60.0
 DRAIN_SECONDS = 0.5  # longer waits are not worth holding an agent's call for
 
@@ -108,13 +110,10 @@ class RelayClient:
         async def attempt() -> list[dict[str, Any]]:
             async with self._http.stream("GET", self._config.base_url + MODELS_PATH, headers=headers) as response:
                 body = await _read_capped(response, MAX_JSON_BODY_BYTES)
-                try:
-                    parsed = json.loads(body)
-                except ValueError:
-                    parsed = None
+                parsed = _json_or_none(body)
                 if response.status_code == 200 and isinstance(parsed, dict) and parsed.get("code") == 0:
                     if isinstance(parsed.get("data"), list):
-                        return [entry for entry in parsed["data"] if isinstance(entry, dict) and "name" in entry]
+                        return _catalogue_entries(parsed["data"], key)
                     raise RelayError(
                         "The relay's model catalogue has an unexpected shape",
                         fix="check AITOEARN_BASE_URL points at the AiToEarn site",
@@ -143,26 +142,34 @@ class RelayClient:
         """
         if key is None:
             raise MissingKeyError()
+        accumulator.hide(key.get_secret_value())
         headers = {"accept": "text/event-stream", "content-type": "application/json"}
         if route is Route.MESSAGES:
             headers |= {"x-api-key": key.get_secret_value(), "anthropic-version": "2023-06-01"}
         else:  # the OpenAI-compatible route takes the key as a bearer token only
             headers["authorization"] = f"Bearer {key.get_secret_value()}"
         url = self._config.base_url + route.path
+        max_bytes = self._config.max_reply_bytes
 
         async def attempt() -> dict[str, Any]:
             async with self._http.stream("POST", url, content=body, headers=headers) as response:
                 content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
                 if response.status_code != 200 or content_type != "text/event-stream":
                     is_json = response.status_code == 200 and content_type == "application/json"
-                    raw = await _read_capped(response, MAX_JSON_BODY_BYTES if is_json else MAX_ERROR_BODY_BYTES)
+                    raw = await _read_capped(response, max_bytes + 1 if is_json else MAX_ERROR_BODY_BYTES)
+                    if is_json and len(raw) > max_bytes:  # a cut JSON body cannot be read at all
+                        raise _too_large(max_bytes, request_id_from(response.headers), streamed=False)
                     # A relay may answer a streamed request with one whole JSON reply.
-                    if not (is_json and accumulator.feed_whole(_json_or_none(raw))):
+                    try:
+                        whole = is_json and accumulator.feed_whole(_json_or_none(raw))
+                    except StreamFormatError as exc:
+                        raise _stream_failure(exc, self._config, request_id_from(response.headers)) from None
+                    if not whole:
                         raise error_from_response(response.status_code, response.headers, raw, now=time.time())
                     return accumulator.message()
                 request_id = request_id_from(response.headers)
                 try:
-                    await _read_event_stream(response, accumulator, request_id, on_first_event)
+                    await _read_event_stream(response, accumulator, request_id, on_first_event, max_bytes)
                     return accumulator.message()
                 except RelayError as exc:
                     raise _Failure(exc) from None
@@ -172,10 +179,7 @@ class RelayClient:
         try:
             return await self._with_retries(attempt, key, on_retry, what="send the message")
         except (_Failure, RelayTimeoutError) as exc:  # a deadline can fall before or during the reply
-            error: RelayError = exc.args[0] if isinstance(exc, _Failure) else exc
-            if accumulator.started:
-                error = IncompleteReplyError(error, accumulator.message(partial=True), accumulator.text())
-            raise _scrub(error, key) from None
+            raise _scrub(_with_partial(exc.args[0] if isinstance(exc, _Failure) else exc, accumulator), key) from None
 
     async def _with_retries(
         self,
@@ -233,16 +237,24 @@ class RelayClient:
         return base / 2 + random.uniform(0, base / 2)
 
 
+def _with_partial(cause: RelayError, accumulator: ReplyAccumulator) -> RelayError:
+    """The failure as the caller gets it: with what arrived, when anything did. No frames stay
+    attached (and no local of send_message holds it): a traceback would tie the reply into a
+    reference cycle that only a full garbage collection frees, holding its memory until then."""
+    cause.__traceback__ = cause.__context__ = None
+    if not accumulator.started:
+        return cause
+    return IncompleteReplyError(cause, accumulator.message(partial=True), accumulator.text())
+
+
 def _scrub(error: RelayError, key: SecretStr | None) -> RelayError:
-    """Remove the key from relay-supplied text (a relay may echo what it was sent)."""
+    """Remove the key from relay-supplied text (a relay may echo what it was sent). The partial
+    reply of an IncompleteReplyError comes from the accumulator, which hides the key itself."""
     if key is None:
         return error
-    secret = key.get_secret_value()
-    if secret and secret in error.detail:
-        error.detail = error.detail.replace(secret, "[key]")
-        error.args = (error.render(),)
+    error.hide(key.get_secret_value())
     if isinstance(error, IncompleteReplyError):
-        _scrub(error.cause, key)
+        error.cause.hide(key.get_secret_value())
     return error
 
 
@@ -257,6 +269,17 @@ async def _read_capped(response: httpx2.Response, limit: int) -> bytes:
     return b"".join(chunks)[:limit]
 
 
+def _catalogue_entries(data: list[Any], key: SecretStr | None) -> list[dict[str, Any]]:
+    """The entries a caller can use (a name to pass as ``model``), each field bounded and the
+    key hidden: the catalogue is relay text shown whole in list_models."""
+    entries = [
+        bounded(entry, MAX_FIELD_CHARS)
+        for entry in data
+        if isinstance(entry, dict) and isinstance(name := entry.get("name"), str) and 0 < len(name) <= MAX_NAME_CHARS
+    ]
+    return redact(entries, key.get_secret_value()) if key is not None else entries
+
+
 def _retry_cause(error: RelayError) -> str:
     """A short, bounded label: the HTTP status, or what kind of failure it was."""
     if error.status is not None and error.status != 200:
@@ -264,17 +287,28 @@ def _retry_cause(error: RelayError) -> str:
     return "connection" if error.status is None and error.code is None else "relay_overloaded"
 
 
+def _too_large(limit: int, request_id: str | None, *, streamed: bool) -> ReplyTooLargeError:
+    done = "stopped reading it and closed the stream, so the relay stops generating" if streamed else "did not read it"
+    return ReplyTooLargeError(
+        f"The reply passed the server's limit of {limit:,} bytes (AITOEARN_MAX_REPLY_BYTES); the server {done}",
+        fix="ask for a shorter reply (a smaller max_tokens, or the task in parts), or raise AITOEARN_MAX_REPLY_BYTES",
+        request_id=request_id,
+    )
+
+
 async def _read_event_stream(
     response: httpx2.Response,
     accumulator: ReplyAccumulator,
     request_id: str | None,
     on_first_event: Callable[[], None] | None,
+    max_bytes: int,
 ) -> None:
     # EventSource.__aiter__ is an async generator; kept by hand so it can be resumed and closed.
     events = cast(
         AsyncGenerator[httpx2.ServerSentEvent, None],
         aiter(httpx2.EventSource(response, max_event_size=MAX_EVENT_BYTES)),
     )
+    received = 0  # bytes of event data: what the reply would hold in memory
     try:
         async for sse in events:
             data = sse.data
@@ -283,12 +317,17 @@ async def _read_event_stream(
             if data == "[DONE]":  # the end of an OpenAI stream
                 accumulator.done()
                 break
-            try:
+            received += len(data) if data.isascii() else len(data.encode())
+            if received > max_bytes:  # what arrived so far is kept; this event and the rest are not
+                raise _too_large(max_bytes, request_id, streamed=True)
+            try:  # load_json inlined: this loop runs once per delta
+                if too_deep(data):
+                    raise ValueError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
                 event = json.loads(data)
-            except ValueError:
+            except ValueError as exc:
                 if sse.event == "error":  # the relay's own mid-stream failure, in plain text
                     raise stream_error_text(data, request_id) from None
-                raise StreamFormatError(f"an event's data is not JSON: {data[:80]!r}") from None
+                raise StreamFormatError(f"an event's data is not JSON ({exc}): {data[:80]!r}") from None
             if type(event) is not dict:
                 raise StreamFormatError(f"an event's data is not a JSON object: {data[:80]!r}")
             kind = event.get("type")
@@ -300,8 +339,11 @@ async def _read_event_stream(
             if on_first_event is not None:
                 on_first_event()
                 on_first_event = None
-            if accumulator.feed(event):
-                break
+            try:
+                if accumulator.feed(event):
+                    break
+            except RecursionError:  # a structure the fold cannot copy; the depth check should stop it first
+                raise StreamFormatError("an event nests too deeply") from None
         if not accumulator.ended:
             raise UnavailableError(
                 f"The stream ended before {accumulator.expected_end}",
@@ -320,7 +362,7 @@ async def _read_event_stream(
 
 def _json_or_none(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
+        return load_json(raw)
     except ValueError:
         return None
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ._accumulator import MessageAccumulator
 from ._chat_accumulator import ChatCompletionAccumulator
+from ._untrusted import MIN_SECRET_CHARS, redact
 
 __all__ = ["ReplyAccumulator", "is_chat_completion"]
 
@@ -25,6 +26,12 @@ class ReplyAccumulator:
 
     def __init__(self) -> None:
         self._inner: MessageAccumulator | ChatCompletionAccumulator | None = None
+        self._secret = ""
+
+    def hide(self, secret: str) -> None:
+        """Text that must never leave the fold: the caller's key, which a relay may echo anywhere
+        in a reply. Everything read from here (Message, text, progress) shows ``[key]`` instead."""
+        self._secret = secret if len(secret) >= MIN_SECRET_CHARS else ""
 
     @property
     def protocol(self) -> str | None:
@@ -85,12 +92,16 @@ class ReplyAccumulator:
         return 0 if self._inner is None else self._inner.chars_received
 
     def latest_text(self, limit: int) -> str:
-        return "" if self._inner is None else self._inner.latest_text(limit)
+        if self._inner is None:
+            return ""
+        # Read a key's length more, so that a key at the cut is still hidden whole (redact also
+        # hides the beginning of a key still arriving).
+        return redact(self._inner.latest_text(limit + len(self._secret)), self._secret)[-limit:]
 
     def text(self) -> str:
-        return "" if self._inner is None else self._inner.text()
+        return "" if self._inner is None else redact(self._inner.text(), self._secret)
 
     def message(self, *, partial: bool = False) -> dict[str, Any]:
         if self._inner is None:
             return {"type": "message", "role": "assistant", "content": []}
-        return self._inner.message(partial=partial)
+        return redact(self._inner.message(partial=partial), self._secret)

@@ -17,7 +17,7 @@ from typing import Any
 from mcp.types import CallToolResult, ContentBlock, ResourceLink, TextContent
 
 from ._budget import weight
-from ._credits import estimate_credits
+from ._credits import estimate_reply_credits
 from ._routes import Route
 
 __all__ = [
@@ -105,7 +105,7 @@ def call_notes(
     entry: Mapping[str, Any] | None,
 ) -> tuple[list[str], dict[str, Any]]:  # fmt: skip
     """The notes for the text content and the members added to the structured content."""
-    estimate = estimate_credits(entry.get("pricing"), message.get("usage") or {}) if entry else None
+    estimate = estimate_reply_credits(entry.get("pricing"), message) if entry else None
     if estimate is not None:
         credits = estimate.as_dict()
         credits_line = f"Credits: about {credits['estimate']} (an estimate: {estimate.basis})."

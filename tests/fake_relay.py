@@ -206,8 +206,12 @@ class FakeRelay:
                 if hangup.done():
                     self._hung_up()
                     return False
-                writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                await writer.drain()
+                try:
+                    writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    await writer.drain()
+                except ConnectionError:  # the client closed while a large reply was being written
+                    self._hung_up()
+                    return False
             if reply.end == "drop":
                 return False
             if reply.end == "hang":
