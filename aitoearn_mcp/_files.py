@@ -135,14 +135,18 @@ def _open(checked: _Checked) -> int:
 
 
 def _open_and_compare(checked: _Checked) -> int:
-    """Without ``dir_fd`` (Windows): open the path, then make sure the file opened is the one
-    at the checked path, which still resolves to itself (so inside the root)."""
+    """Without ``dir_fd`` (Windows): open the path, then make sure it still resolves to itself
+    (so inside the root) and that the file opened is the one there now (compared by ``fstat``
+    on both descriptors, whose volume and file ids are filled alike)."""
     descriptor = os.open(checked.path, _FILE_FLAGS)
     try:
-        opened, there = os.fstat(descriptor), os.stat(checked.path, follow_symlinks=False)
-        same = (opened.st_dev, opened.st_ino) == (there.st_dev, there.st_ino)
-        if same and Path(os.path.realpath(checked.path)) == checked.path:
-            return descriptor
+        if Path(os.path.realpath(checked.path)) == checked.path:
+            again = os.open(checked.path, _FILE_FLAGS)
+            try:
+                if os.path.samestat(os.fstat(descriptor), os.fstat(again)):
+                    return descriptor
+            finally:
+                os.close(again)
     except OSError:
         pass
     os.close(descriptor)
