@@ -209,6 +209,7 @@ def create_server(
                     raise InputError(FILES_OVER_HTTP)
                 roots = await allowed_roots(ctx, config.files_roots)
                 if isinstance(roots, InputRequiredResult):  # 2026-07-28: the call comes back with the client's roots
+                    labels["outcome"] = "input_required"
                     return roots
                 blocks = await read_files(request.files, roots, config.files_max_bytes)
                 given = {**given, "messages": attach_files(given["messages"], blocks)}

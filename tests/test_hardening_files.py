@@ -210,6 +210,18 @@ async def test_a_client_that_offers_roots_and_grants_none_gets_no_files(
     assert not after.is_error and len(relay.requests_to(MESSAGES)) == 1
 
 
+async def test_a_client_that_never_answers_roots_list_gets_no_files(relay: FakeRelay, project: Path) -> None:
+    async def never(context: Any) -> ListRootsResult:
+        await anyio.sleep(60)
+        raise AssertionError("unreachable")
+
+    async with Client(make_server(relay), list_roots_callback=never, mode="legacy") as client:
+        with anyio.fail_after(15):
+            result = await client.call_tool("send_message", ask("notes.md"))
+    assert result.is_error and "did not answer roots/list within 5 s" in text_of(result), text_of(result)
+    assert relay.requests_to(MESSAGES) == []
+
+
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_configured_roots_still_apply_when_the_client_grants_none(
     relay: FakeRelay, project: Path, tmp_path: Path, mode: str
