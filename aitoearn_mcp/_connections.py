@@ -20,10 +20,11 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ._config import HttpSettings
 
-__all__ = ["KEEP_ALIVE_SECONDS", "GuardedH11Protocol", "connection_limit", "uvicorn_options"]
+__all__ = ["KEEP_ALIVE_SECONDS", "GuardedH11Protocol", "connection_limits", "uvicorn_options"]
 
 KEEP_ALIVE_SECONDS = 5.0  # an idle keep-alive connection is closed after this
 _MOST_CONNECTIONS = 1000
+_BACKLOG = 2048  # uvicorn's default
 _BUSY_TEXT = b"This aitoearn-mcp server has too many open connections; send the request again.\n"
 _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nretry-after: 5\r\n"
@@ -31,19 +32,29 @@ _BUSY = (
 )
 
 
-def connection_limit(configured: int) -> int:
-    """``configured``, or half the process's open-file limit (the other half: one relay
-    connection per call, Redis, files), at most 1000."""
-    if configured:
-        return configured
+def _open_file_limit() -> int | None:
     try:
         import resource
     except ImportError:  # Windows
-        return _MOST_CONNECTIONS
+        return None
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return _MOST_CONNECTIONS
-    return max(8, min(_MOST_CONNECTIONS, soft // 2))
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def connection_limits(configured: int) -> tuple[int, int]:
+    """How many client connections to keep open, and the listen backlog.
+
+    Connections: ``configured``, or half the process's open-file limit (the other half: one
+    relay connection per call, Redis, files), at most 1000. The backlog is also how many
+    connections the event loop accepts in one go, before any of them can be closed: kept to a
+    quarter of the files left over, so a burst of connections never runs the process out of
+    files (the event loop then stops accepting anyone for a second at a time).
+    """
+    files = _open_file_limit()
+    if files is None:
+        return configured or _MOST_CONNECTIONS, _BACKLOG
+    connections = configured or max(8, min(_MOST_CONNECTIONS, files // 2))
+    return connections, max(8, min(_BACKLOG, (files - connections) // 4))
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -61,7 +72,7 @@ class GuardedH11Protocol(H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._opened_at = self.loop.time()
-        if len(self.connections) > self.max_connections and not self._make_room():
+        if self._open_connections() > self.max_connections and not self._make_room():
             transport.write(_BUSY)
             transport.close()
             return
@@ -84,11 +95,18 @@ class GuardedH11Protocol(H11Protocol):
     def _idle(self) -> bool:
         return self.cycle is None or self.cycle.response_complete
 
+    def _open_connections(self) -> int:
+        # One closed to make room stays in the set until the next loop turn: not counted.
+        return sum(not other.transport.is_closing() for other in self.connections)
+
     def _make_room(self) -> bool:
         idle = [
             other
             for other in self.connections
-            if other is not self and isinstance(other, GuardedH11Protocol) and other._idle()
+            if other is not self
+            and isinstance(other, GuardedH11Protocol)
+            and other._idle()
+            and not other.transport.is_closing()
         ]
         if not idle:
             return False
@@ -119,12 +137,15 @@ class GuardedH11Protocol(H11Protocol):
 def uvicorn_options(settings: HttpSettings) -> dict[str, Any]:
     """The uvicorn settings that bound connections, for this process (and, by import string,
     for worker processes, which call this again from the environment)."""
+    connections, backlog = connection_limits(settings.max_connections)
     GuardedH11Protocol.header_timeout = settings.header_timeout
-    GuardedH11Protocol.max_connections = connection_limit(settings.max_connections)
+    GuardedH11Protocol.max_connections = connections
     return {
         "http": f"{__name__}:GuardedH11Protocol",
+        "backlog": backlog,
         "timeout_keep_alive": KEEP_ALIVE_SECONDS,
-        # Requests in flight (a call whose client left may still be ending); the connections
-        # themselves are held at max_connections above, so this only answers 503 past that.
-        "limit_concurrency": GuardedH11Protocol.max_connections + 1,
+        # Requests in flight (a call whose client left may still be ending). uvicorn also counts
+        # connections here, and one closed to make room stays counted until the next loop turn:
+        # twice the connection limit keeps that from turning a new client away.
+        "limit_concurrency": 2 * GuardedH11Protocol.max_connections,
     }
