@@ -197,6 +197,7 @@ async def _roots_error(context: Any) -> ErrorData:
         (answering("https://example.com/repo", "git://example.com/x"), "not local folders", "legacy"),
     ],
 )
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning")  # the non-file roots, on purpose
 async def test_a_client_that_offers_roots_and_grants_none_gets_no_files(
     relay: FakeRelay, project: Path, callback: Any, says: str, mode: str
 ) -> None:
