@@ -187,6 +187,8 @@ def _serve_http(config: Config, http: HttpSettings, log_level: str) -> int:
     # Workers are separate processes that build the app from the environment; each drains on the
     # SIGTERM the supervisor forwards. Their metrics are summed through files in one folder.
     os.environ.update({**config.to_env(), **http.to_env()})
+    from ._connections import uvicorn_options
+
     with tempfile.TemporaryDirectory(prefix="aitoearn-mcp-metrics-") as folder:
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", folder)
         uvicorn.run(
@@ -196,5 +198,6 @@ def _serve_http(config: Config, http: HttpSettings, log_level: str) -> int:
             port=http.port,
             workers=http.workers,
             log_level=log_level.lower(),
+            **uvicorn_options(http),
         )
     return 0

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
+from ._keys import key_problem
 from ._paths import store_file
 from ._routes import ROUTE_SETTINGS
 
@@ -125,6 +126,8 @@ class Config:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalize_base_url(self.base_url))
+        if self.api_key is not None and (problem := key_problem(self.api_key.get_secret_value(), "AITOEARN_API_KEY")):
+            raise ConfigError(problem)
         if self.route not in ROUTE_SETTINGS:
             raise ConfigError(f"AITOEARN_ROUTE must be one of {', '.join(ROUTE_SETTINGS)}, got {self.route!r}")
         if self.max_retries < 0:
@@ -217,8 +220,14 @@ class HttpSettings:
     shutdown_grace: float = 30.0
     metrics: bool | None = None  # None: on for a loopback bind, off otherwise
     metrics_port: int | None = None  # a separate port for /metrics (then on, whatever the bind)
+    header_timeout: float = 10.0  # seconds a connection has to send a whole request head (slow clients)
+    body_timeout: float = 120.0  # seconds a request has to send its whole body (50 MB at 0.4 MB/s)
+    max_connections: int = 0  # open client connections; 0: half the process's open-file limit, at most 1000
 
     def __post_init__(self) -> None:
+        for name in ("header_timeout", "body_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"AITOEARN_HTTP_{name.upper()} must be more than zero seconds")
         if not self.path.startswith("/"):
             raise ConfigError(f"the MCP path must start with '/', got {self.path!r}")
         if not 0 < self.port < 65536:
@@ -269,6 +278,9 @@ class HttpSettings:
             shutdown_grace=_number(env, "AITOEARN_SHUTDOWN_GRACE", 30.0) or 0.0,
             metrics=_flag(env, "AITOEARN_METRICS"),
             metrics_port=int(port) if (port := _number(env, "AITOEARN_METRICS_PORT", None, integer=True)) else None,
+            header_timeout=_number(env, "AITOEARN_HTTP_HEADER_TIMEOUT", 10.0) or 0.0,
+            body_timeout=_number(env, "AITOEARN_HTTP_BODY_TIMEOUT", 120.0) or 0.0,
+            max_connections=int(_number(env, "AITOEARN_HTTP_MAX_CONNECTIONS", 0, integer=True) or 0),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -281,4 +293,7 @@ class HttpSettings:
             "AITOEARN_SHUTDOWN_GRACE": str(self.shutdown_grace),
             "AITOEARN_METRICS": "" if self.metrics is None else str(int(self.metrics)),
             "AITOEARN_METRICS_PORT": str(self.metrics_port or ""),
+            "AITOEARN_HTTP_HEADER_TIMEOUT": str(self.header_timeout),
+            "AITOEARN_HTTP_BODY_TIMEOUT": str(self.body_timeout),
+            "AITOEARN_HTTP_MAX_CONNECTIONS": str(self.max_connections),
         }

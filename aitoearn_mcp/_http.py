@@ -10,23 +10,29 @@ a loopback bind; on any other bind a keyless request gets HTTP 401. Probes: ``/h
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import hashlib
-import json
 import signal
 import threading
+import time
 from collections.abc import Generator
 from typing import Any
 
 import anyio
+import pydantic_core
 from mcp.server.transport_security import TransportSecuritySettings
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ._bodies import IN_FLIGHT_BYTES, MAX_BODY_BYTES, BodyBudget, BoundedBody
 from ._config import Config, HttpSettings
+from ._connections import uvicorn_options
 from ._drain import Drain
+from ._keys import key_problem
 from ._metrics import NO_METRICS, Metrics, PrometheusMetrics
 from ._server import create_server, key_from_headers
 from ._store import open_store
@@ -35,9 +41,6 @@ from ._version import __version__
 __all__ = ["MAX_BODY_BYTES", "app_from_env", "create_http_app", "serve"]
 
 RETRY_AFTER_SECONDS = 5  # what a draining server tells clients and load balancers
-
-# The relay takes 50 MB; the JSON-RPC envelope around the same request needs a little more.
-MAX_BODY_BYTES = 52 * 1024 * 1024
 
 _NO_KEY = (
     "This aitoearn-mcp server is shared: send your own AiToEarn API key with each request in the "
@@ -97,17 +100,35 @@ _DRAINING = "This aitoearn-mcp server is shutting down; send the request again (
 # attachments) are passed on unread and can be cancelled by closing the connection only.
 _PEEK_BYTES = 8 * 1024 * 1024
 
+# A request id seen again from the same caller within this time is another client's: hosts
+# number their requests 1, 2, 3..., and a cancel may still be on its way after its call ended.
+_REUSE_SECONDS = 30.0
+
+
+@dataclasses.dataclass
+class _Calls:
+    """The calls in flight under one (caller, client address, request id)."""
+
+    scopes: list[anyio.CancelScope]
+    shared: bool = False  # two calls used this name: a cancel could mean either, so it stops neither
+    ended_at: float = 0.0
+
 
 class _CancelByNotification:
     """Stateless HTTP answers every POST on its own, so a ``notifications/cancelled`` (what the
     TypeScript SDK sends when a host aborts a call) reaches no session that knows the call. This
-    keeps the calls in flight by caller and JSON-RPC id and cancels the one named, which closes
-    its relay stream and stops the billing."""
+    keeps the calls in flight by caller, client address and JSON-RPC id and cancels the one named,
+    which closes its relay stream and stops the billing.
+
+    Two clients with the same key (or both keyless on loopback) use the same ids, and nothing in
+    a stateless request tells them apart; so a name two calls have used stops no call by
+    notification: each client's own call still stops when it closes its response stream."""
 
     def __init__(self, app: ASGIApp, path: str) -> None:
         self.app = app
         self.path = path.rstrip("/")
-        self._calls: dict[tuple[str, str], anyio.CancelScope] = {}
+        self._names: dict[tuple[str, str, str], _Calls] = {}
+        self._ended: collections.deque[tuple[float, tuple[str, str, str]]] = collections.deque()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") != self.path:
@@ -133,53 +154,96 @@ class _CancelByNotification:
             return
         key = key_from_headers(Request(scope).headers)
         caller = hashlib.sha256(key.get_secret_value().encode()).hexdigest() if key else ""  # one caller's ids only
+        address = str((scope.get("client") or ("",))[0])
         if method == "notifications/cancelled":
             params = rpc.get("params")
             request_id = params.get("requestId") if isinstance(params, dict) else None
-            call = self._calls.get((caller, str(request_id)))
-            if call is not None:
-                call.cancel()
+            if self._cancel((caller, address, str(request_id))):
                 await Response(status_code=202)(scope, replay, send)
                 return
         if method != "tools/call" or "id" not in rpc:
             await self.app(scope, replay, send)
             return
-        name = (caller, str(rpc["id"]))
+        name = (caller, address, str(rpc["id"]))
         cancel_scope = anyio.CancelScope()
-        self._calls[name] = cancel_scope
+        self._start(name, cancel_scope)
         try:
             with cancel_scope:
                 await self.app(scope, replay, send)
         finally:
-            if self._calls.get(name) is cancel_scope:
-                del self._calls[name]
+            self._end(name, cancel_scope)
+
+    def _start(self, name: tuple[str, str, str], scope: anyio.CancelScope) -> None:
+        now = time.monotonic()
+        while self._ended and self._ended[0][0] < now - _REUSE_SECONDS:  # forget names long unused
+            ended_at, old = self._ended.popleft()
+            calls = self._names.get(old)
+            if calls is not None and not calls.scopes and calls.ended_at == ended_at:
+                del self._names[old]
+        calls = self._names.get(name)
+        if calls is None:
+            self._names[name] = _Calls([scope])
+        else:  # in flight or lately ended under the same name: another client's
+            calls.shared = True
+            calls.scopes.append(scope)
+
+    def _end(self, name: tuple[str, str, str], scope: anyio.CancelScope) -> None:
+        calls = self._names[name]
+        calls.scopes.remove(scope)
+        if not calls.scopes:
+            calls.ended_at = time.monotonic()
+            self._ended.append((calls.ended_at, name))
+
+    def _cancel(self, name: tuple[str, str, str]) -> bool:
+        calls = self._names.get(name)
+        if calls is None or calls.shared or len(calls.scopes) != 1:
+            return False
+        calls.scopes[0].cancel()
+        return True
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
-    try:
-        parsed = json.loads(body)
+    try:  # pydantic's parser, as the SDK's: it refuses JSON nested past its depth limit instead of recursing
+        parsed = pydantic_core.from_json(body)
     except ValueError:
         return None
     return parsed if isinstance(parsed, dict) else None
 
 
-class _RequireCallerKey:
-    """On a non-loopback bind, refuse MCP requests that carry no key of their own."""
+def _caller_key_problem(headers: Headers) -> str | None:
+    """Why the caller's own key cannot be used, naming the header it came in."""
+    if headers.get("x-api-key", "").strip():
+        return key_problem(headers["x-api-key"].strip(), "The X-Api-Key header's key")
+    scheme, _, token = headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return key_problem(token.strip(), "The Authorization header's Bearer key")
+    return None
 
-    def __init__(self, app: ASGIApp, path: str) -> None:
+
+class _CallerKey:
+    """Refuses MCP requests whose key cannot be a key (401, naming the header), and on a
+    non-loopback bind those that carry no key of their own."""
+
+    def __init__(self, app: ASGIApp, path: str, *, required: bool) -> None:
         self.app = app
         self.path = path.rstrip("/")
+        self.required = required
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         is_mcp = scope["type"] == "http" and scope["path"].rstrip("/") == self.path and scope["method"] != "OPTIONS"
-        if is_mcp and key_from_headers(Request(scope).headers) is None:
-            response = JSONResponse(
-                {"jsonrpc": "2.0", "id": None, "error": {"code": -32001, "message": _NO_KEY}},
-                status_code=401,
-                headers={"www-authenticate": 'Bearer realm="aitoearn-mcp"'},
-            )
-            await response(scope, receive, send)
-            return
+        if is_mcp:
+            headers = Request(scope).headers
+            problem = _caller_key_problem(headers)
+            if problem is None and self.required and key_from_headers(headers) is None:
+                problem = _NO_KEY
+            if problem is not None:
+                response = JSONResponse(
+                    {"jsonrpc": "2.0", "id": None, "error": {"code": -32001, "message": problem}},
+                    status_code=401,
+                    headers={"www-authenticate": 'Bearer realm="aitoearn-mcp"'},
+                )
+                await response(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
 
@@ -233,8 +297,9 @@ def create_http_app(config: Config, settings: HttpSettings) -> ASGIApp:
         transport_security=_security(settings),
         host=settings.host,
     )
-    gated = _DrainGate(_CancelByNotification(app, settings.path), drain, settings.path)
-    return gated if settings.loopback else _RequireCallerKey(gated, settings.path)
+    bounded = BoundedBody(_CancelByNotification(app, settings.path), settings.path, settings.body_timeout,
+                          BodyBudget(IN_FLIGHT_BYTES))  # fmt: skip
+    return _CallerKey(_DrainGate(bounded, drain, settings.path), settings.path, required=not settings.loopback)
 
 
 def serve(app: ASGIApp, settings: HttpSettings, log_level: str) -> int:
@@ -253,10 +318,15 @@ def serve(app: ASGIApp, settings: HttpSettings, log_level: str) -> int:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
 
-    _Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level)).run()
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=log_level, **uvicorn_options(settings)
+    )
+    _Server(config).run()
     return 0
 
 
 def app_from_env() -> ASGIApp:
     """Factory for ``uvicorn --factory``: the settings come from AITOEARN_* variables."""
-    return create_http_app(Config.from_env(), HttpSettings.from_env())
+    settings = HttpSettings.from_env()
+    uvicorn_options(settings)  # a worker process's connection limits (when it runs our protocol)
+    return create_http_app(Config.from_env(), settings)

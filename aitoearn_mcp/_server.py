@@ -10,12 +10,10 @@ import contextlib
 import functools
 import json
 import logging
-import warnings
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, cast
 
 import anyio
@@ -23,9 +21,9 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
-from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.types import (
     CallToolResult,
+    InputRequiredResult,
     ResourceLink,
     SetLevelRequestParams,
     ToolAnnotations,
@@ -54,7 +52,7 @@ from ._errors import (
     MissingKeyError,
     RelayError,
 )
-from ._files import attach_files, read_files, roots_from_uris
+from ._files import attach_files, read_files
 from ._hosts import client_name, result_budget
 from ._metrics import NO_METRICS, Metrics
 from ._models_view import models_result
@@ -63,6 +61,7 @@ from ._relay import RelayClient, new_http_client
 from ._reply_files import save_reply_file
 from ._request import PreparedRequest, prepare_request
 from ._result import REPLY_URI, call_notes, error_result, partial_reply_result, reply_result, truncation
+from ._roots import allowed_roots
 from ._routes import Route, plan_route
 from ._store import Store, StoreUnavailableError, default_ttl, new_reply_id, open_store
 from ._turns import begin, record, with_history
@@ -71,8 +70,6 @@ from ._version import __version__
 __all__ = ["create_server", "key_from_headers"]
 
 logger = logging.getLogger("aitoearn_mcp")
-
-ROOTS_WAIT = 5.0  # seconds to wait for the client's roots before falling back to the working directory
 
 FILES_OVER_HTTP = (
     "Invalid arguments for send_message: `files` is not available over HTTP (a shared server does not read its "
@@ -127,17 +124,6 @@ class _State:
     relay: RelayClient
     catalogue: Catalogue
     store: Store
-
-
-async def _allowed_roots(ctx: Context, extra: tuple[str, ...]) -> list[Path]:
-    """The client's MCP roots when it offers them, else the working directory; plus ``extra``."""
-    roots: list[Path] = []
-    capabilities = ctx.session.client_capabilities
-    if capabilities is not None and capabilities.roots is not None:
-        with warnings.catch_warnings(), contextlib.suppress(Exception), anyio.move_on_after(ROOTS_WAIT):
-            warnings.simplefilter("ignore", MCPDeprecationWarning)  # roots are deprecated in 2026-07-28
-            roots = roots_from_uris(str(root.uri) for root in (await ctx.session.list_roots()).roots)
-    return [*(roots or [Path.cwd()]), *(Path(p) for p in extra)]
 
 
 def create_server(
@@ -196,7 +182,7 @@ def create_server(
             return error_result(str(exc))
         return models_result(entries, args, budget_for(ctx))
 
-    async def send_message(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
+    async def send_message(arguments: dict[str, Any], ctx: Context) -> CallToolResult | InputRequiredResult:
         metrics.call_started("send_message")
         labels = {"model": str(arguments.get("model", "")), "route": "", "outcome": "cancelled"}
         try:
@@ -204,7 +190,9 @@ def create_server(
         finally:
             metrics.call_finished("send_message", **labels)
 
-    async def _send_message(arguments: dict[str, Any], ctx: Context, labels: dict[str, str]) -> CallToolResult:
+    async def _send_message(
+        arguments: dict[str, Any], ctx: Context, labels: dict[str, str]
+    ) -> CallToolResult | InputRequiredResult:
         """``labels`` (model, route, outcome) are filled in for the metrics as the call goes."""
         labels["outcome"] = "input_error"
         try:
@@ -219,8 +207,11 @@ def create_server(
             if request.files:
                 if http:
                     raise InputError(FILES_OVER_HTTP)
-                roots = await _allowed_roots(ctx, config.files_roots)
-                blocks = read_files(request.files, roots, config.files_max_bytes)
+                roots = await allowed_roots(ctx, config.files_roots)
+                if isinstance(roots, InputRequiredResult):  # 2026-07-28: the call comes back with the client's roots
+                    labels["outcome"] = "input_required"
+                    return roots
+                blocks = await read_files(request.files, roots, config.files_max_bytes)
                 given = {**given, "messages": attach_files(given["messages"], blocks)}
             entry = await state.catalogue.entry(request.model, state.relay, key)
             channel = entry.get("channel") if entry else None
