@@ -91,7 +91,8 @@ class Config:
     max_retries: int = 2
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
-    deadline: float | None = None
+    deadline: float | None = 1800.0  # a delegation's whole life; None: unbounded (AITOEARN_DEADLINE=0)
+    wait_seconds: float | None = None  # how long a call waits before answering "running"; None: by host
     route: str = "auto"
     conversations: str = field(default="", repr=False)  # "": in memory; a redis:// URL (may hold a password)
     conversation_ttl: float = 3 * 3600.0
@@ -111,6 +112,8 @@ class Config:
                 raise ConfigError(f"{name.replace('_', ' ')} must be more than zero seconds")
         if self.deadline is not None and self.deadline <= 0:
             raise ConfigError("deadline must be more than zero seconds")
+        if self.wait_seconds is not None and self.wait_seconds < 0:
+            raise ConfigError("AITOEARN_WAIT_SECONDS must be zero or more seconds")
         if self.conversations and urlsplit(self.conversations).scheme not in ("redis", "rediss"):
             raise ConfigError(
                 "AITOEARN_CONVERSATIONS must be empty (keep conversations in memory) or a redis:// or rediss:// URL"
@@ -132,7 +135,7 @@ class Config:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
         env = os.environ if env is None else env
         key = env.get("AITOEARN_API_KEY", "").strip()
-        deadline = _number(env, "AITOEARN_DEADLINE", None)
+        deadline = _number(env, "AITOEARN_DEADLINE", 1800.0)
         return cls(
             base_url=env.get("AITOEARN_BASE_URL", "").strip() or DEFAULT_BASE_URL,
             api_key=SecretStr(key) if key else None,
@@ -141,6 +144,7 @@ class Config:
             connect_timeout=_number(env, "AITOEARN_CONNECT_TIMEOUT", 10.0) or 0.0,
             read_timeout=_number(env, "AITOEARN_READ_TIMEOUT", 120.0) or 0.0,
             deadline=deadline or None,
+            wait_seconds=_number(env, "AITOEARN_WAIT_SECONDS", None),
             route=env.get("AITOEARN_ROUTE", "").strip() or "auto",
             conversations=env.get("AITOEARN_CONVERSATIONS", "").strip(),
             conversation_ttl=_number(env, "AITOEARN_CONVERSATION_TTL", 3 * 3600.0) or 0.0,
@@ -160,7 +164,8 @@ class Config:
             "AITOEARN_MAX_RETRIES": str(self.max_retries),
             "AITOEARN_CONNECT_TIMEOUT": str(self.connect_timeout),
             "AITOEARN_READ_TIMEOUT": str(self.read_timeout),
-            "AITOEARN_DEADLINE": str(self.deadline or ""),
+            "AITOEARN_DEADLINE": str(self.deadline or 0),
+            "AITOEARN_WAIT_SECONDS": "" if self.wait_seconds is None else str(self.wait_seconds),
             "AITOEARN_ROUTE": self.route,
             "AITOEARN_CONVERSATIONS": self.conversations,
             "AITOEARN_CONVERSATION_TTL": str(self.conversation_ttl),

@@ -7,7 +7,7 @@ strictest known values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = ["DEFAULT_PROFILE", "HostProfile", "profile_for"]
 
@@ -26,6 +26,10 @@ DEFAULT_PROFILE = HostProfile(wait_seconds=50.0, max_result_chars=40_000)
 
 _KNOWN: dict[str, HostProfile] = {
     "claude-ai": DEFAULT_PROFILE,
+    # Claude Code's MCP_TOOL_TIMEOUT defaults to far longer; 4 minutes keeps the agent informed.
+    "claude-code": replace(DEFAULT_PROFILE, wait_seconds=240.0),
+    # Gemini CLI waits 10 minutes by default (its per-server ``timeout``).
+    "gemini-cli-mcp-client": replace(DEFAULT_PROFILE, wait_seconds=240.0),
 }
 
 

@@ -1,4 +1,5 @@
-"""What the server keeps between calls: conversations, and replies too large for one result.
+"""What the server keeps between calls: conversations, and replies (one record per send_message
+call, read back with get_reply and the reply resources).
 
 A conversation is the ``system`` prompt and the completed turns: the messages the caller sent
 and the reply, so an agent continues an exchange by id instead of resending it. Only completed
@@ -115,10 +116,20 @@ class Store(Protocol):
         one); False when another call continued it meanwhile."""
         ...
 
-    async def save_reply(self, reply_id: str, owner: str, text: str, message: str) -> None: ...
+    async def save_reply(self, reply_id: str, owner: str, record: str) -> None:
+        """Create or replace the reply's record (JSON text written by the delegation module)."""
+        ...
 
-    async def load_reply(self, reply_id: str, owner: str) -> tuple[str, str] | None:
-        """The full reply text and Message JSON, or None when unknown, expired or another key's."""
+    async def load_reply(self, reply_id: str, owner: str) -> str | None:
+        """The record, or None when unknown, expired or another owner's."""
+        ...
+
+    async def request_cancel(self, reply_id: str, owner: str) -> bool:
+        """Ask whichever process runs this reply to stop it; False when unknown or another owner's."""
+        ...
+
+    async def cancel_requested(self, reply_id: str) -> bool:
+        """Polled (about every 0.5 s) by the process running the reply."""
         ...
 
     async def ping(self) -> bool: ...
@@ -141,6 +152,7 @@ class MemoryStore:
         # id → (expires at, record JSON, turns): the turn count saves parsing a record to check it
         self._items: OrderedDict[str, tuple[float, str, int]] = OrderedDict()
         self._bytes = 0
+        self._cancels: set[str] = set()  # reply ids whose cancel was asked for
 
     async def owner_tag(self, key: SecretStr) -> str:
         return _tag(self._secret, key)
@@ -148,6 +160,7 @@ class MemoryStore:
     def _drop(self, conversation_id: str) -> None:
         _, raw, _ = self._items.pop(conversation_id)
         self._bytes -= len(raw)
+        self._cancels.discard(conversation_id)
 
     def _get(self, item_id: str) -> str | None:
         item = self._items.get(item_id)
@@ -187,15 +200,27 @@ class MemoryStore:
         self._put(conversation.id, conversation.to_json(), len(conversation.turns))
         return True
 
-    async def save_reply(self, reply_id: str, owner: str, text: str, message: str) -> None:
-        self._put(reply_id, json.dumps({"owner": owner, "text": text, "message": message}, ensure_ascii=False))
+    async def save_reply(self, reply_id: str, owner: str, record: str) -> None:
+        cancel = reply_id in self._cancels
+        self._put(reply_id, f"{owner}\n{record}")  # the owner is a hex tag: no newline in it
+        if cancel:
+            self._cancels.add(reply_id)
 
-    async def load_reply(self, reply_id: str, owner: str) -> tuple[str, str] | None:
+    async def load_reply(self, reply_id: str, owner: str) -> str | None:
         raw = self._get(reply_id)
         if raw is None:
             return None
-        data = json.loads(raw)
-        return (data["text"], data["message"]) if hmac.compare_digest(data["owner"], owner) else None
+        stored_owner, _, record = raw.partition("\n")
+        return record if hmac.compare_digest(stored_owner, owner) else None
+
+    async def request_cancel(self, reply_id: str, owner: str) -> bool:
+        if await self.load_reply(reply_id, owner) is None:
+            return False
+        self._cancels.add(reply_id)
+        return True
+
+    async def cancel_requested(self, reply_id: str) -> bool:
+        return reply_id in self._cancels
 
     async def ping(self) -> bool:
         return True
@@ -203,6 +228,7 @@ class MemoryStore:
     async def aclose(self) -> None:
         self._items.clear()
         self._bytes = 0
+        self._cancels.clear()
 
 
 # Store the record only when the stored turn count is still the one the caller read.
@@ -211,6 +237,13 @@ local n = redis.call('HGET', KEYS[1], 'n')
 if (n == false and ARGV[1] ~= '0') or (n ~= false and n ~= ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'n', ARGV[2], 'data', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+# Mark a reply for cancelling, only if it exists and belongs to the caller.
+_CANCEL_SCRIPT = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'cancel', '1')
 return 1
 """
 
@@ -227,6 +260,7 @@ class RedisStore:
         self._redis = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5)
         self._errors = (redis.RedisError, OSError)
         self._save = self._redis.register_script(_SAVE_SCRIPT)
+        self._cancel = self._redis.register_script(_CANCEL_SCRIPT)
         self._secret: bytes | None = None
 
     async def _call(self, awaitable: Any) -> Any:
@@ -254,18 +288,24 @@ class RedisStore:
         args = [expected_turns, len(conversation.turns), conversation.to_json(), int(self.ttl * 1000)]
         return bool(await self._call(self._save(keys=[self.PREFIX + "c:" + conversation.id], args=args)))
 
-    async def save_reply(self, reply_id: str, owner: str, text: str, message: str) -> None:
+    async def save_reply(self, reply_id: str, owner: str, record: str) -> None:
         name = self.PREFIX + "r:" + reply_id
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(name, mapping={"owner": owner, "text": text, "message": message})
+            pipe.hset(name, mapping={"owner": owner, "record": record})  # a cancel mark set meanwhile stays
             pipe.pexpire(name, int(self.ttl * 1000))
             await self._call(pipe.execute())
 
-    async def load_reply(self, reply_id: str, owner: str) -> tuple[str, str] | None:
-        found = await self._call(self._redis.hmget(self.PREFIX + "r:" + reply_id, ["owner", "text", "message"]))
-        if found[0] is None or not hmac.compare_digest(found[0].decode(), owner):
+    async def load_reply(self, reply_id: str, owner: str) -> str | None:
+        found = await self._call(self._redis.hmget(self.PREFIX + "r:" + reply_id, ["owner", "record"]))
+        if found[0] is None or found[1] is None or not hmac.compare_digest(found[0].decode(), owner):
             return None
-        return found[1].decode(), found[2].decode()
+        return found[1].decode()
+
+    async def request_cancel(self, reply_id: str, owner: str) -> bool:
+        return bool(await self._call(self._cancel(keys=[self.PREFIX + "r:" + reply_id], args=[owner])))
+
+    async def cancel_requested(self, reply_id: str) -> bool:
+        return bool(await self._call(self._redis.hexists(self.PREFIX + "r:" + reply_id, "cancel")))
 
     async def ping(self) -> bool:
         try:

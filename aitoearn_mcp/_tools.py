@@ -1,0 +1,248 @@
+"""The tools' work: send_message starts delegations and waits for them as long as the host
+allows; get_reply waits, pages and cancels; the reply resources read the same records.
+
+Data flows one way: tool arguments → DTO → SendJob per model → Delegation (relay → events →
+accumulator → record) → result shaped from the record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp.types import CallToolResult
+from pydantic import SecretStr
+
+from ._catalogue import Catalogue
+from ._config import Config
+from ._delegation import Delegation, Delegations
+from ._dto import parse_get_reply_args, parse_send_message_args
+from ._errors import InputError, MissingKeyError
+from ._files import attach_files, read_files, roots_from_uris
+from ._hosts import profile_for
+from ._metrics import Metrics
+from ._notices import log_to_client, report_progress
+from ._relay import RelayClient
+from ._reply_record import ReplyRecord
+from ._reply_view import combined_view, reply_view
+from ._result import error_result
+from ._send import STORE_DOWN, prepare_job
+from ._store import Store, StoreUnavailableError, save_reply_file
+from ._turns import begin
+
+__all__ = ["State", "Tools"]
+
+ROOTS_WAIT = 5.0  # seconds to wait for the client's roots before falling back to the working directory
+
+FILES_OVER_HTTP = (
+    "Invalid arguments for send_message: `files` is not available over HTTP (a shared server does not read its "
+    "own disk for callers); fix: put the file's content in `messages` (text, image or document blocks). "
+    "Nothing was sent."
+)
+
+
+@dataclass
+class State:
+    """What the server's lifespan opens: the relay's client, the catalogue, the store and the
+    delegations running in this process."""
+
+    relay: RelayClient
+    catalogue: Catalogue
+    store: Store
+    delegations: Delegations
+
+
+async def _allowed_roots(ctx: Context, extra: tuple[str, ...]) -> list[Path]:
+    """The client's MCP roots when it offers them, else the working directory; plus ``extra``."""
+    roots: list[Path] = []
+    capabilities = ctx.session.client_capabilities
+    if capabilities is not None and capabilities.roots is not None:
+        with warnings.catch_warnings(), contextlib.suppress(Exception), anyio.move_on_after(ROOTS_WAIT):
+            warnings.simplefilter("ignore", MCPDeprecationWarning)  # roots are deprecated in 2026-07-28
+            roots = roots_from_uris(str(root.uri) for root in (await ctx.session.list_roots()).roots)
+    return [*(roots or [Path.cwd()]), *(Path(p) for p in extra)]
+
+
+def _outcome(record: ReplyRecord) -> str:
+    if record.status == "complete":
+        return "ok"
+    return record.error_kind or "relay" if record.status == "failed" else record.status
+
+
+class Tools:
+    """send_message, get_reply and the reply resources for one server."""
+
+    def __init__(self, config: Config, *, http: bool, metrics: Metrics) -> None:
+        self.config = config
+        self.http = http
+        self.metrics = metrics
+        self._files: dict[str, str] = {}  # reply id → the file its full text was written to (stdio)
+
+    def wait_seconds(self, given: float | None, ctx: Context) -> float:
+        """The argument, else AITOEARN_WAIT_SECONDS, else what the host (``clientInfo.name``) allows."""
+        if given is not None:
+            return float(given)
+        if self.config.wait_seconds is not None:
+            return self.config.wait_seconds
+        params = ctx.session.client_params  # None on a 2026-07-28 connection without client info
+        return profile_for(params.client_info.name if params else None).wait_seconds
+
+    def _save_file(self, reply_id: str, text: str) -> str | None:
+        """The full reply as a file the agent can page through (stdio only: over HTTP the server's
+        disk is not the caller's). A file that cannot be written is only left out."""
+        if self.http:
+            return None
+        if reply_id not in self._files:
+            with contextlib.suppress(OSError):
+                self._files[reply_id] = save_reply_file(reply_id, text)
+        return self._files.get(reply_id)
+
+    def view(self, reply_id: str, record: ReplyRecord, budget: int, offset: int = 0) -> CallToolResult:
+        return reply_view(reply_id, record, budget=budget, offset=offset, now=time.time(), save_file=self._save_file)
+
+    # --- send_message ------------------------------------------------------------------------
+
+    async def send_message(
+        self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
+    ) -> CallToolResult:
+        """``labels`` (model, route, outcome) are filled in for the metrics as the call goes."""
+        labels["outcome"] = "input_error"
+        try:
+            request, given = parse_send_message_args(arguments)
+        except InputError as exc:
+            return error_result(str(exc))
+        if key is None:
+            return error_result(str(MissingKeyError()))
+        models = request.models or [str(request.model)]
+        try:  # everything the caller named is checked before anything is sent
+            continuation = await begin(state.store, request.conversation_id, key)
+            if request.files:
+                if self.http:
+                    raise InputError(FILES_OVER_HTTP)
+                roots = await _allowed_roots(ctx, self.config.files_roots)
+                blocks = read_files(request.files, roots, self.config.files_max_bytes)
+                given = {**given, "messages": attach_files(given["messages"], blocks)}
+            prepare = functools.partial(prepare_job, request=request, given=given, continuation=continuation, key=key,
+                                        route_setting=self.config.route, relay=state.relay, catalogue=state.catalogue,
+                                        store=state.store, metrics=self.metrics)  # fmt: skip
+            jobs = [await prepare(model) for model in models]
+            owner = await state.store.owner_tag(key)
+        except InputError as exc:
+            return error_result(str(exc))
+        except StoreUnavailableError as exc:
+            labels["outcome"] = "store_unavailable"
+            return error_result(f"{STORE_DOWN} ({exc}). Nothing was sent.")
+        started = [await state.delegations.start(job, owner) for job in jobs]
+        await self._wait(ctx, started, self.wait_seconds(request.wait_seconds, ctx), stop_on_cancel=True)
+        records = [delegation.snapshot() for delegation in started]
+        if len(started) == 1:
+            labels.update(route=records[0].route or "", outcome=_outcome(records[0]))
+            return self.view(started[0].id, records[0], self.config.max_result_chars)
+        labels.update(model="", outcome="ok" if all(r.status == "complete" for r in records) else "several")
+        share = max(self.config.max_result_chars // len(started), 2000)  # the budget is shared
+        return combined_view(
+            [(d.job.model, d.id, self.view(d.id, record, share)) for d, record in zip(started, records, strict=True)]
+        )
+
+    async def _wait(self, ctx: Context, delegations: list[Delegation], seconds: float, *, stop_on_cancel: bool) -> None:
+        """Wait until every one has ended or ``seconds`` pass, telling the client of progress and
+        retries. ``stop_on_cancel``: the host's own cancel of this request stops them (the user
+        pressed stop); otherwise they go on."""
+
+        def progress() -> tuple[int, str]:
+            chars = sum(d.chars for d in delegations)
+            return chars, next((d.latest_text(200) for d in reversed(delegations) if d.chars), "")
+
+        on_retry = functools.partial(log_to_client, ctx)
+        for delegation in delegations:
+            delegation.retry_listeners.add(on_retry)
+        try:
+            async with anyio.create_task_group() as beside:
+                since = delegations[0].record.started
+                beside.start_soon(functools.partial(report_progress, ctx, progress, since=since))
+                with anyio.move_on_after(seconds):
+                    for delegation in delegations:
+                        await delegation.finished.wait()
+                beside.cancel_scope.cancel()
+        except anyio.get_cancelled_exc_class():
+            if stop_on_cancel:
+                for delegation in delegations:
+                    delegation.cancel()
+            raise
+        finally:
+            for delegation in delegations:
+                delegation.retry_listeners.discard(on_retry)
+
+    # --- get_reply ---------------------------------------------------------------------------
+
+    async def get_reply(
+        self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
+    ) -> CallToolResult:
+        labels["outcome"] = "input_error"
+        try:
+            args = parse_get_reply_args(arguments)
+        except InputError as exc:
+            return error_result(str(exc))
+        if key is None:
+            return error_result(str(MissingKeyError()))
+        delegations = state.delegations
+        try:
+            owner = await state.store.owner_tag(key)
+            if args.cancel:
+                found = await delegations.cancel(args.reply_id, owner)
+            elif (live := delegations.live(args.reply_id, owner)) is not None:
+                await self._wait(ctx, [live], self.wait_seconds(args.wait_seconds, ctx), stop_on_cancel=False)
+                found = live.snapshot()
+            else:
+                found = await self._wait_remote(ctx, delegations, args.reply_id, owner, args.wait_seconds)
+        except StoreUnavailableError as exc:
+            labels["outcome"] = "store_unavailable"
+            return error_result(f"{STORE_DOWN} ({exc}); try get_reply again shortly.")
+        if found is None:
+            labels["outcome"] = "unknown"
+            return error_result(
+                f"Reply {args.reply_id!r} is unknown or has expired (replies are kept as long as conversations); "
+                "fix: pass the reply_id of a send_message result made with the same key, or send the request again."
+            )
+        labels.update(model=found.model, route=found.route or "", outcome=_outcome(found))
+        return self.view(args.reply_id, found, self.config.max_result_chars, args.offset)
+
+    async def _wait_remote(
+        self, ctx: Context, delegations: Delegations, reply_id: str, owner: str, wait: float | None
+    ) -> ReplyRecord | None:
+        """A reply another process runs (or one that has ended): poll its record, with progress."""
+        latest: list[ReplyRecord] = []
+
+        def progress() -> tuple[int, str]:
+            return (latest[-1].chars, latest[-1].text[-200:]) if latest else (0, "")
+
+        first = await delegations.read(reply_id, owner)
+        if first is None or first.done:
+            return first
+        latest.append(first)
+        found: ReplyRecord | None = first
+        async with anyio.create_task_group() as beside:
+            beside.start_soon(functools.partial(report_progress, ctx, progress, since=first.started))
+            found = await delegations.wait(reply_id, owner, self.wait_seconds(wait, ctx), on_record=latest.append)
+            beside.cancel_scope.cancel()
+        return found
+
+    # --- resources ---------------------------------------------------------------------------
+
+    async def stored_reply(self, reply_id: str, state: State, key: SecretStr | None) -> ReplyRecord:
+        found = None
+        if key is not None:
+            with contextlib.suppress(StoreUnavailableError):
+                found = await state.delegations.read(reply_id, await state.store.owner_tag(key))
+        if found is None:
+            raise ResourceError(f"Reply {reply_id} is unknown or has expired; send the request again.")
+        return found
