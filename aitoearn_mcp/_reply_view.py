@@ -44,7 +44,7 @@ def reply_view(
         return _later_page(reply_id, record, offset, budget, failed)
     notes = list(record.notes)
     message = {**_head(reply_id, record), **record.message}
-    fitted = fit_message(message, budget)
+    fitted = fit_message(record.message, budget)  # the head is small: inside the budget's reserve
     shown = fit_text(record.text, budget - weight("\n".join(notes)))
     link: ResourceLink | None = None
     if fitted.cut or shown != record.text:
@@ -55,7 +55,8 @@ def reply_view(
             next_offset
         )
         note = cut_off.note[:-1] + more + "]" if more else cut_off.note
-        structured = {**fitted.message, "truncated": cut_off.details, "next_offset": next_offset}
+        structured = {**_head(reply_id, record), **fitted.message, "truncated": cut_off.details}
+        structured["next_offset"] = next_offset
         structured["notes"] = [*structured.get("notes", []), note]
         notes, link = [note, *notes], cut_off.link
     else:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import hmac
+import secrets
 import time
 import warnings
 from dataclasses import dataclass
@@ -86,6 +89,15 @@ class Tools:
         self.http = http
         self.metrics = metrics
         self._files: dict[str, str] = {}  # reply id → the file its full text was written to (stdio)
+        self._secret = secrets.token_bytes(32)
+
+    async def _owner(self, store: Store, key: SecretStr) -> str:
+        """The key's tag in the store; while the store does not answer, one of this process's own,
+        so a reply still reaches the caller that waits for it (it cannot be stored meanwhile)."""
+        try:
+            return await store.owner_tag(key)
+        except StoreUnavailableError:
+            return hmac.new(self._secret, key.get_secret_value().encode(), hashlib.sha256).hexdigest()
 
     def wait_seconds(self, given: float | None, ctx: Context) -> float:
         """The argument, else AITOEARN_WAIT_SECONDS, else what the host (``clientInfo.name``) allows."""
@@ -135,12 +147,12 @@ class Tools:
                                         route_setting=self.config.route, relay=state.relay, catalogue=state.catalogue,
                                         store=state.store, metrics=self.metrics)  # fmt: skip
             jobs = [await prepare(model) for model in models]
-            owner = await state.store.owner_tag(key)
         except InputError as exc:
             return error_result(str(exc))
         except StoreUnavailableError as exc:
             labels["outcome"] = "store_unavailable"
             return error_result(f"{STORE_DOWN} ({exc}). Nothing was sent.")
+        owner = await self._owner(state.store, key)
         started = [await state.delegations.start(job, owner) for job in jobs]
         await self._wait(ctx, started, self.wait_seconds(request.wait_seconds, ctx), stop_on_cancel=True)
         records = [delegation.snapshot() for delegation in started]
@@ -196,7 +208,7 @@ class Tools:
             return error_result(str(MissingKeyError()))
         delegations = state.delegations
         try:
-            owner = await state.store.owner_tag(key)
+            owner = await self._owner(state.store, key)
             if args.cancel:
                 found = await delegations.cancel(args.reply_id, owner)
             elif (live := delegations.live(args.reply_id, owner)) is not None:
