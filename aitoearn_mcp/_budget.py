@@ -71,6 +71,8 @@ def fit_message(message: dict[str, Any], budget: int) -> Fitted:
     for block, original in zip(texts, originals, strict=True):  # the reply's beginning first
         # JSON escapes (newlines, quotes) cost a little more than the text itself: leave a margin.
         kept = cut(str(original.get("text", "")), max(room * 9 // 10, 0))
+        while kept and weight(json.dumps(kept, ensure_ascii=False)) > room:  # escape-heavy text: cut more
+            kept = cut(kept, weight(kept) * 9 // 10)
         block["text"] = kept
         room -= weight(json.dumps(kept, ensure_ascii=False))
     for block in blocks:
