@@ -186,15 +186,21 @@ class Delegations:
         tracked = self.drain.track(delegation.scope) if self.drain else contextlib.nullcontext()
         try:
             with tracked:
+                if not self._shared:  # nothing to watch: no task group (memory per delegation counts)
+                    await self._send(delegation)
+                    return
                 async with anyio.create_task_group() as beside:
-                    if self._shared:
-                        beside.start_soon(self._watch, delegation)
-                    with delegation.scope:
-                        await delegation.job.send(delegation._attempt, delegation._tell_retry)
+                    beside.start_soon(self._watch, delegation)
+                    await self._send(delegation)
                     beside.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(SETTLE_WAIT):
                 await self._settle(delegation)
+
+    @staticmethod
+    async def _send(delegation: Delegation) -> None:
+        with delegation.scope:
+            await delegation.job.send(delegation._attempt, delegation._tell_retry)
 
     async def _settle(self, delegation: Delegation) -> None:
         try:

@@ -125,7 +125,7 @@ async def test_unknown_and_malformed_reply_ids_are_refused_clearly(relay: FakeRe
     assert bad.is_error and "`offset`" in texts(bad)[0] and "fix:" in texts(bad)[0]
 
 
-@pytest.mark.parametrize("unit", ["Line \"quoted\" and\tescaped \\ text.\n", "长篇回答的一部分，包含中文。\n"])
+@pytest.mark.parametrize("unit", ['Line "quoted" and\tescaped \\ text.\n', "长篇回答的一部分，包含中文。\n"])
 async def test_a_long_reply_reads_back_whole_in_pages_under_the_budget(relay: FakeRelay, unit: str) -> None:
     original = (unit * (300_000 // len(unit) + 1))[:300_000]
     relay.enqueue(MESSAGES, Reply.sse(sse.text_reply([original[i : i + 5000] for i in range(0, 300_000, 5000)])))
@@ -217,9 +217,7 @@ async def test_model_choices_are_checked_before_anything_is_sent(
     assert relay.requests_to(MESSAGES) == [] and relay.requests_to(CHAT) == []
 
 
-async def test_two_processes_on_one_redis_start_collect_and_cancel(
-    relay: FakeRelay, redis_server: RedisServer
-) -> None:
+async def test_two_processes_on_one_redis_start_collect_and_cancel(relay: FakeRelay, redis_server: RedisServer) -> None:
     env = {"AITOEARN_CONVERSATIONS": redis_server.url}
     relay.enqueue(MESSAGES, thinking_reply(sse.text_reply(["答案", "在这里。"]), silence=4))
     relay.enqueue(MESSAGES, slow_reply(sse.text_reply([f"w{i} " for i in range(400)]), delay=0.05))
