@@ -34,9 +34,7 @@ __all__ = [
 MAX_TOKENS_LIMIT = 9007199254740991  # ClaudeChatProxyDto's maximum (2**53 - 1)
 MAX_MODELS = 8
 MAX_WAIT = 3600
-WAIT_DESCRIPTION = (
-    "Seconds to wait for the reply before answering status running with a reply_id (default: what this host allows)."
-)
+WAIT_DESCRIPTION = "Seconds to wait before answering status running with a reply_id (default: what the host allows)."
 
 # Optional fields: absent or null upstream alike; the schema shows only the real type.
 None_ = SkipJsonSchema[None]
@@ -282,9 +280,8 @@ _SERVER_FIELDS = ("conversation_id", "files", "models", "wait_seconds")
 # Output schemas: what structuredContent holds. Open objects, since the relay adds fields.
 MESSAGE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "description": "status (complete, running, failed, cancelled) and reply_id first. Complete: the reply as an "
-    "Anthropic Message plus route, credits, notes, conversation_id, next_offset (more text: get_reply with that "
-    "offset). Running: what arrived; collect with get_reply. Several models: replies, one each.",
+    "description": "status and reply_id first; complete: the Anthropic Message plus route, credits, notes, "
+    "conversation_id, next_offset (more text: get_reply with that offset); several models: replies, one each.",
     "properties": {
         "status": {"enum": ["complete", "running", "failed", "cancelled"]},
         "reply_id": {"type": "string"},

@@ -25,7 +25,8 @@ from ._errors import IncompleteReplyError, InvalidModelError, RelayError, Shutti
 from ._metrics import Metrics
 from ._relay import RelayClient
 from ._reply_record import ReplyRecord
-from ._request import prepare_request
+from ._dto import SendMessageInput
+from ._request import PreparedRequest, prepare_request
 from ._result import call_notes
 from ._routes import Route, plan_route
 from ._store import Store, StoreUnavailableError
@@ -45,7 +46,7 @@ class SendJob:
 
     model: str
     key: SecretStr
-    prepared: list[Any]  # PreparedRequest per route, in the order tried
+    prepared: list[PreparedRequest]  # one per route, in the order tried
     entry: Mapping[str, Any] | None
     channel: str | None
     continuation: Continuation
@@ -105,12 +106,12 @@ class SendJob:
         done.status, done.message, done.notes = "complete", {**outcome, **extras}, [*notes, note]
         return done
 
-    def _notes(self, message: Mapping[str, Any], attempt: Any) -> tuple[list[str], dict[str, Any]]:
+    def _notes(self, message: Mapping[str, Any], attempt: PreparedRequest) -> tuple[list[str], dict[str, Any]]:
         return call_notes(
             message, route=attempt.route, dropped=attempt.dropped, max_tokens=attempt.max_tokens, entry=self.entry
         )
 
-    async def _failed(self, done: ReplyRecord, error: RelayError, attempt: Any) -> None:
+    async def _failed(self, done: ReplyRecord, error: RelayError, attempt: PreparedRequest) -> None:
         done.status = "failed"
         if isinstance(error, InvalidModelError):
             error.fix = await self._model_suggestion(attempt.route)
@@ -145,7 +146,7 @@ class SendJob:
 
 
 async def prepare_job(
-    model: str, request: Any, given: dict[str, Any], continuation: Continuation, key: SecretStr, *,
+    model: str, request: SendMessageInput, given: dict[str, Any], continuation: Continuation, key: SecretStr, *,
     route_setting: str, relay: RelayClient, catalogue: Catalogue, store: Store, metrics: Metrics,
 ) -> SendJob:  # fmt: skip
     """The job for ``model``: its catalogue entry, the stored turns, the request per route.
