@@ -21,11 +21,11 @@ from pydantic import SecretStr
 
 from ._call import Call, outcome_label, send_on_routes
 from ._catalogue import Catalogue
+from ._dto import SendMessageInput
 from ._errors import IncompleteReplyError, InvalidModelError, RelayError, ShuttingDownError
 from ._metrics import Metrics
 from ._relay import RelayClient
 from ._reply_record import ReplyRecord
-from ._dto import SendMessageInput
 from ._request import PreparedRequest, prepare_request
 from ._result import call_notes
 from ._routes import Route, plan_route
