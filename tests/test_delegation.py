@@ -90,10 +90,12 @@ async def test_wait_seconds_answers_running_then_get_reply_collects_it(relay: Fa
         assert assert_running(early) == reply_id
         done = await client.call_tool("get_reply", {"reply_id": reply_id, "wait_seconds": 20})
         again = await client.call_tool("get_reply", {"reply_id": reply_id})  # now read from the store
+        past_end = await client.call_tool("get_reply", {"reply_id": reply_id, "offset": 10_000})
         resource = await client.read_resource(f"aitoearn://replies/{reply_id}")
     assert texts(done)[0] == "Finally, an answer." and structured(done)["status"] == "complete"
     assert structured(done)["next_offset"] is None and structured(done)["conversation_id"].startswith("c_")
     assert texts(again) == texts(done) and structured(again) == structured(done)
+    assert past_end.is_error and "`offset` 10,000 is past the end" in texts(past_end)[0]
     assert resource.contents[0].text == "Finally, an answer."  # type: ignore[union-attr]  # the same ids
     assert len(relay.requests_to(MESSAGES)) == 1
 
