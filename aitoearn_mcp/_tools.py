@@ -153,7 +153,14 @@ class Tools:
             labels["outcome"] = "store_unavailable"
             return error_result(f"{STORE_DOWN} ({exc}). Nothing was sent.")
         owner = await self._owner(state.store, key)
-        started = [await state.delegations.start(job, owner) for job in jobs]
+        started: list[Delegation] = []
+        try:
+            for job in jobs:
+                started.append(await state.delegations.start(job, owner))
+        except anyio.get_cancelled_exc_class():  # the host's stop while they start: none goes on
+            for delegation in started:
+                delegation.cancel()
+            raise
         await self._wait(ctx, started, self.wait_seconds(request.wait_seconds, ctx), stop_on_cancel=True)
         records = [delegation.snapshot() for delegation in started]
         if len(started) == 1:
