@@ -1,22 +1,17 @@
-"""One send_message call on the relay: the routes tried in turn, progress reported beside it,
-and a cancel scope the drain can use at the end of a shutdown's grace period."""
+"""One send_message call on the relay: the routes tried in turn. Cancelling it (a delegation's
+scope) closes the relay stream; what arrived stays in the accumulator."""
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
-from mcp.server.mcpserver import Context
 from pydantic import SecretStr
 
-from ._drain import Drain
-from ._errors import IncompleteReplyError, InvalidModelError, RelayError, ShuttingDownError
-from ._notices import log_to_client, report_progress
+from ._errors import InvalidModelError, RelayError
 from ._relay import RelayClient
 from ._reply import ReplyAccumulator
 from ._request import PreparedRequest
@@ -32,52 +27,45 @@ class Call:
 
     request: PreparedRequest
     accumulator: ReplyAccumulator
-    outcome: dict[str, Any] | RelayError
-    seconds: float
-    first_event: float | None
+    outcome: dict[str, Any] | RelayError | None = None  # None while it runs, or when it was cut
+    seconds: float = 0.0
+    first_event: float | None = None
 
 
-async def _collect(
-    relay: RelayClient, request: PreparedRequest, key: SecretStr, ctx: Context, drain: Drain | None
-) -> Call:
-    """Run the call with the progress reporter beside it. Errors come back as values: raised
-    through the task group they would arrive wrapped in an ExceptionGroup."""
-    accumulator = ReplyAccumulator()
+async def _collect(relay: RelayClient, call: Call, key: SecretStr, on_retry: Callable[[str], Awaitable[None]]) -> None:
+    """Run the call, filling ``call`` in as it goes. Errors come back as values."""
     started = time.monotonic()
-    first_event: list[float] = []
-    outcome: dict[str, Any] | RelayError | None = None
-    scope = anyio.CancelScope()  # cancelled by the drain when the grace period runs out
-    with drain.track(scope) if drain else contextlib.nullcontext(), scope:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(report_progress, ctx, accumulator)
-            try:
-                outcome = await relay.send_message(
-                    request.route, request.body, key, accumulator,
-                    on_retry=functools.partial(log_to_client, ctx),
-                    on_first_event=lambda: first_event.append(time.monotonic() - started),
-                )  # fmt: skip
-            except RelayError as exc:
-                outcome = exc.with_traceback(None)  # kept, its frames are not: no cycle holds the reply
-            finally:
-                tasks.cancel_scope.cancel()
-    if outcome is None:  # the drain cancelled the call at the end of its grace period
-        shutting_down = ShuttingDownError()
-        outcome = shutting_down if not accumulator.started else IncompleteReplyError(
-            shutting_down, accumulator.message(partial=True), accumulator.text()
-        )  # fmt: skip
-    return Call(request, accumulator, outcome, time.monotonic() - started, first_event[0] if first_event else None)
+
+    def first() -> None:
+        call.first_event = time.monotonic() - started
+
+    try:
+        call.outcome = await relay.send_message(
+            call.request.route, call.request.body, key, call.accumulator, on_retry=on_retry, on_first_event=first
+        )
+    except RelayError as exc:
+        call.outcome = exc.with_traceback(None)  # kept, its frames are not: no cycle holds the reply
+    finally:
+        call.seconds = time.monotonic() - started
 
 
 async def send_on_routes(
-    relay: RelayClient, prepared: list[PreparedRequest], key: SecretStr, ctx: Context, drain: Drain | None
+    relay: RelayClient,
+    prepared: list[PreparedRequest],
+    key: SecretStr,
+    on_attempt: Callable[[Call], None],
+    on_retry: Callable[[str], Awaitable[None]],
 ) -> Call:
-    """Send on the first route; when the relay does not know the model there, on the next."""
-    for attempt in prepared[:-1]:
-        call = await _collect(relay, attempt, key, ctx, drain)
-        if not isinstance(call.outcome, InvalidModelError):
+    """Send on the first route; when the relay does not know the model there, on the next.
+    ``on_attempt`` is told of each attempt before it starts (its accumulator fills live)."""
+    for number, request in enumerate(prepared):
+        call = Call(request, ReplyAccumulator())
+        on_attempt(call)
+        await _collect(relay, call, key, on_retry)
+        if not isinstance(call.outcome, InvalidModelError) or number == len(prepared) - 1:
             return call
-        logger.info("send_message model not accepted on route %s; trying the next route", attempt.route)
-    return await _collect(relay, prepared[-1], key, ctx, drain)
+        logger.info("send_message model not accepted on route %s; trying the next route", request.route)
+    raise AssertionError("no route planned")
 
 
 def outcome_label(outcome: dict[str, Any] | RelayError) -> str:

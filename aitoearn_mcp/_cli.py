@@ -41,7 +41,12 @@ def _settings_flags() -> argparse.ArgumentParser:
     relay.add_argument("--max-retries", type=int, help="retries before any reply byte (AITOEARN_MAX_RETRIES; 2)")
     relay.add_argument("--connect-timeout", type=float, help="seconds (AITOEARN_CONNECT_TIMEOUT; 10)")
     relay.add_argument("--read-timeout", type=float, help="idle seconds between bytes (AITOEARN_READ_TIMEOUT; 120)")
-    relay.add_argument("--deadline", type=float, help="overall seconds per call (AITOEARN_DEADLINE; none)")
+    relay.add_argument("--deadline", type=float, help="seconds a call may run in all (AITOEARN_DEADLINE; 1800)")
+    relay.add_argument(
+        "--wait-seconds",
+        type=float,
+        help="seconds a call waits before answering 'running' with a reply_id (AITOEARN_WAIT_SECONDS; by host)",
+    )
     relay.add_argument("--models-cache-ttl", type=float, help="seconds (AITOEARN_MODELS_CACHE_TTL; 300)")
     relay.add_argument(
         "--route",
@@ -113,7 +118,7 @@ def _run(args: argparse.Namespace) -> int:
         config = with_overrides(
             Config.from_env(),
             **{name: given.get(name) for name in ("base_url", "max_retries", "connect_timeout", "read_timeout",
-                                                  "deadline", "models_cache_ttl", "route")},
+                                                  "deadline", "models_cache_ttl", "route", "wait_seconds")},
         )  # fmt: skip
         http = None
         if args.transport == "streamable-http":

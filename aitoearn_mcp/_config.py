@@ -113,7 +113,8 @@ class Config:
     max_retries: int = 2
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
-    deadline: float | None = None
+    deadline: float | None = 1800.0  # a delegation's whole life; None: unbounded (AITOEARN_DEADLINE=0)
+    wait_seconds: float | None = None  # how long a call waits before answering "running"; None: by host
     route: str = "auto"
     # "": the SQLite file in the state directory; "memory"; a file; a redis:// URL (may hold a password)
     conversations: str = field(default="", repr=False)
@@ -137,6 +138,8 @@ class Config:
                 raise ConfigError(f"{name.replace('_', ' ')} must be more than zero seconds")
         if self.deadline is not None and self.deadline <= 0:
             raise ConfigError("deadline must be more than zero seconds")
+        if self.wait_seconds is not None and self.wait_seconds < 0:
+            raise ConfigError("AITOEARN_WAIT_SECONDS must be zero or more seconds")
         _check_conversations(self.conversations)
         if self.conversation_ttl is not None and self.conversation_ttl <= 0:
             raise ConfigError("AITOEARN_CONVERSATION_TTL must be more than zero seconds")
@@ -153,7 +156,7 @@ class Config:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
         env = os.environ if env is None else env
         key = env.get("AITOEARN_API_KEY", "").strip()
-        deadline = _number(env, "AITOEARN_DEADLINE", None)
+        deadline = _number(env, "AITOEARN_DEADLINE", 1800.0)
         max_result_chars = _number(env, "AITOEARN_MAX_RESULT_CHARS", None, integer=True)  # unset: per host
         return cls(
             base_url=env.get("AITOEARN_BASE_URL", "").strip() or DEFAULT_BASE_URL,
@@ -163,6 +166,7 @@ class Config:
             connect_timeout=_number(env, "AITOEARN_CONNECT_TIMEOUT", 10.0) or 0.0,
             read_timeout=_number(env, "AITOEARN_READ_TIMEOUT", 120.0) or 0.0,
             deadline=deadline or None,
+            wait_seconds=_number(env, "AITOEARN_WAIT_SECONDS", None),
             route=env.get("AITOEARN_ROUTE", "").strip() or "auto",
             conversations=env.get("AITOEARN_CONVERSATIONS", "").strip(),
             conversation_ttl=_number(env, "AITOEARN_CONVERSATION_TTL", None),
@@ -183,7 +187,8 @@ class Config:
             "AITOEARN_MAX_RETRIES": str(self.max_retries),
             "AITOEARN_CONNECT_TIMEOUT": str(self.connect_timeout),
             "AITOEARN_READ_TIMEOUT": str(self.read_timeout),
-            "AITOEARN_DEADLINE": str(self.deadline or ""),
+            "AITOEARN_DEADLINE": str(self.deadline or 0),
+            "AITOEARN_WAIT_SECONDS": "" if self.wait_seconds is None else str(self.wait_seconds),
             "AITOEARN_ROUTE": self.route,
             "AITOEARN_CONVERSATIONS": self.conversations,
             "AITOEARN_CONVERSATION_TTL": str(self.conversation_ttl or ""),

@@ -25,12 +25,17 @@ from pydantic.json_schema import GenerateJsonSchema, SkipJsonSchema
 from ._errors import InputError
 
 __all__ = [
+    "GetReplyInput",
     "ListModelsInput",
     "SendMessageInput",
+    "parse_get_reply_args",
     "parse_list_models_args",
     "parse_send_message_args",
 ]
 MAX_TOKENS_LIMIT = 9007199254740991  # ClaudeChatProxyDto's maximum (2**53 - 1)
+MAX_MODELS = 8
+MAX_WAIT = 3600
+WAIT_DESCRIPTION = "Seconds to wait before answering status running with a reply_id (default: what the host allows)."
 
 logger = logging.getLogger("aitoearn_mcp")
 
@@ -40,6 +45,7 @@ HOST_CONTROL_FIELDS = frozenset({"wait_for_previous"})
 
 # Optional fields: absent or null upstream alike; the schema shows only the real type.
 None_ = SkipJsonSchema[None]
+Name = Annotated[StrictStr, Field(min_length=1)]
 
 
 class _Open(BaseModel):
@@ -78,7 +84,10 @@ class ToolChoice(_Open):
 class SendMessageInput(_Open):
     """Arguments of send_message: an Anthropic Messages request (``ClaudeChatProxyDto``)."""
 
-    model: StrictStr = Field(min_length=1, description="Model name from list_models, e.g. claude-sonnet-5.")
+    model: Name | None_ = Field(None, description="Model name from list_models, e.g. claude-sonnet-5.")
+    models: Annotated[list[Name], Field(min_length=2, max_length=MAX_MODELS)] | None_ = Field(
+        None, description="Instead of model: 2-8 names; the same request goes to each at once, one reply each."
+    )
     messages: list[InputMessage] = Field(
         min_length=1,
         description="Conversation so far (at least one message), oldest first, alternating user/assistant; "
@@ -112,6 +121,22 @@ class SendMessageInput(_Open):
         description="Paths the server reads and adds to the last user message: text, PNG, JPEG, GIF, WebP, PDF. "
         "Inside the client's roots or the server's directory; stdio only.",
     )
+    wait_seconds: Annotated[StrictFloat | StrictInt, Field(ge=0, le=MAX_WAIT)] | None_ = Field(
+        None, description=WAIT_DESCRIPTION
+    )
+
+
+class GetReplyInput(BaseModel):
+    """Arguments of get_reply."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reply_id: StrictStr = Field(min_length=1, description="The reply_id of a send_message result.")
+    wait_seconds: Annotated[StrictFloat | StrictInt, Field(ge=0, le=MAX_WAIT)] | None_ = Field(
+        None, description=WAIT_DESCRIPTION
+    )
+    offset: StrictInt = Field(0, ge=0, description="Start at this character of the reply text (from next_offset).")
+    cancel: StrictBool = Field(False, description="Stop the generation now (billing stops); returns what arrived.")
 
 
 class ListModelsInput(BaseModel):
@@ -177,6 +202,11 @@ _FIXES: dict[str, str] = {
     "metadata": 'pass an object such as {"user_id": "..."}',
     "conversation_id": "pass the conversation_id of an earlier send_message result, or leave it out",
     "files": 'pass a list of file paths, e.g. ["notes.md"]',
+    "models": f"pass 2 to {MAX_MODELS} distinct model names from list_models, or one name as `model`",
+    "wait_seconds": f"pass a number of seconds from 0 to {MAX_WAIT}, or leave it out",
+    "reply_id": "pass the reply_id of a send_message or get_reply result",
+    "offset": "pass a whole number of characters, 0 or more (a result's next_offset)",
+    "cancel": "pass true or false",
     "refresh": "pass true or false",
     "channel": 'pass a channel name such as "openai", or leave it out',
     "modality": 'pass a modality such as "image", or leave it out',
@@ -233,6 +263,13 @@ def parse_list_models_args(arguments: dict[str, Any]) -> ListModelsInput:
         raise _explain(exc, "list_models") from None
 
 
+def parse_get_reply_args(arguments: dict[str, Any]) -> GetReplyInput:
+    try:
+        return GetReplyInput.model_validate(arguments)
+    except ValidationError as exc:
+        raise _explain(exc, "get_reply") from None
+
+
 def parse_send_message_args(arguments: dict[str, Any]) -> tuple[SendMessageInput, dict[str, Any]]:
     """Validate send_message arguments; return them as the model and as the caller sent them,
     extra fields and all, less the known optional fields sent as null ("not given") and the
@@ -242,6 +279,9 @@ def parse_send_message_args(arguments: dict[str, Any]) -> tuple[SendMessageInput
         request = SendMessageInput.model_validate(arguments)
     except ValidationError as exc:
         raise _explain(exc, "send_message") from None
+    refusal = _model_choice_refusal(request)
+    if refusal:
+        raise InputError(f"Invalid arguments for send_message: {refusal}. Nothing was sent.")
     given = {
         k: v
         for k, v in arguments.items()
@@ -250,8 +290,21 @@ def parse_send_message_args(arguments: dict[str, Any]) -> tuple[SendMessageInput
     return request, given
 
 
+def _model_choice_refusal(request: SendMessageInput) -> str:
+    """Exactly one of ``model`` and ``models``, and no name twice."""
+    if request.model is None and request.models is None:
+        return f"`model` is required; fix: {_FIXES['model']} (or `models` with 2 to {MAX_MODELS} names)"
+    if request.model is not None and request.models is not None:
+        return "`model` and `models` are both given; fix: pass one model as `model`, or several as `models`, not both"
+    names = request.models or []
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        return f"`models` names {', '.join(map(repr, twice))} more than once; fix: {_FIXES['models']}"
+    return ""
+
+
 # Arguments this server acts on itself; never sent upstream.
-_SERVER_FIELDS = ("conversation_id", "files")
+_SERVER_FIELDS = ("conversation_id", "files", "models", "wait_seconds")
 
 
 # Output schemas: what structuredContent holds. Open objects, since the relay adds fields.
@@ -262,13 +315,19 @@ _STRINGS: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
 
 MESSAGE_SCHEMA: dict[str, Any] = {
     "type": "object",
+    "description": "status and reply_id first; complete: the Anthropic Message plus route, credits, notes, "
+    "conversation_id, next_offset (more text: get_reply with that offset); several models: replies, one each.",
     "properties": {
+        "status": {"enum": ["complete", "running", "failed", "cancelled"]},
+        "reply_id": {"type": "string"},
         "error": {"type": "string"},
         "notes": _STRINGS,
         "truncated": {"type": "object"},
         "conversation_id": {"type": "string"},
         "credits": {"type": "object"},
         "route": {"type": "string"},
+        "next_offset": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+        "replies": {"type": "array", "items": {"type": "object"}},
         "model": {"type": "string"},
         "stop_reason": _NULLABLE_STRING,
         "stop_sequence": _NULLABLE_STRING,
@@ -278,7 +337,7 @@ MESSAGE_SCHEMA: dict[str, Any] = {
             "items": {"type": "object", "properties": {"type": {"type": "string"}}, "required": ["type"]},
         },
     },
-    "required": ["content"],
+    "required": ["status"],
 }
 
 MODELS_SCHEMA: dict[str, Any] = {

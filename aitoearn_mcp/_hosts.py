@@ -32,11 +32,13 @@ DEFAULT_PROFILE = HostProfile(wait_seconds=50.0, max_result_chars=40_000)
 
 _KNOWN: dict[str, HostProfile] = {
     "claude-ai": DEFAULT_PROFILE,
-    "claude-code": DEFAULT_PROFILE,
-    "codex-mcp-client": DEFAULT_PROFILE,
-    # Gemini CLI shows the model only the text blocks, each whole (79,000 characters measured); it
-    # cuts only a result of a single text block over 40,000 characters.
-    "gemini-cli-mcp-client": replace(DEFAULT_PROFILE, max_result_chars=75_000),
+    # Claude Code's MCP_TOOL_TIMEOUT defaults to far longer; 4 minutes keeps the agent informed.
+    "claude-code": replace(DEFAULT_PROFILE, wait_seconds=240.0),
+    "codex-mcp-client": DEFAULT_PROFILE,  # tool_timeout_sec defaults to 60 s
+    # Gemini CLI waits 10 minutes by default (its per-server ``timeout``) and shows the model only
+    # the text blocks, each whole (79,000 characters measured); it cuts only a result of a single
+    # text block over 40,000 characters.
+    "gemini-cli-mcp-client": replace(DEFAULT_PROFILE, wait_seconds=240.0, max_result_chars=75_000),
 }
 
 

@@ -3,8 +3,10 @@ messages (retries), at the level the client asked for."""
 
 from __future__ import annotations
 
+import time
 import warnings
 import weakref
+from collections.abc import Callable
 from typing import Any, get_args
 
 import anyio
@@ -12,12 +14,16 @@ from mcp.server.mcpserver import Context
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.types import EmptyResult, LoggingLevel, SetLevelRequestParams
 
-from ._reply import ReplyAccumulator
-
-__all__ = ["PROGRESS_INTERVAL", "log_to_client", "report_progress", "set_logging_level"]
+__all__ = ["PROGRESS_INTERVAL", "Progress", "log_to_client", "report_progress", "set_logging_level"]
 
 PROGRESS_INTERVAL = 0.1  # seconds: at most 10 notifications a second, never 250 ms without one while text flows
 PROGRESS_TAIL = 40  # characters of the latest text shown in a progress message
+# While the model is silent (thinking: the relay sends only pings), one notification this often,
+# well inside the 10 s that hosts resetting their timeout on progress need.
+HEARTBEAT = 5.0
+
+# What a reporter reads: characters received so far and the latest text.
+Progress = Callable[[], tuple[int, str]]
 
 _LOG_LEVELS: list[str] = list(get_args(LoggingLevel))
 
@@ -40,19 +46,25 @@ async def log_to_client(ctx: Context, message: str) -> None:
         await ctx.warning(message)
 
 
-async def report_progress(ctx: Context, accumulator: ReplyAccumulator) -> None:
-    """Send progress while text flows: strictly rising, at most one per PROGRESS_INTERVAL."""
-    try:
-        await ctx.report_progress(0, None, "Request sent; waiting for the first tokens")
-        reported = 0
-        while True:
-            await anyio.sleep(PROGRESS_INTERVAL)
-            received = accumulator.chars_received
-            if received > reported:
-                reported = received
-                tail = " ".join(accumulator.latest_text(PROGRESS_TAIL).split())
-                await ctx.report_progress(received, None, f"{received:,} characters received: …{tail}")
-    finally:
-        # The cancelled task's frame lives on in a reference cycle (its CancelledError's traceback)
-        # until a full garbage collection: it must not keep the reply's memory that long.
-        del accumulator
+async def report_progress(
+    ctx: Context, progress: Progress, *, since: float | None = None, first: str | None = None
+) -> None:
+    """Send progress while text flows, at most one per PROGRESS_INTERVAL, and one every HEARTBEAT
+    while none does; the value strictly rising (characters received, or one more than the last
+    value while silent). ``since``: when the call started (unix time; default now)."""
+    started = time.time() if since is None else since
+    last = time.monotonic()
+    await ctx.report_progress(0, None, first or "Request sent; waiting for the first tokens")
+    reported = 0
+    while True:
+        await anyio.sleep(PROGRESS_INTERVAL)
+        received, latest = progress()
+        now = time.monotonic()
+        if received > reported:
+            reported, last = received, now
+            tail = " ".join(latest[-PROGRESS_TAIL:].split())
+            await ctx.report_progress(received, None, f"{received:,} characters received: …{tail}")
+        elif now - last >= HEARTBEAT:
+            reported, last = reported + 1, now
+            what = "thinking (no text yet)" if received == 0 else f"working ({received:,} characters so far)"
+            await ctx.report_progress(reported, None, f"The model has been {what} for {time.time() - started:.0f} s")

@@ -1,86 +1,56 @@
-"""The MCP server: two tools, their results, and where the caller's key comes from.
+"""The MCP server: three tools and two resources wired to the work in ``_tools``, and where the
+caller's key comes from.
 
-Data flows one way: tool arguments → DTO → route and request body → RelayClient → events →
-ReplyAccumulator → CallToolResult.
+Data flows one way: tool arguments → DTO → SendJob → Delegation (RelayClient → events →
+ReplyAccumulator → record) → CallToolResult.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, cast
 
-import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
-from mcp.types import (
-    CallToolResult,
-    InputRequiredResult,
-    ResourceLink,
-    SetLevelRequestParams,
-    ToolAnnotations,
-)
+from mcp.types import CallToolResult, InputRequiredResult, SetLevelRequestParams, ToolAnnotations
 from pydantic import ConfigDict, SecretStr
 
 from . import _listing
-from ._budget import fit_reply, weight
-from ._call import outcome_label, send_on_routes
 from ._catalogue import Catalogue
 from ._config import Config
+from ._delegation import Delegations
 from ._drain import Drain
 from ._dto import (
     MESSAGE_SCHEMA,
     MODELS_SCHEMA,
+    GetReplyInput,
     ListModelsInput,
     SendMessageInput,
     input_schema,
     parse_list_models_args,
-    parse_send_message_args,
 )
-from ._errors import (
-    IncompleteReplyError,
-    InputError,
-    InvalidModelError,
-    MissingKeyError,
-    RelayError,
-)
-from ._files import attach_files, read_files
-from ._hosts import client_name, result_budget
+from ._errors import InputError, RelayError
 from ._metrics import NO_METRICS, Metrics
 from ._models_view import models_result
 from ._notices import log_to_client, set_logging_level
 from ._relay import RelayClient, new_http_client
-from ._reply_files import save_reply_file
-from ._request import PreparedRequest, prepare_request
-from ._result import REPLY_URI, call_notes, error_result, partial_reply_result, reply_result, truncation
-from ._roots import allowed_roots
-from ._routes import Route, plan_route
-from ._store import Store, StoreUnavailableError, default_ttl, new_reply_id, open_store
-from ._turns import begin, record, with_history
+from ._result import REPLY_URI, error_result
+from ._store import Store, open_store
+from ._tools import State, Tools
 from ._version import __version__
 
 __all__ = ["create_server", "key_from_headers"]
 
-logger = logging.getLogger("aitoearn_mcp")
-
-FILES_OVER_HTTP = (
-    "Invalid arguments for send_message: `files` is not available over HTTP (a shared server does not read its "
-    "own disk for callers); fix: put the file's content in `messages` (text, image or document blocks). "
-    "Nothing was sent."
-)
-STORE_DOWN = "The conversation store (AITOEARN_CONVERSATIONS) could not be used"
+Result = CallToolResult | InputRequiredResult  # input required: 2026-07-28's way to ask for the client's roots
 
 INSTRUCTIONS = (
-    "Delegate work to other models sold through AiToEarn: list_models shows the catalogue, "
-    "send_message runs one Anthropic Messages request on any listed model and returns the whole reply."
+    "Delegate work to other models sold through AiToEarn (GPT, Gemini, DeepSeek, Claude and more): list_models "
+    "shows the catalogue; send_message asks one model, or several at once for second opinions; a long reply "
+    "comes back as status running with a reply_id: collect it with get_reply."
 )
 
 LIST_MODELS_DESCRIPTION = (
@@ -90,10 +60,17 @@ LIST_MODELS_DESCRIPTION = (
 )
 
 SEND_MESSAGE_DESCRIPTION = (
-    "Send one Anthropic Messages request to any model from list_models and return the whole reply. "
-    "Text content is the reply's text and notes; structured content is the full Message (thinking and "
-    "tool_use blocks, stop_reason, usage) with route, credits estimate and notes. Spends AiToEarn credits. "
-    "Streams with progress; cancelling stops generation. Extra Anthropic fields are passed on."
+    "Delegate to another model or ask for a second opinion: one Anthropic Messages request to any model from "
+    "list_models (GPT, Gemini, DeepSeek, Claude, ...), or with `models` to 2-8 of them at once. Returns the whole "
+    "reply: text, and the full Message as structured content (thinking, tool_use, usage, route, credits, notes). "
+    "A reply that outlasts `wait_seconds` returns status running with a reply_id while the model goes on: collect "
+    "it with get_reply. Spends AiToEarn credits; cancelling this call stops generation."
+)
+
+GET_REPLY_DESCRIPTION = (
+    "Collect a send_message reply by its reply_id: waits up to `wait_seconds` while it runs, then returns it "
+    "like send_message does. A long reply comes in parts: pass the result's next_offset as `offset`. "
+    "`cancel: true` stops the generation (billing stops) and returns what arrived."
 )
 
 
@@ -119,13 +96,6 @@ def key_from_headers(headers: Mapping[str, str] | None) -> SecretStr | None:
     return None
 
 
-@dataclass
-class _State:
-    relay: RelayClient
-    catalogue: Catalogue
-    store: Store
-
-
 def create_server(
     config: Config,
     *,
@@ -134,215 +104,58 @@ def create_server(
     metrics: Metrics = NO_METRICS,
     store: Store | None = None,
 ) -> MCPServer:
-    """Build the server; the relay's HTTP client opens with the server's lifespan and the store
-    closes with it. ``http``: serving streamable HTTP, where the server never reads its own disk
-    for a caller; ``drain`` tracks calls in flight for a graceful shutdown; ``store`` defaults to
-    the one the configuration names."""
+    """Build the server; the relay's HTTP client and the delegations open with the server's
+    lifespan and the store closes with it. ``http``: serving streamable HTTP, where the server
+    never reads its own disk for a caller; ``drain`` tracks calls in flight for a graceful
+    shutdown; ``store`` defaults to the one the configuration names."""
     catalogue = Catalogue(ttl=config.models_cache_ttl)
     if store is None:
         store = open_store(config.conversations, config.conversation_ttl, config.conversation_max_bytes)
     metrics.label_models(catalogue)
+    work = Tools(config, http=http, metrics=metrics)
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer) -> AsyncIterator[_State]:
+    async def lifespan(_: MCPServer) -> AsyncIterator[State]:
+        shared = cast(Store, store)
         try:
-            async with new_http_client(config) as client:
-                yield _State(RelayClient(config, client, metrics=metrics), catalogue, cast(Store, store))
+            async with new_http_client(config) as client, Delegations(shared, drain).open() as delegations:
+                yield State(RelayClient(config, client, metrics=metrics), catalogue, shared, delegations)
         finally:
-            await cast(Store, store).aclose()
+            await shared.aclose()
 
-    def state_and_key(ctx: Context) -> tuple[_State, SecretStr | None]:
+    def state_and_key(ctx: Context) -> tuple[State, SecretStr | None]:
         # Over HTTP a caller's own key wins; the transport layer decides whether the server's may serve.
-        state = cast(_State, ctx.request_context.lifespan_context)
-        return state, key_from_headers(ctx.headers) or config.api_key
+        return cast(State, ctx.request_context.lifespan_context), key_from_headers(ctx.headers) or config.api_key
 
-    def budget_for(ctx: Context) -> int:
-        return result_budget(config.max_result_chars, client_name(ctx.session.client_params))
+    def counted(name: str, handler: Callable[..., Awaitable[Result]]) -> Callable[..., Any]:
+        async def call(arguments: dict[str, Any], ctx: Context) -> Result:
+            metrics.call_started(name)
+            labels = {"model": str(arguments.get("model", "")), "route": "", "outcome": "cancelled"}
+            try:
+                return await handler(arguments, ctx, *state_and_key(ctx), labels)
+            finally:
+                metrics.call_finished(name, **labels)
 
-    async def list_models(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
-        metrics.call_started("list_models")
-        outcome = "cancelled"
-        try:
-            result = await _list_models(arguments, ctx)
-            outcome = "error" if result.is_error else "ok"
-            return result
-        finally:
-            metrics.call_finished("list_models", "", "", outcome)
+        return call
 
-    async def _list_models(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
+    async def list_models(
+        arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
+    ) -> CallToolResult:
+        labels["outcome"] = "error"
         try:
             args = parse_list_models_args(arguments)
-        except InputError as exc:
-            return error_result(str(exc))
-        state, key = state_and_key(ctx)
-        try:
             on_retry = functools.partial(log_to_client, ctx)
             entries = await state.catalogue.get(state.relay, key, refresh=args.refresh, on_retry=on_retry)
-        except RelayError as exc:
+        except (InputError, RelayError) as exc:
             return error_result(str(exc))
-        return models_result(entries, args, budget_for(ctx))
-
-    async def send_message(arguments: dict[str, Any], ctx: Context) -> CallToolResult | InputRequiredResult:
-        metrics.call_started("send_message")
-        labels = {"model": str(arguments.get("model", "")), "route": "", "outcome": "cancelled"}
-        try:
-            return await _send_message(arguments, ctx, labels)
-        finally:
-            metrics.call_finished("send_message", **labels)
-
-    async def _send_message(
-        arguments: dict[str, Any], ctx: Context, labels: dict[str, str]
-    ) -> CallToolResult | InputRequiredResult:
-        """``labels`` (model, route, outcome) are filled in for the metrics as the call goes."""
-        labels["outcome"] = "input_error"
-        try:
-            request, given = parse_send_message_args(arguments)
-        except InputError as exc:
-            return error_result(str(exc))
-        state, key = state_and_key(ctx)
-        if key is None:
-            return error_result(str(MissingKeyError()))
-        try:  # everything the caller named is checked before anything is sent
-            continuation = await begin(state.store, request.conversation_id, key)
-            if request.files:
-                if http:
-                    raise InputError(FILES_OVER_HTTP)
-                roots = await allowed_roots(ctx, config.files_roots)
-                if isinstance(roots, InputRequiredResult):  # 2026-07-28: the call comes back with the client's roots
-                    labels["outcome"] = "input_required"
-                    return roots
-                blocks = await read_files(request.files, roots, config.files_max_bytes)
-                given = {**given, "messages": attach_files(given["messages"], blocks)}
-            entry = await state.catalogue.entry(request.model, state.relay, key)
-            channel = entry.get("channel") if entry else None
-            full = with_history(given, continuation, channel)
-            plan = plan_route(config.route, entry)
-            prepared = [prepare_request(route, request, full, entry) for route in plan.routes]
-        except InputError as exc:
-            return error_result(str(exc))
-        except StoreUnavailableError as exc:
-            labels["outcome"] = "store_unavailable"
-            return error_result(f"{STORE_DOWN} ({exc}). Nothing was sent.")
-        call = await send_on_routes(state.relay, prepared, key, ctx, drain)
-        attempt, accumulator, outcome = call.request, call.accumulator, call.outcome
-        labels.update(route=attempt.route.value, outcome=outcome_label(outcome))
-        metrics.upstream(attempt.route, call.seconds, call.first_event)
-        if isinstance(outcome, RelayError):
-            logger.info("send_message model=%s route=%s failed after %.2f s: %s",
-                        request.model, attempt.route, call.seconds, type(outcome).__name__)  # fmt: skip
-            metrics.streamed(request.model, attempt.route, accumulator.chars_received, None)
-            return await _failure_result(outcome, request, attempt, entry, state, key, ctx)
-        logger.info(
-            "send_message model=%s route=%s stop_reason=%s chars=%d in %.2f s",
-            request.model, attempt.route, outcome.get("stop_reason"), accumulator.chars_received, call.seconds,
-        )  # fmt: skip
-        notes, extras = call_notes(
-            outcome, route=attempt.route, dropped=attempt.dropped, max_tokens=attempt.max_tokens, entry=entry
-        )
-        estimate = extras["credits"]["estimate"]
-        metrics.streamed(request.model, attempt.route, accumulator.chars_received,
-                         Decimal(estimate) if estimate is not None else None)  # fmt: skip
-        try:
-            conversation_id, note = await record(state.store, continuation, key, arguments=given, reply=outcome,
-                                                 channel=channel)  # fmt: skip
-            extras["conversation_id"] = conversation_id
-        except StoreUnavailableError as exc:
-            note = f"[The reply is complete, but the conversation could not be stored: {STORE_DOWN} ({exc}).]"
-        notes.append(note)
-        extras["notes"].append(note)  # hosts that show only the structured content learn how to continue too
-        return reply_result(*await _within_budget(outcome, accumulator.text(), notes, extras, key, state,
-                                                  budget_for(ctx)))  # fmt: skip
-
-    async def _within_budget(
-        message: dict[str, Any], text: str, notes: list[str], extras: dict[str, Any], key: SecretStr, state: _State,
-        budget: int,
-    ) -> tuple[dict[str, Any], str, list[str], ResourceLink | None]:  # fmt: skip
-        """The structured content, the text shown and the notes: the whole reply, or its beginning
-        and the full reply by reference when it is over the budget."""
-        fitted = fit_reply({**message, **extras}, text, budget, weight("\n".join(notes)))
-        if not fitted.cut:
-            return fitted.message, text, notes, None
-        reply_id = new_reply_id()
-        try:
-            owner = await state.store.owner_tag(key)
-            record = {"status": "failed" if "error" in extras else "complete", "model": message.get("model"),
-                      "route": extras.get("route"), "text": text, "message": message, "error": extras.get("error"),
-                      "conversation_id": extras.get("conversation_id")}  # fmt: skip
-            await state.store.save_reply(reply_id, owner, json.dumps(record, ensure_ascii=False))
-        except StoreUnavailableError as exc:  # nothing may be lost: the whole reply, over the budget
-            notes.append(f"[The reply is over the result budget, but could not be stored to read by reference: "
-                         f"{STORE_DOWN} ({exc}); it is returned whole.]")  # fmt: skip
-            return {**message, **extras, "notes": [*extras["notes"], notes[-1]]}, text, notes, None
-        path = None
-        if not http:  # the resource is the reference; a file that cannot be written is only left out
-            with contextlib.suppress(OSError):
-                path = save_reply_file(reply_id, text, config.conversation_ttl or default_ttl(config.conversations))
-        truncated = truncation(reply_id, text, fitted.text, path, budget)
-        structured = {**fitted.message, "truncated": truncated.details}
-        structured["notes"] = [truncated.note, *structured.get("notes", [])]
-        return structured, fitted.text, [truncated.note, *notes], truncated.link
-
-    async def _failure_result(
-        error: RelayError, request: SendMessageInput, attempt: PreparedRequest, entry: Mapping[str, Any] | None,
-        state: _State, key: SecretStr, ctx: Context,
-    ) -> CallToolResult:  # fmt: skip
-        if isinstance(error, InvalidModelError):
-            error.fix = await _model_suggestion(request.model, attempt.route, entry, state, key)
-            error.args = (error.render(),)
-        if not isinstance(error, IncompleteReplyError):
-            return error_result(str(error))
-        text = error.text
-        summary = f"{error} {len(text):,} characters of text arrived before the failure"
-        notes, extras = call_notes(
-            error.partial, route=attempt.route, dropped=attempt.dropped, max_tokens=attempt.max_tokens, entry=entry
-        )
-        # Hosts that show only the structured content must see the failure too.
-        extras["error"] = f"{summary}."
-        if not text:
-            return error_result(f"{summary}.\n{notes[-1]}", {**error.partial, **extras})
-        lead = [f"{summary}; they follow.", notes[-1]]
-        fitted = await _within_budget(error.partial, text, lead, extras, key, state, budget_for(ctx))
-        return partial_reply_result(*fitted)
-
-    async def _model_suggestion(
-        model: str, route: Route, entry: Mapping[str, Any] | None, state: _State, key: SecretStr | None
-    ) -> str:
-        if entry is not None:
-            other = Route.CHAT_COMPLETIONS if route is Route.MESSAGES else Route.MESSAGES
-            return (
-                f"list_models lists {model!r} (channel {entry.get('channel')}), but the relay refused it on its "
-                f"{route.protocol} route; try again later, or set AITOEARN_ROUTE={other.value} (--route) on the server"
-            )
-        entries: list[dict[str, Any]] = []
-        with anyio.move_on_after(5):  # a hint is not worth a long wait
-            with contextlib.suppress(RelayError):
-                entries = await state.catalogue.get(state.relay, key)
-        names = [str(e["name"]) for e in entries if e["name"] != model]
-        import difflib  # here: only a refused model name needs it, and start-up should not pay
-
-        close = difflib.get_close_matches(model, names, n=3, cutoff=0.4)
-        if close:
-            return f"{model!r} is not accepted; the closest names from list_models are {', '.join(close)}"
-        return f"{model!r} is not accepted; call list_models for the names the relay sells"
+        labels["outcome"] = "ok"
+        return models_result(entries, args, work.budget(ctx))
 
     async def read_reply(reply_id: str, ctx: Context) -> str:
-        return (await _stored_reply(reply_id, ctx))[0]
+        return (await work.stored_reply(reply_id, *state_and_key(ctx))).text
 
     async def read_reply_message(reply_id: str, ctx: Context) -> str:
-        return (await _stored_reply(reply_id, ctx))[1]
-
-    async def _stored_reply(reply_id: str, ctx: Context) -> tuple[str, str]:
-        state, key = state_and_key(ctx)
-        found = None
-        if key is not None:
-            try:
-                found = await state.store.load_reply(reply_id, await state.store.owner_tag(key))
-            except StoreUnavailableError as exc:
-                raise ResourceError(f"{STORE_DOWN} ({exc}).") from None
-        if found is None:
-            raise ResourceError(f"Reply {reply_id} is unknown or has expired; send the request again.")
-        record = json.loads(found)
-        return record["text"], json.dumps(record["message"], ensure_ascii=False)
+        return json.dumps((await work.stored_reply(reply_id, *state_and_key(ctx))).message or {}, ensure_ascii=False)
 
     def tool(fn: Any, name: str, title: str, description: str, params: dict[str, Any], output: dict[str, Any],
              annotations: ToolAnnotations) -> Tool:  # fmt: skip
@@ -360,21 +173,27 @@ def create_server(
 
     tools = [
         tool(
-            list_models, "list_models", "List AiToEarn chat models", LIST_MODELS_DESCRIPTION,
+            counted("list_models", list_models), "list_models", "List AiToEarn chat models", LIST_MODELS_DESCRIPTION,
             input_schema(ListModelsInput), MODELS_SCHEMA,
             ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True),
         ),
         tool(
-            send_message, "send_message", "Send a message to an AiToEarn model", SEND_MESSAGE_DESCRIPTION,
-            input_schema(SendMessageInput), MESSAGE_SCHEMA,
+            counted("send_message", work.send_message), "send_message", "Ask another model (AiToEarn)",
+            SEND_MESSAGE_DESCRIPTION, input_schema(SendMessageInput), MESSAGE_SCHEMA,
             ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True),
+        ),
+        # Not read-only: it can cancel a generation. Waiting and reading again are harmless.
+        tool(
+            counted("get_reply", work.get_reply), "get_reply", "Collect a delegated reply", GET_REPLY_DESCRIPTION,
+            input_schema(GetReplyInput), MESSAGE_SCHEMA,
+            ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
         ),
     ]  # fmt: skip
     server = MCPServer("aitoearn-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, tools=tools)
     # MCPServer has no public hook for logging/setLevel (gone in 2026-07-28, still sent by
     # handshake-era hosts); registering it also advertises the logging capability.
     server._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, set_logging_level)  # pyright: ignore[reportPrivateUsage]
-    too_large = "of a send_message reply too large for one result"
+    too_large = "of a send_message reply (get_reply pages it too)"
     server.resource(REPLY_URI, name="reply", mime_type="text/plain", description=f"The full text {too_large}.")(
         read_reply
     )
@@ -382,5 +201,5 @@ def create_server(
         REPLY_URI + "/message", name="reply-message", mime_type="application/json",
         description=f"The full Message {too_large}.",
     )(read_reply_message)  # fmt: skip
-    _listing.register(server, store, lambda ctx: state_and_key(ctx)[1], budget_for)
+    _listing.register(server, store, lambda ctx: state_and_key(ctx)[1], work.budget)
     return server

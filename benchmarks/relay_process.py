@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests import sse
-from tests.fake_relay import FakeRelay, Reply, slow_reply
+from tests.fake_relay import FakeRelay, Reply, slow_reply, thinking_reply
 
 
 def events(deltas: int) -> list[dict]:
@@ -35,15 +35,18 @@ def fast_chunks(deltas: int, openai: bool) -> tuple[bytes, ...]:
     return tuple(sse.split_every(body, 16 * 1024))
 
 
-def spec(body: bytes) -> tuple[int, float]:
+def spec(body: bytes) -> tuple[int, float, float]:
+    """deltas, seconds between them, and seconds of silence (pings only, a model thinking) first."""
     content = json.loads(body)["messages"][-1]["content"]
     words = content.split() if content.startswith("bench ") else []
     fields = dict(word.split("=", 1) for word in words if "=" in word)
-    return int(fields.get("deltas", 12)), float(fields.get("delay", 0))
+    return int(fields.get("deltas", 12)), float(fields.get("delay", 0)), float(fields.get("think", 0))
 
 
 def answer(body: bytes, *, openai: bool) -> Reply:
-    deltas, delay = spec(body)
+    deltas, delay, think = spec(body)
+    if think and not openai:
+        return thinking_reply(events(deltas), silence=think)
     if delay:
         if openai:
             return Reply(chunks=[sse.encode_chat([c], done=False) for c in chunks(deltas)], delay=delay)

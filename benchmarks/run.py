@@ -317,6 +317,61 @@ class Bench:
                 "without_ms": median(without_t) * 1e3, "added_ms": median(diffs) * 1e3,
                 "goal": {"memory": "< 2 ms", "sqlite": "< 3 ms", "redis": "< 5 ms"}[kind]}  # fmt: skip
 
+    # --- 3b. delegations ----------------------------------------------------------------------
+    async def delegation_memory(self, n: int = 300) -> dict[str, Any]:
+        """Resident memory per running delegation beyond its text: ``n`` calls answered "running"
+        at once (wait_seconds 0) while each model thinks (the relay sends only pings, so no
+        text has arrived), over one stdio server."""
+        slow = {**message_args(), "wait_seconds": 0}
+        slow["messages"] = [{"role": "user", "content": "bench deltas=12 think=120"}]
+        async with self.stdio_client(OURS) as client:
+            for _ in range(3):  # warm: imports, the catalogue, the first relay connection
+                await client.call_tool("send_message", message_args())
+            pid = child_pid("aitoearn_mcp")
+            await anyio.sleep(0.5)
+            before = rss_kib(pid, "VmRSS")
+            ids = []
+            for _ in range(n):
+                result = await client.call_tool("send_message", slow)
+                assert (result.structured_content or {}).get("status") == "running", result
+                ids.append(result.structured_content["reply_id"])  # type: ignore[index]
+            await anyio.sleep(2)
+            after = rss_kib(pid, "VmRSS")
+            probe = await client.call_tool("get_reply", {"reply_id": ids[-1], "wait_seconds": 0})
+            text_chars = (probe.structured_content or {}).get("text_chars", 0)
+            for reply_id in ids:
+                await client.call_tool("get_reply", {"reply_id": reply_id, "cancel": True})
+        assert text_chars == 0, text_chars
+        return {"delegations": n, "kib_per_delegation": (after - before) / n, "text_chars_each": text_chars,
+                "goal": "< 50 KB"}  # fmt: skip
+
+    async def get_reply_cost(self, store: str) -> dict[str, Any]:
+        """get_reply on a complete reply minus a direct read of its record from the same store,
+        pair by pair, in-process."""
+        from pydantic import SecretStr
+
+        from aitoearn_mcp import Config, create_server
+        from aitoearn_mcp._store import open_store
+
+        logging.getLogger("aitoearn_mcp").setLevel(logging.WARNING)
+        config = Config(base_url=self.relay, api_key=SecretStr(KEY), conversations=store)
+        shared = open_store(config.conversations, config.conversation_ttl, config.conversation_max_bytes)
+        async with Client(create_server(config, store=shared)) as client:
+            done = await client.call_tool("send_message", message_args(200))
+            reply_id = (done.structured_content or {})["reply_id"]
+            owner = await shared.owner_tag(SecretStr(KEY))
+            diffs, via_tool, direct = [], [], []
+            for _ in range(self.repeats * 30):
+                a = await self.timed(lambda: client.call_tool("get_reply", {"reply_id": reply_id}))
+                b = await self.timed(lambda: shared.load_reply(reply_id, owner))
+                via_tool.append(a)
+                direct.append(b)
+                diffs.append(a - b)
+        redis = store.startswith("redis")
+        return {"store": "redis" if redis else "memory", "get_reply_ms": median(via_tool) * 1e3,
+                "direct_read_ms": median(direct) * 1e3, "added_ms": median(diffs) * 1e3,
+                "goal": "< 5 ms" if redis else "< 2 ms"}  # fmt: skip
+
     # --- 4. fan-out ------------------------------------------------------------------------
     async def fan_out(self, n: int = 20) -> dict[str, Any]:
         slow = message_args(40, 0.25)
@@ -498,6 +553,8 @@ def table(results: dict[str, Any]) -> str:
     k, u = results["capacity"], results["cpu_per_call"]
     conversations = [results[k] for k in ("conversation_memory", "conversation_sqlite", "conversation_redis")
                      if k in results]  # fmt: skip
+    replies = [results[k] for k in ("get_reply_memory", "get_reply_redis") if k in results]
+    d = results.get("delegation_memory")
     t = results["throughput"]
     small, big = t[min(t, key=int)], t[max(t, key=int)]
     six = t.get("6000", small)
@@ -520,6 +577,11 @@ def table(results: dict[str, Any]) -> str:
          f"{c['ratio_vs_sdk']:.2f}x", "≤ 0.30x"),
         *((f"50-turn conversation, {c50['store']}", f"{c50['with_ms']:.2f} − {c50['without_ms']:.2f} ms",
            f"{c50['added_ms']:.2f} ms", c50["goal"]) for c50 in conversations),
+        *((f"get_reply on a complete reply, {g['store']}", f"{g['get_reply_ms']:.2f} − {g['direct_read_ms']:.2f} ms "
+           "(direct store read)", f"{g['added_ms']:.2f} ms", g["goal"]) for g in replies),
+        *([(f"running delegation, memory ({d['delegations']} at once)",
+            f"{d['kib_per_delegation']:.1f} KiB each, RSS (models thinking: no text yet)",
+            f"{d['kib_per_delegation'] * 1.024:.1f} KB", d["goal"])] if d else []),
         ("fan-out: 20 slow calls vs 1", f"{f['20_concurrent_s']:.2f} vs {f['one_call_s']:.2f} s", f"{f['ratio']:.3f}x",
          "≤ 1.2x"),
         ("peak RSS after 6,000 deltas", f"{six['server_peak_rss_mib']:.1f} MiB", "", "< 80 MiB"),
@@ -576,6 +638,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 results["conversation_redis"] = await bench.conversation_cost(redis.url)
             finally:
                 redis.stop()
+        print("delegations ...", file=sys.stderr)
+        results["delegation_memory"] = await bench.delegation_memory()
+        results["get_reply_memory"] = await bench.get_reply_cost("memory")
+        with tempfile.TemporaryDirectory() as folder:
+            redis = RedisServer(folder)
+            try:
+                results["get_reply_redis"] = await bench.get_reply_cost(redis.url)
+            finally:
+                redis.stop()
         print("fan-out ...", file=sys.stderr)
         results["fan_out"] = await bench.fan_out()
         print("memory under 200 HTTP streams ...", file=sys.stderr)
@@ -590,11 +661,33 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         relay.wait()
 
 
+async def delegations_only(args: argparse.Namespace) -> dict[str, Any]:
+    relay = subprocess.Popen([PY, str(ROOT / "benchmarks" / "relay_process.py")], stdout=subprocess.PIPE, text=True)
+    assert relay.stdout is not None
+    bench = Bench(relay.stdout.readline().strip(), args.repeats)
+    from tests.conftest import RedisServer
+
+    try:
+        results = {"delegation_memory": await bench.delegation_memory(),
+                   "get_reply_memory": await bench.get_reply_cost("memory")}  # fmt: skip
+        with tempfile.TemporaryDirectory() as folder:
+            redis = RedisServer(folder)
+            try:
+                results["get_reply_redis"] = await bench.get_reply_cost(redis.url)
+            finally:
+                redis.stop()
+        return results
+    finally:
+        relay.kill()
+        relay.wait()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes (a smoke run)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--redraw", type=Path, help="only draw the chart and table from a JSON this wrote")
+    parser.add_argument("--delegations", action="store_true", help="only the delegation rows (print them)")
     options = parser.parse_args()
     if options.redraw:
         figures = json.loads(options.redraw.read_text())
@@ -602,6 +695,9 @@ if __name__ == "__main__":
         print(table(figures))
         raise SystemExit(0)
     options.repeats = 2 if options.quick else 7
+    if options.delegations:
+        print(json.dumps(anyio.run(delegations_only, options), indent=2))
+        raise SystemExit(0)
     options.sizes = [1000, 6000] if options.quick else [1000, 6000, 20000, 50000]
     figures = anyio.run(main, options)
     options.out.mkdir(parents=True, exist_ok=True)

@@ -230,3 +230,11 @@ class FakeRelay:
 def slow_reply(events: list[dict[str, Any]], delay: float, **kw: Any) -> Reply:
     """One event per chunk, ``delay`` seconds apart: a model generating in real time."""
     return Reply(chunks=[sse.encode([event], pings=False, comments=False) for event in events], delay=delay, **kw)
+
+
+def thinking_reply(events: list[dict[str, Any]], silence: float, ping_every: float = 1.0, **kw: Any) -> Reply:
+    """A model that thinks silently: only pings for ``silence`` seconds (what the relay sends
+    while a reasoning model works), then the reply at once."""
+    ping = sse.encode([{"type": "ping"}], pings=False, comments=False)
+    count = max(round(silence / ping_every), 1)
+    return Reply(chunks=[ping] * count + [sse.encode(events, pings=False, comments=False)], delay=ping_every, **kw)

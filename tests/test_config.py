@@ -34,11 +34,15 @@ def test_bad_base_urls_are_refused(bad: str) -> None:
 def test_environment_and_defaults() -> None:
     config = Config.from_env({})
     assert (config.base_url, config.api_key, config.max_retries, config.connect_timeout, config.read_timeout,
-            config.deadline, config.models_cache_ttl) == ("https://aitoearn.ai", None, 2, 10.0, 120.0, None, 300.0)  # fmt: skip
+            config.deadline, config.models_cache_ttl) == ("https://aitoearn.ai", None, 2, 10.0, 120.0, 1800.0, 300.0)  # fmt: skip
+    assert config.wait_seconds is None  # by host, unless AITOEARN_WAIT_SECONDS says otherwise
     env = {"AITOEARN_API_KEY": " sk-1 ", "AITOEARN_BASE_URL": "https://aitoearn.cn/api/ai", "AITOEARN_MAX_RETRIES": "0",
            "AITOEARN_CONNECT_TIMEOUT": "2.5", "AITOEARN_READ_TIMEOUT": "30", "AITOEARN_DEADLINE": "600",
-           "AITOEARN_MODELS_CACHE_TTL": "0"}  # fmt: skip
+           "AITOEARN_MODELS_CACHE_TTL": "0", "AITOEARN_WAIT_SECONDS": "20"}  # fmt: skip
     config = Config.from_env(env)
+    assert config.wait_seconds == 20.0
+    assert Config.from_env({"AITOEARN_DEADLINE": "0"}).deadline is None  # 0: no deadline at all
+    assert Config.from_env(config.to_env()).deadline == 600.0
     assert config.api_key is not None and config.api_key.get_secret_value() == "sk-1"
     assert (config.base_url, config.site, config.max_retries, config.connect_timeout, config.read_timeout,
             config.deadline, config.models_cache_ttl) == ("https://aitoearn.cn", "aitoearn.cn", 0, 2.5, 30.0, 600.0, 0.0)  # fmt: skip

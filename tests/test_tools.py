@@ -20,17 +20,24 @@ MODELS = "/api/ai/models/chat"
 async def test_tool_definitions_are_compact_and_annotated(relay: FakeRelay) -> None:
     async with Client(make_server(relay)) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {"list_models", "send_message", "list_conversations"}
+    assert set(tools) == {"list_models", "send_message", "get_reply", "list_conversations"}
     lc = tools["list_conversations"]
     assert lc.annotations and lc.annotations.read_only_hint and not lc.annotations.open_world_hint
     size = len(json.dumps([t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools.values()]))
-    assert size < 6600, size  # three tools
-    lm, sm = tools["list_models"], tools["send_message"]
+    # Four tools (get_reply collects long replies; list_conversations finds a thread again; send_message
+    # gained models and wait_seconds): each definition is still kept tight, since agents pay for every
+    # character of it.
+    assert size < 10000, size
+    lm, sm, gr = tools["list_models"], tools["send_message"], tools["get_reply"]
+    assert gr.annotations and gr.annotations.read_only_hint is False  # it can cancel a generation
+    assert gr.input_schema["required"] == ["reply_id"]
+    assert set(gr.input_schema["properties"]) == {"reply_id", "wait_seconds", "offset", "cancel"}
     assert lm.annotations and lm.annotations.read_only_hint and lm.annotations.idempotent_hint
     assert sm.annotations and sm.annotations.read_only_hint is False and sm.annotations.idempotent_hint is False
     assert sm.annotations.open_world_hint and lm.annotations.open_world_hint
     schema = sm.input_schema
-    assert schema["required"] == ["model", "messages"]
+    assert schema["required"] == ["messages"]  # `model`, or `models` for several: the tool checks one is given
+    assert {"model", "models", "wait_seconds"} <= set(schema["properties"])
     assert schema["additionalProperties"] is True
     assert schema["properties"]["messages"]["minItems"] == 1
     assert schema["properties"]["max_tokens"] == {
@@ -158,9 +165,12 @@ async def test_a_plain_json_message_answer_is_accepted(relay: FakeRelay) -> None
     assert not result.is_error
     assert result.content[0].text == "整段回答"
     assert result.structured_content is not None
-    assert {
-        k: v for k, v in result.structured_content.items() if k not in ("route", "credits", "notes", "conversation_id")
-    } == message
+    assert list(result.structured_content)[:2] == ["status", "reply_id"]  # before any other member
+    assert result.structured_content["status"] == "complete"
+    assert result.structured_content["reply_id"].startswith("r_")
+    assert result.structured_content["next_offset"] is None  # the whole reply is here
+    extras = ("status", "reply_id", "route", "credits", "notes", "conversation_id", "next_offset")
+    assert {k: v for k, v in result.structured_content.items() if k not in extras} == message
 
 
 async def test_missing_key_names_the_variable_and_sends_nothing(relay: FakeRelay) -> None:

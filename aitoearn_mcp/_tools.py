@@ -1,0 +1,273 @@
+"""The tools' work: send_message starts delegations and waits for them as long as the host
+allows; get_reply waits, pages and cancels; the reply resources read the same records.
+
+Data flows one way: tool arguments → DTO → SendJob per model → Delegation (relay → events →
+accumulator → record) → result shaped from the record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.types import CallToolResult, InputRequiredResult
+from pydantic import SecretStr
+
+from ._catalogue import Catalogue
+from ._config import Config
+from ._delegation import Delegation, Delegations
+from ._dto import parse_get_reply_args, parse_send_message_args
+from ._errors import InputError, MissingKeyError
+from ._files import attach_files, read_files
+from ._hosts import client_name, profile_for, result_budget
+from ._metrics import Metrics
+from ._notices import log_to_client, report_progress
+from ._relay import RelayClient
+from ._reply_files import save_reply_file
+from ._reply_record import ReplyRecord
+from ._reply_view import combined_view, reply_view
+from ._result import error_result
+from ._roots import allowed_roots
+from ._send import STORE_DOWN, prepare_job
+from ._store import Store, StoreUnavailableError, default_ttl
+from ._turns import begin
+
+__all__ = ["State", "Tools"]
+
+FILES_OVER_HTTP = (
+    "Invalid arguments for send_message: `files` is not available over HTTP (a shared server does not read its "
+    "own disk for callers); fix: put the file's content in `messages` (text, image or document blocks). "
+    "Nothing was sent."
+)
+
+
+@dataclass
+class State:
+    """What the server's lifespan opens: the relay's client, the catalogue, the store and the
+    delegations running in this process."""
+
+    relay: RelayClient
+    catalogue: Catalogue
+    store: Store
+    delegations: Delegations
+
+
+def _outcome(record: ReplyRecord) -> str:
+    if record.status == "complete":
+        return "ok"
+    return record.error_kind or "relay" if record.status == "failed" else record.status
+
+
+class Tools:
+    """send_message, get_reply and the reply resources for one server."""
+
+    def __init__(self, config: Config, *, http: bool, metrics: Metrics) -> None:
+        self.config = config
+        self.http = http
+        self.metrics = metrics
+        self._files: dict[str, str] = {}  # reply id → the file its full text was written to (stdio)
+        self._secret = secrets.token_bytes(32)
+
+    async def _owner(self, store: Store, key: SecretStr) -> str:
+        """The key's tag in the store; while the store does not answer, one of this process's own,
+        so a reply still reaches the caller that waits for it (it cannot be stored meanwhile)."""
+        try:
+            return await store.owner_tag(key)
+        except StoreUnavailableError:
+            return hmac.new(self._secret, key.get_secret_value().encode(), hashlib.sha256).hexdigest()
+
+    def wait_seconds(self, given: float | None, ctx: Context) -> float:
+        """The argument, else AITOEARN_WAIT_SECONDS, else what the host (``clientInfo.name``) allows."""
+        if given is not None:
+            return float(given)
+        if self.config.wait_seconds is not None:
+            return self.config.wait_seconds
+        return profile_for(client_name(ctx.session.client_params)).wait_seconds
+
+    def budget(self, ctx: Context) -> int:
+        """AITOEARN_MAX_RESULT_CHARS, else what the host (``clientInfo.name``) shows the model whole."""
+        return result_budget(self.config.max_result_chars, client_name(ctx.session.client_params))
+
+    def _save_file(self, reply_id: str, text: str) -> str | None:
+        """The full reply as a file the agent can page through (stdio only: over HTTP the server's
+        disk is not the caller's). A file that cannot be written is only left out."""
+        if self.http:
+            return None
+        if reply_id not in self._files:
+            with contextlib.suppress(OSError):
+                ttl = self.config.conversation_ttl or default_ttl(self.config.conversations)
+                self._files[reply_id] = save_reply_file(reply_id, text, ttl)
+        return self._files.get(reply_id)
+
+    def view(self, reply_id: str, record: ReplyRecord, budget: int, offset: int = 0) -> CallToolResult:
+        return reply_view(reply_id, record, budget=budget, offset=offset, now=time.time(), save_file=self._save_file)
+
+    # --- send_message ------------------------------------------------------------------------
+
+    async def send_message(
+        self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
+    ) -> CallToolResult | InputRequiredResult:
+        """``labels`` (model, route, outcome) are filled in for the metrics as the call goes."""
+        labels["outcome"] = "input_error"
+        try:
+            request, given = parse_send_message_args(arguments)
+        except InputError as exc:
+            return error_result(str(exc))
+        if key is None:
+            return error_result(str(MissingKeyError()))
+        models = request.models or [str(request.model)]
+        try:  # everything the caller named is checked before anything is sent
+            continuation = await begin(state.store, request.conversation_id, key)
+            if request.files:
+                if self.http:
+                    raise InputError(FILES_OVER_HTTP)
+                roots = await allowed_roots(ctx, self.config.files_roots)
+                if isinstance(roots, InputRequiredResult):  # 2026-07-28: the call comes back with the client's roots
+                    labels["outcome"] = "input_required"
+                    return roots
+                blocks = await read_files(request.files, roots, self.config.files_max_bytes)
+                given = {**given, "messages": attach_files(given["messages"], blocks)}
+            prepare = functools.partial(prepare_job, request=request, given=given, continuation=continuation, key=key,
+                                        route_setting=self.config.route, relay=state.relay, catalogue=state.catalogue,
+                                        store=state.store, metrics=self.metrics)  # fmt: skip
+            jobs = [await prepare(model) for model in models]
+        except InputError as exc:
+            return error_result(str(exc))
+        except StoreUnavailableError as exc:
+            labels["outcome"] = "store_unavailable"
+            return error_result(f"{STORE_DOWN} ({exc}). Nothing was sent.")
+        owner = await self._owner(state.store, key)
+        started: list[Delegation] = []
+        try:
+            for job in jobs:
+                started.append(await state.delegations.start(job, owner))
+        except anyio.get_cancelled_exc_class():  # the host's stop while they start: none goes on
+            for delegation in started:
+                delegation.cancel()
+            raise
+        await self._wait(ctx, started, self.wait_seconds(request.wait_seconds, ctx), stop_on_cancel=True)
+        records = [delegation.snapshot() for delegation in started]
+        if len(started) == 1:
+            labels.update(route=records[0].route or "", outcome=_outcome(records[0]))
+            return self.view(started[0].id, records[0], self.budget(ctx))
+        labels.update(model="", outcome="ok" if all(r.status == "complete" for r in records) else "several")
+        share = max(self.budget(ctx) // len(started), 2000)  # the budget is shared
+        return combined_view(
+            [(d.job.model, d.id, self.view(d.id, record, share)) for d, record in zip(started, records, strict=True)]
+        )
+
+    async def _wait(
+        self,
+        ctx: Context,
+        delegations: list[Delegation],
+        seconds: float,
+        *,
+        stop_on_cancel: bool,
+        first: str | None = None,
+    ) -> None:
+        """Wait until every one has ended or ``seconds`` pass, telling the client of progress and
+        retries. ``stop_on_cancel``: the host's own cancel of this request stops them (the user
+        pressed stop); otherwise they go on."""
+
+        def progress() -> tuple[int, str]:
+            chars = sum(d.chars for d in delegations)
+            return chars, next((d.latest_text(200) for d in reversed(delegations) if d.chars), "")
+
+        on_retry = functools.partial(log_to_client, ctx)
+        for delegation in delegations:
+            delegation.retry_listeners.add(on_retry)
+        try:
+            async with anyio.create_task_group() as beside:
+                since = delegations[0].record.started
+                beside.start_soon(functools.partial(report_progress, ctx, progress, since=since, first=first))
+                with anyio.move_on_after(seconds):
+                    for delegation in delegations:
+                        await delegation.finished.wait()
+                beside.cancel_scope.cancel()
+        except anyio.get_cancelled_exc_class():
+            if stop_on_cancel:
+                for delegation in delegations:
+                    delegation.cancel()
+            raise
+        finally:
+            for delegation in delegations:
+                delegation.retry_listeners.discard(on_retry)
+
+    # --- get_reply ---------------------------------------------------------------------------
+
+    async def get_reply(
+        self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
+    ) -> CallToolResult:
+        labels["outcome"] = "input_error"
+        try:
+            args = parse_get_reply_args(arguments)
+        except InputError as exc:
+            return error_result(str(exc))
+        if key is None:
+            return error_result(str(MissingKeyError()))
+        delegations = state.delegations
+        try:
+            owner = await self._owner(state.store, key)
+            if args.cancel:
+                found = await delegations.cancel(args.reply_id, owner)
+            elif (live := delegations.live(args.reply_id, owner)) is not None:
+                first = f"Waiting for reply {live.id} ({live.chars:,} characters so far)"
+                seconds = self.wait_seconds(args.wait_seconds, ctx)
+                await self._wait(ctx, [live], seconds, stop_on_cancel=False, first=first)
+                found = live.snapshot()
+            else:
+                found = await self._wait_remote(ctx, delegations, args.reply_id, owner, args.wait_seconds)
+        except StoreUnavailableError as exc:
+            labels["outcome"] = "store_unavailable"
+            return error_result(f"{STORE_DOWN} ({exc}); try get_reply again shortly.")
+        if found is None:
+            labels["outcome"] = "unknown"
+            return error_result(
+                f"Reply {args.reply_id!r} is unknown or has expired (replies are kept as long as conversations); "
+                "fix: pass the reply_id of a send_message result made with the same key, or send the request again."
+            )
+        labels.update(model=found.model, route=found.route or "", outcome=_outcome(found))
+        return self.view(args.reply_id, found, self.budget(ctx), args.offset)
+
+    async def _wait_remote(
+        self, ctx: Context, delegations: Delegations, reply_id: str, owner: str, wait: float | None
+    ) -> ReplyRecord | None:
+        """A reply another process runs (or one that has ended): poll its record, with progress."""
+        latest: list[ReplyRecord] = []
+
+        def progress() -> tuple[int, str]:
+            return (latest[-1].chars, latest[-1].text[-200:]) if latest else (0, "")
+
+        first = await delegations.read(reply_id, owner)
+        if first is None or first.done:
+            return first
+        latest.append(first)
+        found: ReplyRecord | None = first
+        async with anyio.create_task_group() as beside:
+            waiting = f"Waiting for reply {reply_id} ({first.chars:,} characters so far)"
+            beside.start_soon(functools.partial(report_progress, ctx, progress, since=first.started, first=waiting))
+            found = await delegations.wait(reply_id, owner, self.wait_seconds(wait, ctx), on_record=latest.append)
+            beside.cancel_scope.cancel()
+        return found
+
+    # --- resources ---------------------------------------------------------------------------
+
+    async def stored_reply(self, reply_id: str, state: State, key: SecretStr | None) -> ReplyRecord:
+        found = None
+        if key is not None:
+            try:
+                found = await state.delegations.read(reply_id, await state.store.owner_tag(key))
+            except StoreUnavailableError as exc:  # a damaged store is not an unknown reply
+                raise ResourceError(f"{STORE_DOWN} ({exc}).") from None
+        if found is None:
+            raise ResourceError(f"Reply {reply_id} is unknown or has expired; send the request again.")
+        return found

@@ -1,0 +1,90 @@
+"""The reply record (pure: no sockets), its paging, and the reply methods of every store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import SecretStr
+
+from aitoearn_mcp._budget import weight
+from aitoearn_mcp._hosts import profile_for
+from aitoearn_mcp._reply_record import ReplyRecord, page, running_summary
+from aitoearn_mcp._store import MemoryStore, RedisStore, Store
+
+from .conftest import RedisServer
+
+
+@given(st.text(max_size=3000), st.integers(min_value=1, max_value=500))
+def test_pages_cover_the_text_exactly_each_within_its_limit(text: str, limit: int) -> None:
+    pieces: list[str] = []
+    offset: int | None = 0
+    while offset is not None and offset < len(text):
+        shown, following = page(text, offset, limit)
+        assert shown and (weight(shown) <= limit or len(shown) == 1)  # one character at least: paging moves on
+        assert following is None or following == offset + len(shown)
+        pieces.append(shown)
+        offset = following
+    assert "".join(pieces) == text
+
+
+def test_a_record_round_trips_through_json_and_ignores_members_it_does_not_know() -> None:
+    record = ReplyRecord("complete", "gpt-5.5", 1.0, 2.0, route="chat-completions", text="全文 ✓",
+                         message={"content": [{"type": "text", "text": "全文 ✓"}]}, conversation_id="c_x",
+                         notes=["[note]"])  # fmt: skip
+    data = json.loads(record.to_json())
+    assert [data[k] for k in ("status", "model", "route", "text", "error", "conversation_id")] == [
+        "complete", "gpt-5.5", "chat-completions", "全文 ✓", None, "c_x",
+    ]  # fmt: skip  # the members every store agrees on
+    assert ReplyRecord.from_json(json.dumps({**data, "added_later": 1})) == record
+    assert record.done and not ReplyRecord("running", "m", 0, 0).done
+
+
+def test_a_running_summary_leads_with_status_and_reply_id_and_says_how_to_go_on() -> None:
+    record = ReplyRecord("running", "deepseek-v4-pro", 100.0, 100.0, text="x" * 500 + " the  latest\nwords", chars=900)
+    structured, text = running_summary("r_abc", record, now=142.5)
+    assert list(structured)[:2] == ["status", "reply_id"] and structured["status"] == "running"
+    assert structured["elapsed_seconds"] == 42.5 and structured["chars_received"] == 900
+    assert structured["latest"].endswith("the latest words") and len(structured["latest"]) <= 200
+    assert "get_reply" in structured["next"] and "'r_abc'" in structured["next"]
+    assert "still working" in text and "r_abc" in text and "900 characters" in text and "42.5 s" in text
+    silent, words = running_summary("r_abc", ReplyRecord("running", "m", 100.0, 100.0), now=160)
+    assert silent["latest"] == "" and "thinking" in words
+
+
+def test_hosts_known_to_wait_longer_get_longer_waits() -> None:
+    assert (
+        profile_for("claude-ai").wait_seconds == 50 == profile_for(None).wait_seconds == profile_for("x").wait_seconds
+    )
+    assert profile_for("claude-code").wait_seconds > 60 and profile_for("gemini-cli-mcp-client").wait_seconds > 60
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        opened: Store = MemoryStore(ttl=60, max_bytes=10**6)
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        opened = RedisStore(server.url, ttl=60)
+    yield opened
+    await opened.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_reply_belongs_to_its_owner_and_a_cancel_mark_survives_a_save(store: Store) -> None:
+    alice = await store.owner_tag(SecretStr("sk-alice"))
+    mallory = await store.owner_tag(SecretStr("sk-mallory"))
+    record = ReplyRecord("running", "m", 1.0, 1.0).to_json()
+    await store.save_reply("r_one", alice, record)
+    assert await store.load_reply("r_one", alice) == record
+    assert await store.load_reply("r_one", mallory) is None  # another key's id reads as unknown
+    assert await store.load_reply("r_none", alice) is None
+    assert not await store.request_cancel("r_one", mallory) and not await store.request_cancel("r_none", alice)
+    assert not await store.cancel_requested("r_one")
+    assert await store.request_cancel("r_one", alice)
+    await store.save_reply("r_one", alice, ReplyRecord("running", "m", 1.0, 2.0, text="more").to_json())
+    assert await store.cancel_requested("r_one")  # the running process still sees it after its next write
+    assert ReplyRecord.from_json(await store.load_reply("r_one", alice) or "").text == "more"
