@@ -22,13 +22,13 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent
 from mcp_types import Request, RequestParams, Result
-from pydantic import Field, TypeAdapter
+from pydantic import ConfigDict, Field
 
 from aitoearn_mcp._reply_record import ReplyRecord
 from aitoearn_mcp._tasks import POLL_MS, TASKS, task_json, task_status
 
 from . import sse
-from .conftest import HELLO, KEY, HttpServer, RedisServer, make_server
+from .conftest import HELLO, KEY, HttpServer, RedisServer, free_port, make_server
 from .fake_relay import FakeRelay, slow_reply
 from .node import MODULES, ensure_node
 from .test_progress_cancel import SCRIPT, stdio
@@ -38,7 +38,6 @@ pytestmark = pytest.mark.anyio
 MESSAGES = "/api/ai/v1/messages"
 MODERN = "2026-07-28"
 TTL_MS = 3 * 3600 * 1000  # the conversation TTL's default
-ANY = TypeAdapter(dict[str, Any])
 
 
 # --- a task-aware requester built on the SDK's client extension API ---------------------------
@@ -75,8 +74,22 @@ class UpdateTask(Request[TaskParams, Literal["tasks/update"]]):
     name_param = "taskId"
 
 
-async def tasks_request(client: Client, kind: type[Request[Any, Any]], task_id: str, **extra: Any) -> dict[str, Any]:
-    return await client.session.send_request(kind(params=TaskParams(task_id=task_id, **extra)), ANY)  # type: ignore[call-arg]
+TaskRequest = type[GetTask] | type[CancelTask] | type[UpdateTask]
+
+
+class Answer(Result):
+    """Any result, kept as sent."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+async def send(session: Any, kind: TaskRequest, task_id: str, **extra: Any) -> dict[str, Any]:
+    answer = await session.send_request(kind(params=TaskParams(task_id=task_id, **extra)), Answer)
+    return answer.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+async def tasks_request(client: Client, kind: TaskRequest, task_id: str, **extra: Any) -> dict[str, Any]:
+    return await send(client.session, kind, task_id, **extra)
 
 
 class TasksClient(ClientExtension):
@@ -95,7 +108,7 @@ class TasksClient(ClientExtension):
     async def _settle(self, created: CreateTask, ctx: ClaimContext) -> CallToolResult:
         self.created.append(created)
         while True:
-            task = await ctx.session.send_request(GetTask(params=TaskParams(task_id=created.task_id)), ANY)
+            task = await send(ctx.session, GetTask, created.task_id)
             self.polls.append(task)
             if task["status"] == "completed":
                 return CallToolResult.model_validate(task["result"])
@@ -365,19 +378,28 @@ def test_a_legacy_connection_declaring_the_extension_still_gets_the_usual_result
 INSPECTOR = MODULES / "@modelcontextprotocol" / "inspector" / "clients" / "launcher" / "build" / "index.js"
 
 
-@pytest.mark.parametrize("era", ["modern", "legacy"])
-def test_the_inspector_cli_polls_a_task_past_the_servers_wait(relay: FakeRelay, era: str) -> None:
+@pytest.mark.parametrize(("era", "transport"), [("modern", "stdio"), ("modern", "http"), ("legacy", "stdio")])
+def test_the_inspector_cli_polls_a_task_past_the_servers_wait(relay: FakeRelay, era: str, transport: str) -> None:
     """With AITOEARN_WAIT_SECONDS=1 a 3-second reply comes back as "running" to a host without
     tasks (the Inspector's legacy era); the Inspector on 2026-07-28 declares the extension, gets a
     task, polls it and shows the whole reply."""
     node = ensure_node()
     pieces = [f"检查{i} " for i in range(30)]
     relay.enqueue(MESSAGES, slow_reply(sse.text_reply(pieces), delay=0.1))
-    env = [f"AITOEARN_API_KEY={KEY}", f"AITOEARN_BASE_URL={relay.url}", "AITOEARN_WAIT_SECONDS=1"]
-    argv = [str(node), str(INSPECTOR), "--cli", "--protocol-era", era, *(a for e in env for a in ("-e", e)),
-            "--method", "tools/call", "--tool-name", "send_message", "--tool-args-json", json.dumps(HELLO),
-            "--", SCRIPT]  # fmt: skip
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env={"PATH": os.environ["PATH"]})
+    env = {"AITOEARN_API_KEY": KEY, "AITOEARN_BASE_URL": relay.url, "AITOEARN_WAIT_SECONDS": "1"}
+    if transport == "http":
+        server = HttpServer(relay, env={"AITOEARN_WAIT_SECONDS": "1"})
+        target = ["--transport", "http", "--server-url", server.url, "--header", f"X-Api-Key: {KEY}"]
+    else:
+        server = None
+        target = [*(a for name, value in env.items() for a in ("-e", f"{name}={value}")), "--", SCRIPT]
+    call = ["--method", "tools/call", "--tool-name", "send_message", "--tool-args-json", json.dumps(HELLO)]
+    try:
+        done = subprocess.run([str(node), str(INSPECTOR), "--cli", "--protocol-era", era, *call, *target],
+                              capture_output=True, text=True, timeout=120, env={"PATH": os.environ["PATH"]})  # fmt: skip
+    finally:
+        if server:
+            server.stop()
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     shown = json.loads(done.stdout)
     if era == "modern":
@@ -386,3 +408,14 @@ def test_the_inspector_cli_polls_a_task_past_the_servers_wait(relay: FakeRelay, 
     else:
         assert shown["structuredContent"]["status"] == "running"
     assert KEY not in done.stdout + done.stderr
+
+
+async def test_a_task_the_store_cannot_keep_is_answered_as_the_usual_call(relay: FakeRelay) -> None:
+    """Durably created or not at all: with the shared store down no other replica could resolve
+    the task, so the call answers as send_message does (the reply still reaches the caller)."""
+    tasks = TasksClient()
+    down = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    async with declared(make_server(relay, conversations=down), tasks) as declaring:
+        result = await declaring.call_tool("send_message", HELLO)
+    assert not tasks.created
+    assert result.structured_content and result.structured_content["status"] == "complete" and not result.is_error
