@@ -168,7 +168,7 @@ class Tasks(Extension):
         if key is None:
             raise MCPError(INVALID_PARAMS, str(MissingKeyError()))
         try:
-            owner = await self._tools._owner(state.store, key)  # pyright: ignore[reportPrivateUsage]
+            owner = await state.store.owner_tag(key)  # a task exists only once stored: under the store's tag
             record = await state.delegations.read(task_id, owner)
         except StoreUnavailableError as exc:
             raise MCPError(INTERNAL_ERROR, f"The reply store is not answering ({exc}); poll again shortly.") from None
