@@ -25,6 +25,7 @@ from anyio.abc import TaskGroup
 
 from ._call import Call
 from ._drain import Drain
+from ._errors import IncompleteReplyError, RelayError
 from ._reply_record import ReplyRecord
 from ._store import MemoryStore, Store, StoreUnavailableError, new_reply_id
 
@@ -39,6 +40,17 @@ CANCEL_WAIT = 5.0  # seconds a cancel waits for the reply to settle
 SETTLE_WAIT = 15.0  # seconds the last record may take to store (a slow Redis must not hold shutdown)
 
 OnRetry = Callable[[str], Awaitable[None]]
+
+_UNEXPECTED = "The server failed unexpectedly while handling this reply (see its log). Fix: send the request again."
+
+
+def _unexpected(exc: Exception, call: Call) -> RelayError:
+    error = RelayError(f"The server failed unexpectedly while reading the reply ({type(exc).__name__})",
+                       fix="send the request again; the server's log has the details")  # fmt: skip
+    accumulator = call.accumulator
+    if not accumulator.started:
+        return error
+    return IncompleteReplyError(error, accumulator.message(partial=True), accumulator.text())
 
 
 class Job(Protocol):
@@ -114,10 +126,6 @@ class Delegations:
         # A memory store is this process's alone: no other process reads a running record or asks
         # for a cancel there, so the record is written at the start and the end only.
         self._shared = not isinstance(store, MemoryStore)
-
-    @property
-    def running(self) -> int:
-        return len(self._live)
 
     @asynccontextmanager
     async def open(self) -> AsyncIterator[Delegations]:
@@ -200,12 +208,23 @@ class Delegations:
     @staticmethod
     async def _send(delegation: Delegation) -> None:
         with delegation.scope:
-            await delegation.job.send(delegation._attempt, delegation._tell_retry)
+            try:
+                await delegation.job.send(delegation._attempt, delegation._tell_retry)
+            except Exception as exc:  # a fault of ours must fail this reply, not the server's other ones
+                logger.exception("Reply %s: unexpected failure", delegation.id)
+                if delegation.call is not None:
+                    delegation.call.outcome = _unexpected(exc, delegation.call)
 
     async def _settle(self, delegation: Delegation) -> None:
         try:
             if delegation.call is not None:
-                record = await delegation.job.settle(delegation.call, delegation.cancelled)
+                try:
+                    record = await delegation.job.settle(delegation.call, delegation.cancelled)
+                except Exception:
+                    logger.exception("Reply %s: unexpected failure while settling it", delegation.id)
+                    text = delegation.call.accumulator.text()  # kept for the reply resource
+                    record = ReplyRecord("failed", delegation.record.model, 0, 0, text=text, error=_UNEXPECTED,
+                                         notes=[_UNEXPECTED])  # fmt: skip
                 record.started = delegation.record.started
                 delegation.record = record
             else:  # cut before its first attempt

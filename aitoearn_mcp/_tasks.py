@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.extension import Extension, MethodBinding
 from mcp.server.mcpserver import Context, require_client_extension
@@ -143,7 +144,12 @@ class Tasks(Extension):
                 return started
             delegations, seconds = started
             first = delegations[0]
-            if len(delegations) != 1 or not await self._stored(state, first.id, first.owner):
+            try:
+                stored = len(delegations) == 1 and await self._stored(state, first.id, first.owner)
+            except anyio.get_cancelled_exc_class():  # the host's stop before it had the task id: none goes on
+                first.cancel()
+                raise
+            if not stored:
                 return await self._tools.answer_send(context, delegations, seconds, labels)
             labels["outcome"] = "task"
             record = first.snapshot()

@@ -163,7 +163,14 @@ class Tools:
             labels["outcome"] = "store_unavailable"
             return error_result(f"{STORE_DOWN} ({exc}). Nothing was sent.")
         owner = await self._owner(state.store, key)
-        started = [await state.delegations.start(job, owner) for job in jobs]
+        started: list[Delegation] = []
+        try:
+            for job in jobs:
+                started.append(await state.delegations.start(job, owner))
+        except anyio.get_cancelled_exc_class():  # the host's stop while they start: none goes on
+            for delegation in started:
+                delegation.cancel()
+            raise
         return started, self.wait_seconds(request.wait_seconds, ctx)
 
     async def answer_send(
@@ -181,7 +188,15 @@ class Tools:
             [(d.job.model, d.id, self.view(d.id, record, share)) for d, record in zip(started, records, strict=True)]
         )
 
-    async def _wait(self, ctx: Context, delegations: list[Delegation], seconds: float, *, stop_on_cancel: bool) -> None:
+    async def _wait(
+        self,
+        ctx: Context,
+        delegations: list[Delegation],
+        seconds: float,
+        *,
+        stop_on_cancel: bool,
+        first: str | None = None,
+    ) -> None:
         """Wait until every one has ended or ``seconds`` pass, telling the client of progress and
         retries. ``stop_on_cancel``: the host's own cancel of this request stops them (the user
         pressed stop); otherwise they go on."""
@@ -196,7 +211,7 @@ class Tools:
         try:
             async with anyio.create_task_group() as beside:
                 since = delegations[0].record.started
-                beside.start_soon(functools.partial(report_progress, ctx, progress, since=since))
+                beside.start_soon(functools.partial(report_progress, ctx, progress, since=since, first=first))
                 with anyio.move_on_after(seconds):
                     for delegation in delegations:
                         await delegation.finished.wait()
@@ -228,7 +243,9 @@ class Tools:
             if args.cancel:
                 found = await delegations.cancel(args.reply_id, owner)
             elif (live := delegations.live(args.reply_id, owner)) is not None:
-                await self._wait(ctx, [live], self.wait_seconds(args.wait_seconds, ctx), stop_on_cancel=False)
+                first = f"Waiting for reply {live.id} ({live.chars:,} characters so far)"
+                seconds = self.wait_seconds(args.wait_seconds, ctx)
+                await self._wait(ctx, [live], seconds, stop_on_cancel=False, first=first)
                 found = live.snapshot()
             else:
                 found = await self._wait_remote(ctx, delegations, args.reply_id, owner, args.wait_seconds)
@@ -259,7 +276,8 @@ class Tools:
         latest.append(first)
         found: ReplyRecord | None = first
         async with anyio.create_task_group() as beside:
-            beside.start_soon(functools.partial(report_progress, ctx, progress, since=first.started))
+            waiting = f"Waiting for reply {reply_id} ({first.chars:,} characters so far)"
+            beside.start_soon(functools.partial(report_progress, ctx, progress, since=first.started, first=waiting))
             found = await delegations.wait(reply_id, owner, self.wait_seconds(wait, ctx), on_record=latest.append)
             beside.cancel_scope.cancel()
         return found

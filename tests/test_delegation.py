@@ -90,10 +90,12 @@ async def test_wait_seconds_answers_running_then_get_reply_collects_it(relay: Fa
         assert assert_running(early) == reply_id
         done = await client.call_tool("get_reply", {"reply_id": reply_id, "wait_seconds": 20})
         again = await client.call_tool("get_reply", {"reply_id": reply_id})  # now read from the store
+        past_end = await client.call_tool("get_reply", {"reply_id": reply_id, "offset": 10_000})
         resource = await client.read_resource(f"aitoearn://replies/{reply_id}")
     assert texts(done)[0] == "Finally, an answer." and structured(done)["status"] == "complete"
     assert structured(done)["next_offset"] is None and structured(done)["conversation_id"].startswith("c_")
     assert texts(again) == texts(done) and structured(again) == structured(done)
+    assert past_end.is_error and "`offset` 10,000 is past the end" in texts(past_end)[0]
     assert resource.contents[0].text == "Finally, an answer."  # type: ignore[union-attr]  # the same ids
     assert len(relay.requests_to(MESSAGES)) == 1
 
@@ -228,6 +230,8 @@ async def test_two_processes_on_one_redis_start_collect_and_cancel(relay: FakeRe
             reply_id = assert_running(await on_one.call_tool("send_message", {**HELLO, "wait_seconds": 1}))
             collected = await on_other.call_tool("get_reply", {"reply_id": reply_id, "wait_seconds": 15})
             second = assert_running(await on_one.call_tool("send_message", {**HELLO, "wait_seconds": 1}))
+            await anyio.sleep(1.5)
+            peek = await on_other.call_tool("get_reply", {"reply_id": second, "wait_seconds": 0})
             asked = time.time()
             cancelled = await on_other.call_tool("get_reply", {"reply_id": second, "cancel": True})
             with anyio.fail_after(5):
@@ -241,6 +245,9 @@ async def test_two_processes_on_one_redis_start_collect_and_cancel(relay: FakeRe
         one.stop()
         other.stop()
     assert texts(collected)[0] == "答案在这里。" and structured(collected)["status"] == "complete"
+    # the running record is written as text arrives: another process sees how far it got
+    assert assert_running(peek) == second and structured(peek)["chars_received"] > 0
+    assert structured(peek)["latest"].startswith("w") or " w" in structured(peek)["latest"]
     assert relay.hangups_wall[0] - asked < 2.0  # polled every 0.5 s by the process running it
     assert structured(cancelled)["status"] == "cancelled" and structured(stays)["status"] == "cancelled"
     assert stranger.is_error and "unknown" in texts(stranger)[0]  # another key's id reads as unknown
