@@ -197,6 +197,7 @@ async def test_a_declared_client_gets_a_task_polls_it_and_reads_what_send_messag
     tasks = TasksClient()
     async with client(target, where, [tasks]) as declaring:
         assert declaring.protocol_version == MODERN
+        assert declaring.server_capabilities.extensions == {TASKS: {}}  # what the Inspector looks for
         started = time.monotonic()
         result = await declaring.call_tool("send_message", HELLO)
         assert time.monotonic() - started < 10
