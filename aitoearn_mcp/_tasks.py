@@ -13,6 +13,7 @@ The mapping and the Task JSON are pure; the ``Tasks`` extension wires them to th
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -27,6 +28,7 @@ from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, CallToolRequestParams, Req
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field, SecretStr
 
+from ._delegation import Delegation
 from ._errors import MissingKeyError
 from ._metrics import Metrics
 from ._reply_record import ReplyRecord
@@ -132,7 +134,7 @@ class Tasks(Extension):
         self, params: CallToolRequestParams, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
         arguments = params.arguments or {}
-        if params.name != TOOL or "models" in arguments or not declares_tasks(ctx):
+        if params.name != TOOL or not declares_tasks(ctx):
             return await call_next(ctx)
         context = Context(request_context=ctx)
         state, key = self._caller(context)
@@ -145,7 +147,7 @@ class Tasks(Extension):
             delegations, seconds = started
             first = delegations[0]
             try:
-                stored = len(delegations) == 1 and await self._stored(state, first.id, first.owner)
+                stored = len(delegations) == 1 and await self._stored(state, first, key)
             except anyio.get_cancelled_exc_class():  # the host's stop before it had the task id: none goes on
                 first.cancel()
                 raise
@@ -158,13 +160,16 @@ class Tasks(Extension):
             self._metrics.call_finished(TOOL, **labels)
 
     @staticmethod
-    async def _stored(state: State, reply_id: str, owner: str) -> bool:
-        """Whether the record is in the store, so any process answers ``tasks/get`` for it (the
-        spec's "durably created"). One the store did not take is answered the usual way."""
+    async def _stored(state: State, delegation: Delegation, key: SecretStr | None) -> bool:
+        """Whether the record is in the store under the key's tag, so any process answers
+        ``tasks/get`` for it (the spec's "durably created"). One the store did not take (or took
+        under this process's own tag, while it was down) is answered the usual way."""
         try:
-            return await state.store.load_reply(reply_id, owner) is not None
+            tag = await state.store.owner_tag(key) if key is not None else ""
+            stored = await state.store.load_reply(delegation.id, delegation.owner) is not None
         except StoreUnavailableError:
             return False
+        return stored and hmac.compare_digest(tag, delegation.owner)
 
     async def _owned(self, ctx: ServerRequestContext[Any, Any], task_id: str) -> tuple[State, str, ReplyRecord]:
         """The caller's task, or the spec's errors: -32021 for a client that did not declare the
