@@ -257,12 +257,12 @@ async def test_a_refused_request_is_refused_at_once_not_as_a_task(relay: FakeRel
     assert not relay.requests_to(MESSAGES)
 
 
-@pytest.mark.parametrize("target", ["in-process", "stdio"])
+@pytest.mark.parametrize("target", TARGETS)
 async def test_tasks_cancel_stops_the_relay_within_a_second(
     relay: FakeRelay, target: str, request: pytest.FixtureRequest
 ) -> None:
     relay.enqueue(MESSAGES, slow_reply(sse.text_reply([f"慢{i} " for i in range(400)]), delay=0.05))  # 20 s
-    async with declared(target_for(target, relay, request), TasksClient()) as declaring:
+    async with client(target, target_for(target, relay, request), [TasksClient()]) as declaring:
         created = await declaring.session.call_tool("send_message", HELLO, allow_claimed=True)
         assert isinstance(created, CreateTask)
         while not relay.requests_to(MESSAGES):
