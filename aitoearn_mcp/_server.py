@@ -40,6 +40,7 @@ from ._notices import log_to_client, set_logging_level
 from ._relay import RelayClient, new_http_client
 from ._result import REPLY_URI, error_result
 from ._store import Store, open_store
+from ._tasks import Tasks
 from ._tools import State, Tools
 from ._version import __version__
 
@@ -189,7 +190,10 @@ def create_server(
             ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
         ),
     ]  # fmt: skip
-    server = MCPServer("aitoearn-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, tools=tools)
+    # send_message as an MCP task for clients that declare the tasks extension (2026-07-28).
+    tasks = Tasks(work, state_and_key, metrics)
+    server = MCPServer("aitoearn-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, tools=tools,
+                       extensions=[tasks])  # fmt: skip
     # MCPServer has no public hook for logging/setLevel (gone in 2026-07-28, still sent by
     # handshake-era hosts); registering it also advertises the logging capability.
     server._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, set_logging_level)  # pyright: ignore[reportPrivateUsage]

@@ -117,6 +117,16 @@ class Tools:
         self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
     ) -> CallToolResult | InputRequiredResult:
         """``labels`` (model, route, outcome) are filled in for the metrics as the call goes."""
+        started = await self.start_send(arguments, ctx, state, key, labels)
+        if isinstance(started, CallToolResult):
+            return started
+        return await self.answer_send(ctx, *started, labels)
+
+    async def start_send(
+        self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
+    ) -> CallToolResult | tuple[list[Delegation], float]:
+        """Check everything the caller named, then start a delegation per model: the delegations and
+        how long the call may wait for them, or the refusal (nothing was sent)."""
         labels["outcome"] = "input_error"
         try:
             request, given = parse_send_message_args(arguments)
@@ -154,7 +164,13 @@ class Tools:
             for delegation in started:
                 delegation.cancel()
             raise
-        await self._wait(ctx, started, self.wait_seconds(request.wait_seconds, ctx), stop_on_cancel=True)
+        return started, self.wait_seconds(request.wait_seconds, ctx)
+
+    async def answer_send(
+        self, ctx: Context, started: list[Delegation], seconds: float, labels: dict[str, str]
+    ) -> CallToolResult:
+        """Wait for the delegations up to ``seconds``, then answer with what they have."""
+        await self._wait(ctx, started, seconds, stop_on_cancel=True)
         records = [delegation.snapshot() for delegation in started]
         if len(started) == 1:
             labels.update(route=records[0].route or "", outcome=_outcome(records[0]))

