@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from ._errors import InvalidModelError, RelayError
+from ._errors import InvalidModelError, RelayError, detached
 from ._relay import RelayClient
 from ._reply import ReplyAccumulator
 from ._request import PreparedRequest
@@ -44,7 +44,7 @@ async def _collect(relay: RelayClient, call: Call, key: SecretStr, on_retry: Cal
             call.request.route, call.request.body, key, call.accumulator, on_retry=on_retry, on_first_event=first
         )
     except RelayError as exc:
-        call.outcome = exc.with_traceback(None)  # kept, its frames are not: no cycle holds the reply
+        call.outcome = detached(exc)
     finally:
         call.seconds = time.monotonic() - started
 

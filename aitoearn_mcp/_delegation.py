@@ -80,10 +80,10 @@ class Delegation:
 
     @property
     def chars(self) -> int:
-        return self.call.accumulator.chars_received if self.call else 0
+        return self.call.accumulator.chars_received if self.call else self.record.chars
 
     def latest_text(self, limit: int) -> str:
-        return self.call.accumulator.latest_text(limit) if self.call else ""
+        return self.call.accumulator.latest_text(limit) if self.call else self.record.text[-limit:]
 
     def snapshot(self) -> ReplyRecord:
         """The record now: the final one, or the running one with the text so far."""
@@ -231,6 +231,7 @@ class Delegations:
                 delegation.record.status = "cancelled" if delegation.cancelled else "failed"
             saved = await self._save(delegation, delegation.record)
         finally:
+            delegation.call = None  # the record has it all: the stream's memory goes now, not at a collection
             delegation.finished.set()
         if saved:  # the store answers for it from now on; one that could not be stored stays here
             self._live.pop(delegation.id, None)

@@ -25,6 +25,7 @@ __all__ = [
     "RequestRejectedError",
     "ShuttingDownError",
     "UnavailableError",
+    "detached",
     "error_from_response",
     "provider_error",
     "stream_error_text",
@@ -158,6 +159,15 @@ class IncompleteReplyError(RelayError):
             code=cause.code,
             request_id=cause.request_id,
         )
+
+
+def detached(error: RelayError) -> RelayError:
+    """``error`` without its traceback and the exceptions it was raised from, for keeping as a
+    value: their frames hold the call that failed (its reply too), in a cycle only a full
+    garbage collection would free."""
+    for part in (error, error.cause) if isinstance(error, IncompleteReplyError) else (error,):
+        part.__traceback__ = part.__context__ = part.__cause__ = None
+    return error
 
 
 _AUTH_FIX = (

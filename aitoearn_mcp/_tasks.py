@@ -120,7 +120,7 @@ class Tasks(Extension):
         self._tools = tools
         self._caller = caller
         self._metrics = metrics
-        self._ttl_ms = int(tools.config.conversation_ttl * 1000)  # replies are kept as long as conversations
+        self._ttl_ms = int(tools.reply_ttl * 1000)
 
     def methods(self) -> Sequence[MethodBinding]:
         versions = frozenset(MODERN_PROTOCOL_VERSIONS)
@@ -142,7 +142,7 @@ class Tasks(Extension):
         self._metrics.call_started(TOOL)
         try:
             started = await self._tools.start_send(dict(arguments), context, state, key, labels)
-            if isinstance(started, CallToolResult):  # refused before anything was sent: answered as usual
+            if not isinstance(started, tuple):  # refused before anything was sent (or input required): as usual
                 return started
             delegations, seconds = started
             first = delegations[0]
@@ -191,7 +191,7 @@ class Tasks(Extension):
         _, _, record = await self._owned(ctx, params.task_id)
         result = None
         if task_status(record) == "completed":
-            result = self._tools.view(params.task_id, record, self._tools.config.max_result_chars)
+            result = self._tools.view(params.task_id, record, self._tools.budget(Context(request_context=ctx)))
         now = datetime.now(UTC).timestamp()
         return {"resultType": "complete", **task_json(params.task_id, record, ttl_ms=self._ttl_ms, now=now,
                                                       result=result)}  # fmt: skip

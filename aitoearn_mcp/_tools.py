@@ -93,6 +93,11 @@ class Tools:
             return self.config.wait_seconds
         return profile_for(client_name(ctx.session.client_params)).wait_seconds
 
+    @property
+    def reply_ttl(self) -> float:
+        """Seconds a reply is kept after its last use: as long as conversations, in this store."""
+        return self.config.conversation_ttl or default_ttl(self.config.conversations)
+
     def budget(self, ctx: Context) -> int:
         """AITOEARN_MAX_RESULT_CHARS, else what the host (``clientInfo.name``) shows the model whole."""
         return result_budget(self.config.max_result_chars, client_name(ctx.session.client_params))
@@ -104,8 +109,7 @@ class Tools:
             return None
         if reply_id not in self._files:
             with contextlib.suppress(OSError):
-                ttl = self.config.conversation_ttl or default_ttl(self.config.conversations)
-                self._files[reply_id] = save_reply_file(reply_id, text, ttl)
+                self._files[reply_id] = save_reply_file(reply_id, text, self.reply_ttl)
         return self._files.get(reply_id)
 
     def view(self, reply_id: str, record: ReplyRecord, budget: int, offset: int = 0) -> CallToolResult:
@@ -118,13 +122,13 @@ class Tools:
     ) -> CallToolResult | InputRequiredResult:
         """``labels`` (model, route, outcome) are filled in for the metrics as the call goes."""
         started = await self.start_send(arguments, ctx, state, key, labels)
-        if isinstance(started, CallToolResult):
+        if not isinstance(started, tuple):  # refused, or the client's roots asked for first
             return started
         return await self.answer_send(ctx, *started, labels)
 
     async def start_send(
         self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
-    ) -> CallToolResult | tuple[list[Delegation], float]:
+    ) -> CallToolResult | InputRequiredResult | tuple[list[Delegation], float]:
         """Check everything the caller named, then start a delegation per model: the delegations and
         how long the call may wait for them, or the refusal (nothing was sent)."""
         labels["outcome"] = "input_error"
