@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from aitoearn_mcp._budget import weight
 from aitoearn_mcp._hosts import profile_for
 from aitoearn_mcp._reply_record import ReplyRecord, page, running_summary
-from aitoearn_mcp._store import MemoryStore, RedisStore, Store
+from aitoearn_mcp._store import MemoryStore, RedisStore, Store, new_reply_id
 
 from .conftest import RedisServer
 
@@ -75,16 +75,17 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
 
 @pytest.mark.anyio
 async def test_a_reply_belongs_to_its_owner_and_a_cancel_mark_survives_a_save(store: Store) -> None:
+    ONE, NONE = new_reply_id(), new_reply_id()  # well-formed ids: a malformed one reads as unknown
     alice = await store.owner_tag(SecretStr("sk-alice"))
     mallory = await store.owner_tag(SecretStr("sk-mallory"))
     record = ReplyRecord("running", "m", 1.0, 1.0).to_json()
-    await store.save_reply("r_one", alice, record)
-    assert await store.load_reply("r_one", alice) == record
-    assert await store.load_reply("r_one", mallory) is None  # another key's id reads as unknown
-    assert await store.load_reply("r_none", alice) is None
-    assert not await store.request_cancel("r_one", mallory) and not await store.request_cancel("r_none", alice)
-    assert not await store.cancel_requested("r_one")
-    assert await store.request_cancel("r_one", alice)
-    await store.save_reply("r_one", alice, ReplyRecord("running", "m", 1.0, 2.0, text="more").to_json())
-    assert await store.cancel_requested("r_one")  # the running process still sees it after its next write
-    assert ReplyRecord.from_json(await store.load_reply("r_one", alice) or "").text == "more"
+    await store.save_reply(ONE, alice, record)
+    assert await store.load_reply(ONE, alice) == record
+    assert await store.load_reply(ONE, mallory) is None  # another key's id reads as unknown
+    assert await store.load_reply(NONE, alice) is None
+    assert not await store.request_cancel(ONE, mallory) and not await store.request_cancel(NONE, alice)
+    assert not await store.cancel_requested(ONE)
+    assert await store.request_cancel(ONE, alice)
+    await store.save_reply(ONE, alice, ReplyRecord("running", "m", 1.0, 2.0, text="more").to_json())
+    assert await store.cancel_requested(ONE)  # the running process still sees it after its next write
+    assert ReplyRecord.from_json(await store.load_reply(ONE, alice) or "").text == "more"

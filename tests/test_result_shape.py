@@ -29,7 +29,7 @@ pytestmark = pytest.mark.anyio
 
 MESSAGES = "/api/ai/v1/messages"
 ASK = {"model": "claude-sonnet-5", "messages": [{"role": "user", "content": "Write at length."}]}
-LEADING = ["notes", "truncated", "conversation_id", "credits", "route"]
+LEADING = ["status", "reply_id", "notes", "truncated", "conversation_id", "credits", "route"]
 
 ENGLISH_60K = "".join(f"Line {i:05d} of a long report, with plain English words in it.\n" for i in range(1000))[:60_000]
 CJK = "".join(f"第{i}段：长篇报告的一部分，天空是蓝色的。\n" for i in range(1500))  # ~25,000 CJK characters
@@ -84,7 +84,8 @@ def test_the_default_budget_fits_the_strictest_hosts() -> None:
     assert budget / 4 <= 12_500  # Claude Code counts tokens only for results over 50,000 / 4 estimated
     assert budget / 2 <= 25_000  # and our conservative count stays under its 25,000
     assert profile_for("gemini-cli-mcp-client").max_result_chars > 60_000  # shows 79,000 whole
-    assert profile_for("Claude-Code ") == profile_for("claude-code") == DEFAULT_PROFILE
+    assert profile_for("Claude-Code ") == profile_for("claude-code")
+    assert profile_for("claude-code").max_result_chars == DEFAULT_PROFILE.max_result_chars
     assert profile_for(None) == profile_for("some-new-host") == DEFAULT_PROFILE
 
 
@@ -195,7 +196,7 @@ async def test_a_short_reply_leads_with_notes_too(relay: FakeRelay) -> None:
     structured = result.structured_content
     assert structured is not None
     keys = list(structured)
-    assert keys[:4] == ["notes", "conversation_id", "credits", "route"] and keys[-1] == "content"
+    assert keys[:6] == ["status", "reply_id", "notes", "conversation_id", "credits", "route"] and keys[-1] == "content"
     assert keys.index("stop_reason") < keys.index("content") and keys.index("usage") < keys.index("content")
     assert any("pass it as conversation_id to continue" in note for note in structured["notes"])
     anthropic.types.Message.model_validate(structured)
@@ -208,7 +209,7 @@ async def test_an_incomplete_reply_leads_with_the_error(relay: FakeRelay) -> Non
         result = await client.call_tool("send_message", ASK)
     assert result.is_error and result.structured_content is not None
     keys = list(result.structured_content)
-    assert keys[0] == "error" and keys[-1] == "content"
+    assert keys[:3] == ["status", "reply_id", "error"] and keys[-1] == "content"
     assert "incomplete" in result.structured_content["error"]
 
 

@@ -51,6 +51,11 @@ def notes_of(result: CallToolResult) -> str:
     return [c.text for c in result.content if c.type == "text"][-1]
 
 
+def reply_of(result: CallToolResult) -> str:
+    assert result.structured_content is not None
+    return result.structured_content["reply_id"]
+
+
 def conversation_of(result: CallToolResult) -> str:
     assert not result.is_error, result.content
     assert result.structured_content is not None
@@ -151,9 +156,10 @@ async def test_memory_writes_nothing(relay: FakeRelay, home: Path) -> None:
 async def test_a_file_the_user_names_is_used(relay: FakeRelay, home: Path) -> None:
     target = home / "elsewhere" / "mine.db"
     async with Client(make_server(relay, conversations=f"sqlite://{target}")) as client:
-        cid = conversation_of(await client.call_tool("send_message", ask("a")))
-    with sqlite3.connect(target) as db:
-        assert db.execute("SELECT id FROM items").fetchall() == [(cid,)]
+        result = await client.call_tool("send_message", ask("a"))
+        cid = conversation_of(result)
+    with sqlite3.connect(target) as db:  # the conversation and the call's reply record
+        assert sorted(db.execute("SELECT id FROM items").fetchall()) == sorted([(cid,), (reply_of(result),)])
     assert not state(home).exists()
 
 
@@ -371,8 +377,9 @@ async def test_listing_shows_only_the_callers_items_over_http(relay: FakeRelay, 
     server = HttpServer(relay, env={"HOME": str(home), "AITOEARN_MAX_RESULT_CHARS": "3000"})
     try:
         async with http_client(server.url, {"X-Api-Key": KEY}) as alice:
-            first = conversation_of(await alice.call_tool("send_message", ask("first question from alice")))
-            await alice.call_tool("send_message", ask("second turn", conversation_id=first))
+            opened = await alice.call_tool("send_message", ask("first question from alice"))
+            first = conversation_of(opened)
+            second = await alice.call_tool("send_message", ask("second turn", conversation_id=first))
             long = await alice.call_tool("send_message", ask("a long one please"))
             reply_uri = long.structured_content["truncated"]["uri"]  # type: ignore[index]
             listed = await alice.call_tool("list_conversations", {})
@@ -392,7 +399,9 @@ async def test_listing_shows_only_the_callers_items_over_http(relay: FakeRelay, 
     assert ids == [conversation_of(long), first]  # newest first, alice's only
     assert structured["conversations"][1]["turns"] == 2
     assert structured["conversations"][1]["first_words"] == "first question from alice"
-    assert [r["uri"] for r in structured["replies"]] == [reply_uri]
+    # every call's reply is kept (get_reply reads it), newest first
+    alices = [f"aitoearn://replies/{reply_of(r)}" for r in (long, second, opened)]
+    assert alices[0] == reply_uri and [r["uri"] for r in structured["replies"]] == alices
     text = listed.content[0].text  # type: ignore[union-attr]
     assert all(i in text for i in ids) and reply_uri in text and "first question from alice" in text
     uris = [str(r.uri) for r in resources.resources]

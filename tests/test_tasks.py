@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from typing import Any, Literal
@@ -37,7 +38,7 @@ pytestmark = pytest.mark.anyio
 
 MESSAGES = "/api/ai/v1/messages"
 MODERN = "2026-07-28"
-TTL_MS = 3 * 3600 * 1000  # the conversation TTL's default
+TTL_MS = 30 * 24 * 3600 * 1000  # the default store's (a file's) conversation TTL
 
 
 # --- a task-aware requester built on the SDK's client extension API ---------------------------
@@ -125,7 +126,10 @@ def text(result: CallToolResult) -> str:
 
 
 def without_ids(structured: dict[str, Any] | None) -> dict[str, Any]:
-    return {k: v for k, v in (structured or {}).items() if k not in ("reply_id", "conversation_id")}
+    """The result less what differs between two calls: their reply and conversation ids."""
+    kept = {k: v for k, v in (structured or {}).items() if k not in ("reply_id", "conversation_id")}
+    kept["notes"] = [re.sub(r"\bc_[A-Za-z0-9_-]+", "c_…", note) for note in kept.get("notes", [])]
+    return kept
 
 
 # --- pure parts ----------------------------------------------------------------------------
