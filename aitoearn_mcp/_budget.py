@@ -19,10 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Fitted", "cut", "fit_message", "fit_reply", "json_weight", "weight"]
+__all__ = ["Fitted", "at_line_end", "cut", "fit_message", "fit_reply", "json_weight", "weight"]
 
 THINKING_SHARE = 2000  # weighted characters of each thinking block kept when the message is cut
 RESERVE = 1500  # room for the notes and the truncation note
+LINE_WINDOW = 2000  # characters a cut part may give back to end at a line's end
 
 
 def weight(text: str) -> int:
@@ -90,9 +91,34 @@ def fit_message(message: dict[str, Any], limit: int) -> dict[str, Any]:
     return fitted
 
 
+def at_line_end(text: str, whole: str) -> str:
+    """``text``, a beginning of ``whole``, back to just after its last newline when there is one in
+    its last LINE_WINDOW characters: a part that ends mid-line splits a line between two results."""
+    if len(text) >= len(whole):
+        return text
+    end = text.rfind("\n", max(len(text) - LINE_WINDOW, 0))
+    return text[: end + 1] if end >= 0 else text
+
+
+def _text_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [block for block in message.get("content") or [] if block.get("type") == "text"]
+
+
 def fit_reply(message: dict[str, Any], text: str, budget: int, text_room: int) -> Fitted:
     """Both parts whole when the structured content and the text (with ``text_room`` for its
-    notes) fit the budget; else both within it less the room for the truncation notes."""
+    notes) fit the budget; else both within it less the room for the truncation notes, ending at
+    the same character (at a line's end where one is near), so that the next part starts right
+    after what either part showed."""
     if json_weight(message) <= budget and weight(text) <= budget - text_room:
         return Fitted(message, text, False)
-    return Fitted(fit_message(message, budget - RESERVE), cut(text, budget - text_room - RESERVE), True)
+    fitted = fit_message(message, budget - RESERVE)
+    shown = cut(text, budget - text_room - RESERVE)
+    in_message = "".join(str(block.get("text", "")) for block in _text_blocks(fitted))
+    if not text.startswith(in_message):  # text blocks are the reply's text: not expected
+        return Fitted(fitted, shown, True)
+    shown = at_line_end(shown if len(shown) <= len(in_message) else in_message, text)
+    room = len(shown)
+    for block in _text_blocks(fitted):  # the structured text ends where the text content does
+        block["text"] = str(block.get("text", ""))[:room]
+        room -= len(block["text"])
+    return Fitted(fitted, shown, True)

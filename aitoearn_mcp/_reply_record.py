@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from ._budget import cut
+from ._budget import at_line_end, cut
 
 __all__ = ["LATEST_CHARS", "ReplyRecord", "Status", "page", "running_summary"]
 
@@ -56,7 +56,7 @@ def page(text: str, offset: int, limit: int) -> tuple[str, int | None]:
     """The part of ``text`` from ``offset`` that weighs at most ``limit`` (at least one character,
     so paging always moves on), and where the next page starts (None: this is the last)."""
     rest = text[offset:]
-    shown = cut(rest, limit) or rest[:1]
+    shown = at_line_end(cut(rest, limit), rest) or rest[:1]
     end = offset + len(shown)
     return shown, (end if end < len(text) else None)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from mcp.types import CallToolResult, ContentBlock, ResourceLink, TextContent
 
-from ._budget import RESERVE, cut, fit_reply, json_weight, weight
+from ._budget import RESERVE, at_line_end, cut, fit_reply, json_weight, weight
 from ._reply_record import ReplyRecord, page, running_summary
 from ._result import error_result, ordered, partial_reply_result, reply_result, truncation
 
@@ -82,7 +82,7 @@ def _later_page(reply_id: str, record: ReplyRecord, offset: int, budget: int, fa
         # JSON escapes (newlines, quotes) can make the structured part heavier than the text.
         if json_weight(structured) <= budget or len(shown) <= 1:
             break
-        shown = cut(shown, weight(shown) * 9 // 10) or shown[:1]
+        shown = at_line_end(cut(shown, weight(shown) * 9 // 10), text[offset:]) or shown[:1]
         next_offset = offset + len(shown) if offset + len(shown) < len(text) else None
     content: list[ContentBlock] = [TextContent(type="text", text=shown), TextContent(type="text", text=note)]
     return CallToolResult(content=content, structured_content=ordered(structured), is_error=failed)

@@ -89,3 +89,15 @@ async def test_a_reply_belongs_to_its_owner_and_a_cancel_mark_survives_a_save(st
     await store.save_reply(ONE, alice, ReplyRecord("running", "m", 1.0, 2.0, text="more").to_json())
     assert await store.cancel_requested(ONE)  # the running process still sees it after its next write
     assert ReplyRecord.from_json(await store.load_reply(ONE, alice) or "").text == "more"
+
+
+def test_both_parts_of_a_cut_reply_end_together_at_a_line_end() -> None:
+    from aitoearn_mcp._budget import fit_reply, json_weight
+
+    text = "".join(f'line {i:05d} 长文本 with "quotes"\n' for i in range(5000))
+    fitted = fit_reply({"content": [{"type": "text", "text": text}]}, text, 20_000, 500)
+    assert fitted.cut and fitted.message["content"][0]["text"] == fitted.text  # one next_offset serves both
+    assert text.startswith(fitted.text) and fitted.text.endswith("\n")
+    assert json_weight(fitted.message) <= 20_000 and weight(fitted.text) <= 20_000 - 500
+    page_text, next_offset = page(text, len(fitted.text), 20_000)
+    assert page_text.endswith("\n") and next_offset == len(fitted.text) + len(page_text)
