@@ -49,10 +49,9 @@ def reply_view(
         path = save_file(reply_id, record.text) if save_file else None
         cut_off = truncation(reply_id, record.text, shown, path, budget)
         next_offset = len(shown) if shown != record.text else None
-        more = f" Or call get_reply with reply_id {reply_id!r} and offset {next_offset} for the next part." * bool(
-            next_offset
-        )
-        note = cut_off.note[:-1] + more + "]" if more else cut_off.note
+        # Said in words too: hosts that show only the text (Gemini CLI) must learn where to go on.
+        more = f" next_offset {next_offset}: call get_reply with reply_id {reply_id!r} and offset {next_offset}."
+        note = cut_off.note[:-1] + more + "]" if next_offset else cut_off.note
         structured = {**fitted.message, "truncated": cut_off.details, "next_offset": next_offset}
         structured["notes"] = [note, *structured.get("notes", [])]
         notes, link = [note, *notes], cut_off.link
@@ -75,8 +74,9 @@ def _later_page(reply_id: str, record: ReplyRecord, offset: int, budget: int, fa
     shown, next_offset = page(text, offset, budget - RESERVE)
     while True:
         end = offset + len(shown)
-        where = f"next: get_reply with offset {next_offset}" if next_offset is not None else "the last part"
-        note = f"[Characters {offset:,} to {end:,} of {len(text):,} of reply {reply_id} ({where}).]"
+        where = (f"next_offset {next_offset}: call get_reply with reply_id {reply_id!r} and offset {next_offset}"
+                 if next_offset is not None else "the last part, next_offset null")  # fmt: skip
+        note = f"[Characters {offset:,} to {end:,} of {len(text):,} of reply {reply_id}; {where}.]"
         structured = {**_head(reply_id, record), "offset": offset, "next_offset": next_offset, "text": shown,
                       **members, "page": note}  # fmt: skip
         # JSON escapes (newlines, quotes) can make the structured part heavier than the text.

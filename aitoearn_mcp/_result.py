@@ -132,9 +132,9 @@ def truncation(reply_id: str, text: str, shown: str, path: str | None, budget: i
     uri = REPLY_URI.format(reply_id=reply_id)
     where = f"read the resource {uri} (resources/read)" + (f" or the file {path}" if path else "")
     note = (
-        f"[The reply is {len(text):,} characters ({weight(text):,} weighted), over this host's result budget of "
-        f"{budget:,} (AITOEARN_MAX_RESULT_CHARS sets it): shown are its first {len(shown):,} characters. "
-        f"For all of it, {where}; {uri}/message is the whole Message.]"
+        f"[The reply is cut here: it is {len(text):,} characters ({weight(text):,} weighted), over this host's "
+        f"result budget of {budget:,} (AITOEARN_MAX_RESULT_CHARS sets it): shown are its first {len(shown):,} "
+        f"characters. For all of it, {where}; {uri}/message is the whole Message.]"
     )
     details: dict[str, Any] = {"full_chars": len(text), "shown_chars": len(shown), "uri": uri}
     if path:

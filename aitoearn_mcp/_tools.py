@@ -20,6 +20,7 @@ import anyio
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import CallToolResult, InputRequiredResult
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import SecretStr
 
 from ._catalogue import Catalogue
@@ -59,6 +60,15 @@ class State:
     catalogue: Catalogue
     store: Store
     delegations: Delegations
+
+
+async def _listing_changed(ctx: Context) -> None:
+    """Tell the host that resources/list has changed (the call's reply, and its conversation, are
+    stored): Claude Code lists resources once when it connects and again only when told."""
+    with contextlib.suppress(Exception):  # a host that does not listen loses nothing
+        await ctx.notify_resources_changed()  # 2026-07-28: to subscriptions/listen streams
+        if ctx.session.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            await ctx.session.send_resource_list_changed()
 
 
 def _outcome(record: ReplyRecord) -> str:
@@ -176,6 +186,7 @@ class Tools:
         """Wait for the delegations up to ``seconds``, then answer with what they have."""
         await self._wait(ctx, started, seconds, stop_on_cancel=True)
         records = [delegation.snapshot() for delegation in started]
+        await _listing_changed(ctx)
         if len(started) == 1:
             labels.update(route=records[0].route or "", outcome=_outcome(records[0]))
             return self.view(started[0].id, records[0], self.budget(ctx))
