@@ -265,7 +265,7 @@ def parse_list_models_args(arguments: dict[str, Any]) -> ListModelsInput:
 
 def parse_get_reply_args(arguments: dict[str, Any]) -> GetReplyInput:
     try:
-        return GetReplyInput.model_validate(arguments)
+        return GetReplyInput.model_validate(_without_host_controls(arguments, "get_reply"))
     except ValidationError as exc:
         raise _explain(exc, "get_reply") from None
 

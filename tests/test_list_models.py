@@ -116,3 +116,12 @@ async def test_send_message_drops_wait_for_previous_and_passes_anthropic_fields_
     assert "wait_for_previous" not in body
     assert body["service_tier"] == "auto"  # an Anthropic field this server does not model still goes through
     assert body["messages"] == HELLO["messages"]
+
+
+async def test_every_tool_takes_gemini_clis_wait_for_previous(relay: FakeRelay) -> None:
+    """Gemini CLI adds wait_for_previous to every tool's schema and sends it with every call."""
+    sent = await call(relay, "send_message", {**HELLO, "wait_for_previous": False}, name="gemini-cli-mcp-client")
+    reply_id = (sent.structured_content or {})["reply_id"]
+    for tool, arguments in (("get_reply", {"reply_id": reply_id}), ("list_conversations", {})):
+        result = await call(relay, tool, {**arguments, "wait_for_previous": True}, name="gemini-cli-mcp-client")
+        assert not result.is_error, (tool, result.content)

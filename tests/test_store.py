@@ -521,3 +521,18 @@ async def test_http_workers_on_one_machine_share_the_file(relay: FakeRelay, home
     assert [m["content"] for m in relay.requests_to(MESSAGES)[-1].json()["messages"] if m["role"] == "user"] == [
         f"echo:{n}" for n in range(7)
     ]
+
+
+async def test_a_listening_host_is_told_when_its_resources_change(relay: FakeRelay, home: Path) -> None:
+    """Claude Code lists resources once when it connects (2026-07-28) and again only when told."""
+    async with Client(make_server(relay)) as client, client.listen(resources_list_changed=True) as changes:
+        before = {str(r.uri) for r in (await client.list_resources()).resources}
+        result = await client.call_tool("send_message", ask("a"))
+        with anyio.fail_after(5):
+            event = await anext(aiter(changes))
+        after = {str(r.uri) for r in (await client.list_resources()).resources}
+    assert type(event).__name__ == "ResourcesListChanged"
+    assert after - before == {
+        f"aitoearn://replies/{reply_of(result)}",
+        f"aitoearn://conversations/{conversation_of(result)}",
+    }

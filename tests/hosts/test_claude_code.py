@@ -40,8 +40,10 @@ pytestmark = pytest.mark.timeout(900)
 CLIENT_NAME = "claude-code"
 
 
-def claude(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Script) -> tuple[HostRun, model_api.Script]:
+def claude(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Script,
+           **server_env: str) -> tuple[HostRun, model_api.Script]:  # fmt: skip
     entry = ServerEntry.make(tmp, relay)
+    entry.env.update(server_env)
     config = tmp / "mcp.json"
     server = {"type": "stdio", "command": entry.command, "args": entry.args, "env": entry.env}
     config.write_text(json.dumps({"mcpServers": {"aitoearn": server}}))
@@ -134,24 +136,31 @@ def test_the_rest_of_a_cut_reply_reaches_the_model(hosts_bin: Path, long_relay: 
 
 
 def test_claude_codes_resource_tools_find_a_cut_reply(hosts_bin: Path, long_relay: FakeRelay, tmp_path: Path) -> None:
-    """Issue 16.3: a cut reply's resource is listed by ``resources/list``, which is all that
-    Claude Code's ListMcpResourcesTool asks (it never lists templates)."""
+    """Issue 16.3 and 18.3: a cut reply's resource is listed by ``resources/list``, which is all
+    that Claude Code's ListMcpResourcesTool asks (it never lists templates). Claude Code lists a
+    server's resources once, when it connects (it did not list again on
+    ``notifications/resources/list_changed``), so the reply is found in the next session: the
+    store keeps it across the host's restarts."""
+    store = {"AITOEARN_CONVERSATIONS": str(tmp_path / "store.sqlite3")}
+    for session in ("first", "second"):
+        (tmp_path / session).mkdir()
+    first = model_api.Script("send_message", send_arguments(SIZES["300k"]), patience=PATIENCE)
+    run, first = claude(hosts_bin, tmp_path / "first", long_relay, first, **store)
+    assert run.returncode == 0 and len(first.tool_results) == 1, run.report()
+    uri = re.search(r"aitoearn://replies/r_[A-Za-z0-9_-]+", first.tool_results[0])
+    assert uri is not None, first.tool_results[0][:2000]
 
     def plan(results: list[str]) -> model_api.Step | None:
-        uri = re.search(r"aitoearn://replies/r_[A-Za-z0-9_-]+", results[0]) if results else None
         if not results:
-            return "send_message", send_arguments(SIZES["300k"])
-        if len(results) == 1:
             return "ListMcpResourcesTool", {"server": "aitoearn"}
-        if len(results) == 2 and uri:
+        if len(results) == 1 and uri.group(0) in results[0]:
             return "ReadMcpResourceTool", {"server": "aitoearn", "uri": uri.group(0)}
         return None
 
-    script = model_api.Script("send_message", {}, patience=PATIENCE, plan=plan)
-    run, script = claude(hosts_bin, tmp_path, long_relay, script)
+    script = model_api.Script("ListMcpResourcesTool", {}, patience=PATIENCE, plan=plan)
+    run, script = claude(hosts_bin, tmp_path / "second", long_relay, script, **store)
     assert run.returncode == 0, run.report()
-    assert len(script.tool_results) >= 2, (script.called, run.report())
-    uri = re.search(r"aitoearn://replies/r_[A-Za-z0-9_-]+", script.tool_results[0])
-    read = Seen(script.tool_results[2], SIZES["300k"]).summary() if len(script.tool_results) > 2 else "not read"
-    print(f"claude-code resources: listed {script.tool_results[1][:300]!r}; read by ReadMcpResourceTool: {read}")
-    assert uri is not None and uri.group(0) in script.tool_results[1], script.tool_results[1][:2000]
+    assert len(script.tool_results) >= 1, (script.called, run.report())
+    read = Seen(script.tool_results[1], SIZES["300k"]).summary() if len(script.tool_results) > 1 else "not read"
+    print(f"claude-code resources: listed {script.tool_results[0][:300]!r}; read by ReadMcpResourceTool: {read}")
+    assert uri.group(0) in script.tool_results[0], script.tool_results[0][:2000]
