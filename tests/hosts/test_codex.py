@@ -21,12 +21,12 @@ from . import model_api
 from .harness import (
     PATIENCE,
     SIZES,
-    HostRun,
-    Seen,
+    Run,
     ServerEntry,
-    assert_reaches_model,
     assert_the_rest_reaches_model,
+    check_reply_reaches_model,
     host_env,
+    once_per_case,
     page_through,
     run_host,
     send_arguments,
@@ -59,7 +59,7 @@ default_tools_approval_mode = "approve"
 """
 
 
-def codex(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Script) -> tuple[HostRun, model_api.Script]:
+def codex(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Script) -> Run:
     entry = ServerEntry.make(tmp, relay)
     home = tmp / "codex-home"
     home.mkdir()
@@ -74,16 +74,14 @@ def codex(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Script
 
 @pytest.fixture(scope="module")
 def send(hosts_bin: Path, long_relay: FakeRelay, tmp_path_factory: pytest.TempPathFactory
-         ) -> Callable[[str], tuple[HostRun, model_api.Script]]:  # fmt: skip
-    runs: dict[str, tuple[HostRun, model_api.Script]] = {}
+         ) -> Callable[[str], Run]:  # fmt: skip
+    """One run per reply size, shared by the tests of this module."""
 
-    def run(case: str) -> tuple[HostRun, model_api.Script]:
-        if case not in runs:
-            script = model_api.Script("send_message", send_arguments(SIZES[case]), patience=PATIENCE)
-            runs[case] = codex(hosts_bin, tmp_path_factory.mktemp(f"codex-{case}"), long_relay, script)
-        return runs[case]
+    def start(case: str) -> Run:
+        script = model_api.Script("send_message", send_arguments(SIZES[case]), patience=PATIENCE)
+        return codex(hosts_bin, tmp_path_factory.mktemp(f"codex-{case}"), long_relay, script)
 
-    return run
+    return once_per_case(start)
 
 
 def test_native_binary_installs_and_runs(hosts_bin: Path) -> None:
@@ -92,16 +90,11 @@ def test_native_binary_installs_and_runs(hosts_bin: Path) -> None:
 
 
 @pytest.mark.parametrize("case", list(SIZES))
-def test_reply_reaches_the_model(send: Callable[[str], tuple[HostRun, model_api.Script]], case: str) -> None:
-    run, script = send(case)
-    assert run.returncode == 0, run.report()
-    assert len(script.tool_results) == 1, run.report()
-    seen = Seen(script.tool_results[0], SIZES[case])
-    print(f"codex {case}: {seen.summary()}")
-    assert_reaches_model(seen)
+def test_reply_reaches_the_model(send: Callable[[str], Run], case: str) -> None:
+    check_reply_reaches_model("codex", send(case), case)
 
 
-def test_handshake(send: Callable[[str], tuple[HostRun, model_api.Script]]) -> None:
+def test_handshake(send: Callable[[str], Run]) -> None:
     run, _ = send("short")
     name, version, protocol = run.entry.handshake()
     print(f"codex handshake: {run.report()}")
@@ -109,7 +102,7 @@ def test_handshake(send: Callable[[str], tuple[HostRun, model_api.Script]]) -> N
     assert protocol == "2025-06-18", run.report()
 
 
-def test_quit_ends_the_server_with_status_0(send: Callable[[str], tuple[HostRun, model_api.Script]]) -> None:
+def test_quit_ends_the_server_with_status_0(send: Callable[[str], Run]) -> None:
     run, _ = send("short")
     assert run.entry.quit_signals(), run.report()  # the host did end it (stdin closed and SIGTERM together)
     assert run.entry.exit_status() == 0, run.report()

@@ -19,12 +19,12 @@ from ..fake_relay import FakeRelay
 from . import model_api
 from .harness import (
     SIZES,
-    HostRun,
-    Seen,
+    Run,
     ServerEntry,
-    assert_reaches_model,
     assert_the_rest_reaches_model,
+    check_reply_reaches_model,
     host_env,
+    once_per_case,
     page_through,
     run_host,
     send_arguments,
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.timeout(900)
 CLIENT_NAME = "gemini-cli-mcp-client"
 
 
-def gemini(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Script) -> tuple[HostRun, model_api.Script]:
+def gemini(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Script) -> Run:
     entry = ServerEntry.make(tmp, relay)
     home, work = tmp / "home", tmp / "work"
     (home / ".gemini").mkdir(parents=True)
@@ -61,36 +61,26 @@ def gemini(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Scrip
 
 @pytest.fixture(scope="module")
 def call(hosts_bin: Path, long_relay: FakeRelay, tmp_path_factory: pytest.TempPathFactory
-         ) -> Callable[[str], tuple[HostRun, model_api.Script]]:  # fmt: skip
+         ) -> Callable[[str], Run]:  # fmt: skip
     """One run per case (a reply size, or ``list_models``), shared by the tests of this module."""
-    runs: dict[str, tuple[HostRun, model_api.Script]] = {}
 
-    def run(case: str) -> tuple[HostRun, model_api.Script]:
-        if case not in runs:
-            if case == "list_models":
-                # The CLI adds `wait_for_previous` to every tool's schema; its models set it.
-                script = model_api.Script("list_models", {"wait_for_previous": False})
-            else:
-                script = model_api.Script("send_message", {**send_arguments(SIZES[case]), "wait_for_previous": False})
-            runs[case] = gemini(hosts_bin, tmp_path_factory.mktemp(f"gemini-{case}"), long_relay, script)
-        return runs[case]
+    def start(case: str) -> Run:
+        if case == "list_models":
+            # The CLI adds `wait_for_previous` to every tool's schema; its models set it.
+            script = model_api.Script("list_models", {"wait_for_previous": False})
+        else:
+            script = model_api.Script("send_message", {**send_arguments(SIZES[case]), "wait_for_previous": False})
+        return gemini(hosts_bin, tmp_path_factory.mktemp(f"gemini-{case}"), long_relay, script)
 
-    return run
+    return once_per_case(start)
 
 
 @pytest.mark.parametrize("case", list(SIZES))
-def test_reply_reaches_the_model(call: Callable[[str], tuple[HostRun, model_api.Script]], case: str) -> None:
-    run, script = call(case)
-    assert run.returncode == 0, run.report()
-    assert len(script.tool_results) == 1, run.report()
-    seen = Seen(script.tool_results[0], SIZES[case])
-    print(f"gemini {case}: {seen.summary()}")
-    assert_reaches_model(seen)
+def test_reply_reaches_the_model(call: Callable[[str], Run], case: str) -> None:
+    check_reply_reaches_model("gemini", call(case), case)
 
 
-def test_host_control_argument_is_not_forwarded_to_the_relay(
-    call: Callable[[str], tuple[HostRun, model_api.Script]], long_relay: FakeRelay
-) -> None:
+def test_host_control_argument_is_not_forwarded_to_the_relay(call: Callable[[str], Run], long_relay: FakeRelay) -> None:
     run, script = call("short")
     assert script.offered_schema is not None and "wait_for_previous" in script.offered_schema["properties"]
     assert run.entry.tool_call_arguments("send_message")[0].get("wait_for_previous") is False  # the CLI passes it on
@@ -100,7 +90,7 @@ def test_host_control_argument_is_not_forwarded_to_the_relay(
     assert all("wait_for_previous" not in body for body in ours), ours[0].keys()
 
 
-def test_list_models_works(call: Callable[[str], tuple[HostRun, model_api.Script]]) -> None:
+def test_list_models_works(call: Callable[[str], Run]) -> None:
     run, script = call("list_models")
     assert run.returncode == 0, run.report()
     assert len(script.tool_results) == 1, run.report()
@@ -110,7 +100,7 @@ def test_list_models_works(call: Callable[[str], tuple[HostRun, model_api.Script
     assert "error" not in seen[:200].lower(), seen[:2000]
 
 
-def test_handshake(call: Callable[[str], tuple[HostRun, model_api.Script]]) -> None:
+def test_handshake(call: Callable[[str], Run]) -> None:
     run, _ = call("short")
     name, version, protocol = run.entry.handshake()
     print(f"gemini handshake: {run.report()}")
@@ -118,7 +108,7 @@ def test_handshake(call: Callable[[str], tuple[HostRun, model_api.Script]]) -> N
     assert protocol == "2025-06-18", run.report()
 
 
-def test_quit_ends_the_server_with_status_0(call: Callable[[str], tuple[HostRun, model_api.Script]]) -> None:
+def test_quit_ends_the_server_with_status_0(call: Callable[[str], Run]) -> None:
     run, _ = call("short")
     assert run.entry.quit_signals(), run.report()  # the host did end it (SIGTERM, stdin left open)
     assert run.entry.exit_status() == 0, run.report()
