@@ -151,10 +151,10 @@ class Tasks(Extension):
             except anyio.get_cancelled_exc_class():  # the host's stop before it had the task id: none goes on
                 first.cancel()
                 raise
-            if not stored:
+            record = first.snapshot()
+            if not stored or record.done:  # not durable, or over already: answered as usual, at once
                 return await self._tools.answer_send(context, delegations, seconds, labels)
             labels["outcome"] = "task"
-            record = first.snapshot()
             return {"resultType": "task", **task_json(first.id, record, ttl_ms=self._ttl_ms, now=record.updated)}
         finally:
             self._metrics.call_finished(TOOL, **labels)

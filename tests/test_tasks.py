@@ -253,6 +253,28 @@ async def test_several_models_from_a_declared_client_answer_as_send_message_does
     assert result.structured_content and len(result.structured_content["replies"]) == 2
 
 
+async def test_a_reply_over_before_its_task_exists_is_answered_as_the_usual_result(
+    relay: FakeRelay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reply can end while its task is being created (a fast model): the caller then gets the
+    finished result at once, never an error."""
+    from aitoearn_mcp._tasks import Tasks
+
+    stored = Tasks._stored  # pyright: ignore[reportPrivateUsage]
+
+    async def stored_after_the_end(state: Any, delegation: Any, key: Any) -> bool:
+        found = await stored(state, delegation, key)
+        await delegation.finished.wait()  # the reply ends while its task is being created
+        return found
+
+    monkeypatch.setattr(Tasks, "_stored", staticmethod(stored_after_the_end))
+    tasks = TasksClient()
+    async with declared(make_server(relay), tasks) as declaring:
+        result = await declaring.call_tool("send_message", {**HELLO, "wait_seconds": 0})
+    assert not result.is_error and text(result).startswith("Hello, world."), text(result)
+    assert not tasks.created and len(relay.requests_to(MESSAGES)) == 1
+
+
 async def test_a_refused_request_is_refused_at_once_not_as_a_task(relay: FakeRelay) -> None:
     tasks = TasksClient()
     async with declared(make_server(relay), tasks) as declaring:
