@@ -76,15 +76,17 @@ class SendJob:
             done.status, done.message, done.notes, done.error = "cancelled", {**partial, **extras}, [note, *notes], None
             self.metrics.streamed(self.model, attempt.route, accumulator.chars_received, None)
             return done
-        if outcome is None:  # the server stopped it: shutting down past its grace period
+        shutting_down = outcome is None  # the server stopped it: shutting down (past its grace period)
+        if outcome is None:
             stopped = ShuttingDownError()
             outcome = stopped if not accumulator.started else IncompleteReplyError(
                 stopped, accumulator.message(partial=True), accumulator.text()
             )  # fmt: skip
         done.error_kind = outcome_label(outcome)
         if isinstance(outcome, RelayError):
-            logger.info("send_message model=%s route=%s failed after %.2f s: %s",
-                        self.model, attempt.route, call.seconds, type(outcome).__name__)  # fmt: skip
+            how = "stopped by the server's shutdown" if shutting_down else f"failed: {type(outcome).__name__}"
+            logger.info("send_message model=%s route=%s %s after %.2f s", self.model, attempt.route, how,
+                        call.seconds)  # fmt: skip
             self.metrics.streamed(self.model, attempt.route, accumulator.chars_received, None)
             await self._failed(done, outcome, attempt)
             return done
