@@ -28,7 +28,15 @@ from pydantic import Field, SecretStr
 
 from ._budget import RESERVE, cut, weight
 from ._result import REPLY_URI, error_result
-from ._store import Conversation, ConversationSummary, ReplySummary, Store, StoreUnavailableError, is_conversation_id
+from ._store import (
+    STORE_DOWN,
+    Conversation,
+    ConversationSummary,
+    ReplySummary,
+    Store,
+    StoreUnavailableError,
+    is_conversation_id,
+)
 
 __all__ = ["CONVERSATION_URI", "register"]
 
@@ -142,7 +150,7 @@ def register(server: MCPServer, store: Store, caller_key: CallerKey, budget: Cal
                 )
             conversation = await store.load(conversation_id.strip(), owner)
         except StoreUnavailableError as exc:
-            return error_result(f"The conversation store (AITOEARN_CONVERSATIONS) could not be used ({exc}).")
+            return error_result(f"{STORE_DOWN} ({exc}).")
         if conversation is None:
             return error_result(f"Conversation {conversation_id!r} is unknown or has expired; call list_conversations "
                                 "without arguments for yours.")  # fmt: skip
@@ -157,7 +165,7 @@ def register(server: MCPServer, store: Store, caller_key: CallerKey, budget: Cal
             owner = await owner_of(ctx)
             found = await store.load(conversation_id, owner) if owner and is_conversation_id(conversation_id) else None
         except StoreUnavailableError as exc:
-            raise ResourceError(f"The conversation store (AITOEARN_CONVERSATIONS) could not be used ({exc}).") from None
+            raise ResourceError(f"{STORE_DOWN} ({exc}).") from None
         if found is None:
             raise ResourceError(f"Conversation {conversation_id} is unknown or has expired.")
         return json.dumps({"conversation_id": found.id, "system": found.system, "turns": found.turns},

@@ -28,14 +28,12 @@ from ._reply_record import ReplyRecord
 from ._request import PreparedRequest, prepare_request
 from ._result import call_notes
 from ._routes import Route, plan_route
-from ._store import Store, StoreUnavailableError
+from ._store import STORE_DOWN, Store, StoreUnavailableError
 from ._turns import Continuation, record, with_history
 
-__all__ = ["STORE_DOWN", "SendJob", "prepare_job"]
+__all__ = ["SendJob", "prepare_job"]
 
 logger = logging.getLogger("aitoearn_mcp")
-
-STORE_DOWN = "The conversation store (AITOEARN_CONVERSATIONS) could not be used"
 
 
 @dataclass

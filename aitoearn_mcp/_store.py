@@ -26,6 +26,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import SecretStr
 
 __all__ = [
+    "STORE_DOWN",
     "Conversation",
     "ConversationSummary",
     "MemoryStore",
@@ -54,6 +55,9 @@ _THINKING = ("thinking", "redacted_thinking")
 FIRST_WORDS = 80  # characters of a conversation's first prompt shown when listing
 
 _T = TypeVar("_T")
+
+
+STORE_DOWN = "The conversation store (AITOEARN_CONVERSATIONS) could not be used"
 
 
 class StoreUnavailableError(Exception):

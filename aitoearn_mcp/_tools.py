@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
-import hmac
 import secrets
 import time
 from dataclasses import dataclass
@@ -38,8 +36,8 @@ from ._reply_record import ReplyRecord
 from ._reply_view import combined_view, reply_view
 from ._result import error_result
 from ._roots import allowed_roots
-from ._send import STORE_DOWN, prepare_job
-from ._store import Store, StoreUnavailableError, default_ttl
+from ._send import prepare_job
+from ._store import STORE_DOWN, Store, StoreUnavailableError, default_ttl, owner_hmac
 from ._turns import begin
 
 __all__ = ["State", "Tools"]
@@ -93,7 +91,7 @@ class Tools:
         try:
             return await store.owner_tag(key)
         except StoreUnavailableError:
-            return hmac.new(self._secret, key.get_secret_value().encode(), hashlib.sha256).hexdigest()
+            return owner_hmac(self._secret, key)
 
     def wait_seconds(self, given: float | None, ctx: Context) -> float:
         """The argument, else AITOEARN_WAIT_SECONDS, else what the host (``clientInfo.name``) allows."""

@@ -374,6 +374,20 @@ class Bench:
                 "direct_read_ms": median(direct) * 1e3, "added_ms": median(diffs) * 1e3,
                 "goal": "< 5 ms" if redis else "< 2 ms"}  # fmt: skip
 
+    async def delegation_rows(self) -> dict[str, Any]:
+        """Memory per running delegation, and get_reply against a direct read in memory and Redis."""
+        from tests.conftest import RedisServer
+
+        rows = {"delegation_memory": await self.delegation_memory(),
+                "get_reply_memory": await self.get_reply_cost("memory")}  # fmt: skip
+        with tempfile.TemporaryDirectory() as folder:
+            redis = RedisServer(folder)
+            try:
+                rows["get_reply_redis"] = await self.get_reply_cost(redis.url)
+            finally:
+                redis.stop()
+        return rows
+
     # --- 4. fan-out ------------------------------------------------------------------------
     async def fan_out(self, n: int = 20) -> dict[str, Any]:
         slow = message_args(40, 0.25)
@@ -641,14 +655,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 redis.stop()
         print("delegations ...", file=sys.stderr)
-        results["delegation_memory"] = await bench.delegation_memory()
-        results["get_reply_memory"] = await bench.get_reply_cost("memory")
-        with tempfile.TemporaryDirectory() as folder:
-            redis = RedisServer(folder)
-            try:
-                results["get_reply_redis"] = await bench.get_reply_cost(redis.url)
-            finally:
-                redis.stop()
+        results.update(await bench.delegation_rows())
         print("fan-out ...", file=sys.stderr)
         results["fan_out"] = await bench.fan_out()
         print("memory under 200 HTTP streams ...", file=sys.stderr)
@@ -667,18 +674,8 @@ async def delegations_only(args: argparse.Namespace) -> dict[str, Any]:
     relay = subprocess.Popen([PY, str(ROOT / "benchmarks" / "relay_process.py")], stdout=subprocess.PIPE, text=True)
     assert relay.stdout is not None
     bench = Bench(relay.stdout.readline().strip(), args.repeats)
-    from tests.conftest import RedisServer
-
     try:
-        results = {"delegation_memory": await bench.delegation_memory(),
-                   "get_reply_memory": await bench.get_reply_cost("memory")}  # fmt: skip
-        with tempfile.TemporaryDirectory() as folder:
-            redis = RedisServer(folder)
-            try:
-                results["get_reply_redis"] = await bench.get_reply_cost(redis.url)
-            finally:
-                redis.stop()
-        return results
+        return await bench.delegation_rows()
     finally:
         relay.kill()
         relay.wait()
