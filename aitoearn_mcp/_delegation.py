@@ -18,16 +18,18 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 from anyio.abc import TaskGroup
 
-from ._call import Call
 from ._drain import Drain
 from ._errors import IncompleteReplyError, RelayError
 from ._reply_record import ReplyRecord
 from ._store import MemoryStore, Store, StoreUnavailableError, new_reply_id
+
+if TYPE_CHECKING:
+    from ._call import Call  # the call path loads with the first call
 
 __all__ = ["Delegation", "Delegations", "Job"]
 

@@ -1,12 +1,13 @@
-"""The tool inputs and outputs: ``ClaudeChatProxyDto`` as a pydantic model, and the
-JSON schemas the tools publish.
+"""The tool inputs: ``ClaudeChatProxyDto`` and the other tools' arguments as pydantic models.
 
-The input models carry the docs the agent sees. Validation names the field and the fix;
-the caller's own arguments (every extra field kept) go on to the request builder.
+The input models carry the docs the agent sees (``input_schema`` turns them into the schemas
+in ``input_schemas.json``). Validation names the field and the fix; the caller's own arguments
+(every extra field kept) go on to the request builder.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Annotated, Any, Literal
 
@@ -25,10 +26,15 @@ from pydantic.json_schema import GenerateJsonSchema, SkipJsonSchema
 from ._errors import InputError
 
 __all__ = [
+    "INPUT_MODELS",
     "GetReplyInput",
+    "ListConversationsInput",
     "ListModelsInput",
     "SendMessageInput",
+    "input_schema",
+    "input_schemas_json",
     "parse_get_reply_args",
+    "parse_list_conversations_args",
     "parse_list_models_args",
     "parse_send_message_args",
 ]
@@ -150,6 +156,26 @@ class ListModelsInput(BaseModel):
     detail: StrictStr | None_ = Field(None, description="A model name: its full catalogue entry.")
 
 
+class ListConversationsInput(BaseModel):
+    """Arguments of list_conversations."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    conversation_id: StrictStr | None_ = Field(
+        None, description="A conversation_id: show its turns. Leave it out to list your conversations and replies."
+    )
+    from_turn: StrictInt = Field(1, ge=1, description="First turn shown: 1 or more, default 1 (from next_from_turn).")
+
+
+# Each tool's input model, by tool name: the schemas the tools publish.
+INPUT_MODELS: dict[str, type[BaseModel]] = {
+    "list_models": ListModelsInput,
+    "send_message": SendMessageInput,
+    "get_reply": GetReplyInput,
+    "list_conversations": ListConversationsInput,
+}
+
+
 class _CompactSchema(GenerateJsonSchema):
     """Pydantic's schema without the titles: agents pay for every character of it."""
 
@@ -176,11 +202,17 @@ def _strip_titles(node: Any) -> None:
 
 
 def input_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The tool input schema of ``model``, as ``input_schemas.json`` holds it."""
     schema = model.model_json_schema(schema_generator=_CompactSchema)
     schema.pop("description", None)  # the tool description says it
     if model.model_config.get("extra") == "allow":
         schema["additionalProperties"] = True
     return schema
+
+
+def input_schemas_json() -> str:
+    """Every tool's input schema, as ``input_schemas.json`` holds them."""
+    return json.dumps({name: input_schema(model) for name, model in INPUT_MODELS.items()}, indent=2) + "\n"
 
 
 # Fixes by the last named part of the field path; the first match wins.
@@ -211,6 +243,7 @@ _FIXES: dict[str, str] = {
     "channel": 'pass a channel name such as "openai", or leave it out',
     "modality": 'pass a modality such as "image", or leave it out',
     "detail": "pass a model name from list_models, or leave it out",
+    "from_turn": "pass a turn number, 1 or more (a result's next_from_turn)",
 }
 
 
@@ -263,6 +296,13 @@ def parse_list_models_args(arguments: dict[str, Any]) -> ListModelsInput:
         raise _explain(exc, "list_models") from None
 
 
+def parse_list_conversations_args(arguments: dict[str, Any]) -> ListConversationsInput:
+    try:
+        return ListConversationsInput.model_validate(_without_host_controls(arguments, "list_conversations"))
+    except ValidationError as exc:
+        raise _explain(exc, "list_conversations") from None
+
+
 def parse_get_reply_args(arguments: dict[str, Any]) -> GetReplyInput:
     try:
         return GetReplyInput.model_validate(_without_host_controls(arguments, "get_reply"))
@@ -305,51 +345,3 @@ def _model_choice_refusal(request: SendMessageInput) -> str:
 
 # Arguments this server acts on itself; never sent upstream.
 _SERVER_FIELDS = ("conversation_id", "files", "models", "wait_seconds")
-
-
-# Output schemas: what structuredContent holds. Open objects, since the relay adds fields.
-# Nullable members as anyOf, not type arrays: clients that map schemas onto one-type dialects
-# (the OpenAPI subset of Gemini function declarations) reject or drop type arrays.
-_NULLABLE_STRING: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "null"}]}
-_STRINGS: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
-
-MESSAGE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "status and reply_id first; complete: the Anthropic Message plus route, credits, notes, "
-    "conversation_id, next_offset (more text: get_reply with that offset); several models: replies, one each.",
-    "properties": {
-        "status": {"enum": ["complete", "running", "failed", "cancelled"]},
-        "reply_id": {"type": "string"},
-        "error": {"type": "string"},
-        "notes": _STRINGS,
-        "truncated": {"type": "object"},
-        "conversation_id": {"type": "string"},
-        "credits": {"type": "object"},
-        "route": {"type": "string"},
-        "next_offset": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
-        "replies": {"type": "array", "items": {"type": "object"}},
-        "model": {"type": "string"},
-        "stop_reason": _NULLABLE_STRING,
-        "stop_sequence": _NULLABLE_STRING,
-        "usage": {"type": "object"},
-        "content": {
-            "type": "array",
-            "items": {"type": "object", "properties": {"type": {"type": "string"}}, "required": ["type"]},
-        },
-    },
-    "required": ["status"],
-}
-
-MODELS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "notes": _STRINGS,
-        "models": {
-            "type": "array",
-            "description": "name, channel, input, output, price, description.",
-            "items": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
-        },
-        "entry": {"type": "object"},
-    },
-    "required": ["models"],
-}

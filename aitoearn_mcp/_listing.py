@@ -11,22 +11,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, cast
+from typing import Any
 
-from mcp.server.context import ServerRequestContext
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError
-from mcp.types import (
-    CallToolResult,
-    ListResourcesResult,
-    PaginatedRequestParams,
-    Resource,
-    TextContent,
-    ToolAnnotations,
-)
-from pydantic import Field, SecretStr
+from mcp.types import CallToolResult, Resource, TextContent
+from pydantic import SecretStr
 
 from ._budget import RESERVE, cut, weight
+from ._errors import InputError
 from ._result import REPLY_URI, error_result
 from ._store import (
     STORE_DOWN,
@@ -38,7 +31,7 @@ from ._store import (
     is_conversation_id,
 )
 
-__all__ = ["CONVERSATION_URI", "register"]
+__all__ = ["CONVERSATION_URI", "DESCRIPTION", "Listing"]
 
 CONVERSATION_URI = "aitoearn://conversations/{conversation_id}"
 LISTED = 20  # conversations (and replies) shown by the tool and in resources/list
@@ -125,45 +118,53 @@ def conversation_page(conversation: Conversation, from_turn: int, budget: int) -
     return f"{transcript}\n\n{more}", structured
 
 
-def register(server: MCPServer, store: Store, caller_key: CallerKey, budget: Callable[[Context], int]) -> None:
-    """Add the ``list_conversations`` tool, the conversation resource, and a ``resources/list``
-    that adds the caller's recent replies and conversations to the server's own resources."""
+class Listing:
+    """The ``list_conversations`` tool, the conversation resource, and the caller's own items for
+    ``resources/list``. ``caller_key``: the key a request came with; ``budget``: the result size
+    the asking host shows whole."""
 
-    async def owner_of(ctx: Context) -> str | None:
-        key = caller_key(ctx)
-        return None if key is None else await store.owner_tag(key)
+    def __init__(self, store: Store, caller_key: CallerKey, budget: Callable[[Context], int]) -> None:
+        self._store = store
+        self._caller_key = caller_key
+        self._budget = budget
 
-    async def list_conversations(
-        ctx: Context,
-        conversation_id: Annotated[str, Field(description="Show this one's turns.", title="")] = "",
-        from_turn: Annotated[int, Field(ge=1, description="First turn shown.", title="")] = 1,
-    ) -> CallToolResult:
+    async def _owner_of(self, ctx: Context) -> str | None:
+        key = self._caller_key(ctx)
+        return None if key is None else await self._store.owner_tag(key)
+
+    async def list_conversations(self, arguments: dict[str, Any], ctx: Context) -> CallToolResult:
+        from ._dto import parse_list_conversations_args  # the DTOs load with the first call, not at start-up
+
         try:
-            owner = await owner_of(ctx)
+            args = parse_list_conversations_args(arguments)
+            owner = await self._owner_of(ctx)
             if owner is None:
                 return error_result(
                     "No AiToEarn key: set AITOEARN_API_KEY (or send your key) to see your conversations."
                 )
-            if not conversation_id:
-                return _listing(
-                    await store.recent_conversations(owner, LISTED), await store.recent_replies(owner, LISTED)
-                )
-            conversation = await store.load(conversation_id.strip(), owner)
+            if not args.conversation_id:
+                conversations = await self._store.recent_conversations(owner, LISTED)
+                return _listing(conversations, await self._store.recent_replies(owner, LISTED))
+            conversation = await self._store.load(args.conversation_id.strip(), owner)
+        except InputError as exc:
+            return error_result(str(exc))
         except StoreUnavailableError as exc:
             return error_result(f"{STORE_DOWN} ({exc}).")
         if conversation is None:
-            return error_result(f"Conversation {conversation_id!r} is unknown or has expired; call list_conversations "
-                                "without arguments for yours.")  # fmt: skip
-        if from_turn > len(conversation.turns):
+            return error_result(f"Conversation {args.conversation_id!r} is unknown or has expired; call "
+                                "list_conversations without arguments for yours.")  # fmt: skip
+        if args.from_turn > len(conversation.turns):
             return error_result(f"Conversation {conversation.id} has turns 1 to {len(conversation.turns)}; fix: "
                                 "from_turn within them.")  # fmt: skip
-        text, structured = conversation_page(conversation, from_turn, budget(ctx))
+        text, structured = conversation_page(conversation, args.from_turn, self._budget(ctx))
         return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
 
-    async def read_conversation(conversation_id: str, ctx: Context) -> str:
+    async def read_conversation(self, conversation_id: str, ctx: Context) -> str:
         try:
-            owner = await owner_of(ctx)
-            found = await store.load(conversation_id, owner) if owner and is_conversation_id(conversation_id) else None
+            owner = await self._owner_of(ctx)
+            found = None
+            if owner and is_conversation_id(conversation_id):
+                found = await self._store.load(conversation_id, owner)
         except StoreUnavailableError as exc:
             raise ResourceError(f"{STORE_DOWN} ({exc}).") from None
         if found is None:
@@ -171,30 +172,18 @@ def register(server: MCPServer, store: Store, caller_key: CallerKey, budget: Cal
         return json.dumps({"conversation_id": found.id, "system": found.system, "turns": found.turns},
                           ensure_ascii=False)  # fmt: skip
 
-    async def list_resources(
-        request: ServerRequestContext[Any], params: PaginatedRequestParams | None
-    ) -> ListResourcesResult:
-        resources = await server.list_resources()
+    async def caller_resources(self, ctx: Context) -> list[Resource]:
+        """The caller's recent replies and conversations; none while the store does not answer
+        (the tool says what is wrong)."""
         try:
-            owner = await owner_of(Context(request_context=request, mcp_server=server))
-            if owner is not None:
-                resources += [_reply_resource(s) for s in await store.recent_replies(owner, LISTED)]
-                resources += [_conversation_resource(s) for s in await store.recent_conversations(owner, LISTED)]
+            owner = await self._owner_of(ctx)
+            if owner is None:
+                return []
+            replies = await self._store.recent_replies(owner, LISTED)
+            conversations = await self._store.recent_conversations(owner, LISTED)
         except StoreUnavailableError:
-            pass  # the server's own resources are still listed; the tool says what is wrong
-        return ListResourcesResult(resources=resources)
-
-    server.add_tool(
-        list_conversations, name="list_conversations", title="List your AiToEarn conversations",
-        description=DESCRIPTION,
-        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
-    )  # fmt: skip
-    server.resource(
-        CONVERSATION_URI, name="conversation", mime_type="application/json",
-        description="A conversation whole: system prompt and every turn (messages, reply, model).",
-    )(read_conversation)  # fmt: skip
-    # MCPServer lists only static resources; this list depends on who asks.
-    server._lowlevel_server.add_request_handler("resources/list", PaginatedRequestParams, cast(Any, list_resources))  # pyright: ignore[reportPrivateUsage]
+            return []
+        return [*map(_reply_resource, replies), *map(_conversation_resource, conversations)]
 
 
 def _listing(conversations: list[ConversationSummary], replies: list[ReplySummary]) -> CallToolResult:

@@ -1,8 +1,12 @@
-"""The MCP server: three tools and two resources wired to the work in ``_tools``, and where the
-caller's key comes from.
+"""The MCP server: four tools and three resources wired to the work in ``_tools`` and
+``_listing``, and where the caller's key comes from.
 
 Data flows one way: tool arguments → DTO → SendJob → Delegation (RelayClient → events →
 ReplyAccumulator → record) → CallToolResult.
+
+Listing the tools takes only this module's names, descriptions and schemas: the work behind them
+(the DTOs, relay calls, files, reply views) loads on the first call, since headless hosts do not
+wait for a server still starting before they list its tools.
 """
 
 from __future__ import annotations
@@ -11,38 +15,39 @@ import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
-from mcp.types import CallToolResult, InputRequiredResult, SetLevelRequestParams, ToolAnnotations
+from mcp.types import (
+    CallToolResult,
+    InputRequiredResult,
+    ListResourcesResult,
+    PaginatedRequestParams,
+    SetLevelRequestParams,
+    ToolAnnotations,
+)
 from pydantic import ConfigDict, SecretStr
 
-from . import _listing
 from ._catalogue import Catalogue
 from ._config import Config
 from ._delegation import Delegations
 from ._drain import Drain
-from ._dto import (
-    MESSAGE_SCHEMA,
-    MODELS_SCHEMA,
-    GetReplyInput,
-    ListModelsInput,
-    SendMessageInput,
-    input_schema,
-    parse_list_models_args,
-)
-from ._errors import InputError, RelayError
+from ._listing import CONVERSATION_URI, Listing
+from ._listing import DESCRIPTION as LIST_CONVERSATIONS_DESCRIPTION
 from ._metrics import NO_METRICS, Metrics
-from ._models_view import models_result
-from ._notices import log_to_client, set_logging_level
+from ._notices import set_logging_level
 from ._relay import RelayClient, new_http_client
-from ._result import REPLY_URI, error_result
+from ._result import REPLY_URI
+from ._schemas import INPUT_SCHEMAS, MESSAGE_SCHEMA, MODELS_SCHEMA
+from ._state import State
 from ._store import Store, open_store
 from ._tasks import Tasks
-from ._tools import State, Tools
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._tools import Tools
 
 __all__ = ["create_server", "key_from_headers"]
 
@@ -113,7 +118,12 @@ def create_server(
     if store is None:
         store = open_store(config.conversations, config.conversation_ttl, config.conversation_max_bytes)
     metrics.label_models(catalogue)
-    work = Tools(config, http=http, metrics=metrics)
+
+    @functools.cache
+    def work() -> Tools:
+        from ._tools import Tools  # the call path: loaded by the first call, not before tools/list
+
+        return Tools(config, http=http, metrics=metrics)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[State]:
@@ -128,37 +138,32 @@ def create_server(
         # Over HTTP a caller's own key wins; the transport layer decides whether the server's may serve.
         return cast(State, ctx.request_context.lifespan_context), key_from_headers(ctx.headers) or config.api_key
 
-    def counted(name: str, handler: Callable[..., Awaitable[Result]]) -> Callable[..., Any]:
+    def counted(name: str, handler: Callable[[Tools], Callable[..., Awaitable[Result]]]) -> Callable[..., Any]:
         async def call(arguments: dict[str, Any], ctx: Context) -> Result:
             metrics.call_started(name)
             labels = {"model": str(arguments.get("model", "")), "route": "", "outcome": "cancelled"}
             try:
-                return await handler(arguments, ctx, *state_and_key(ctx), labels)
+                return await handler(work())(arguments, ctx, *state_and_key(ctx), labels)
             finally:
                 metrics.call_finished(name, **labels)
 
         return call
 
-    async def list_models(
-        arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
-    ) -> CallToolResult:
-        labels["outcome"] = "error"
-        try:
-            args = parse_list_models_args(arguments)
-            on_retry = functools.partial(log_to_client, ctx)
-            entries = await state.catalogue.get(state.relay, key, refresh=args.refresh, on_retry=on_retry)
-        except (InputError, RelayError) as exc:
-            return error_result(str(exc))
-        labels["outcome"] = "ok"
-        return models_result(entries, args, work.budget(ctx))
+    def budget(ctx: Context) -> int:
+        return work().budget(ctx)
+
+    listing = Listing(cast(Store, store), lambda ctx: state_and_key(ctx)[1], budget)
 
     async def read_reply(reply_id: str, ctx: Context) -> str:
-        return (await work.stored_reply(reply_id, *state_and_key(ctx))).text
+        return (await work().stored_reply(reply_id, *state_and_key(ctx))).text
 
     async def read_reply_message(reply_id: str, ctx: Context) -> str:
-        return json.dumps((await work.stored_reply(reply_id, *state_and_key(ctx))).message or {}, ensure_ascii=False)
+        return json.dumps((await work().stored_reply(reply_id, *state_and_key(ctx))).message or {}, ensure_ascii=False)
 
-    def tool(fn: Any, name: str, title: str, description: str, params: dict[str, Any], output: dict[str, Any],
+    async def read_conversation(conversation_id: str, ctx: Context) -> str:
+        return await listing.read_conversation(conversation_id, ctx)
+
+    def tool(fn: Any, name: str, title: str, description: str, params: dict[str, Any], output: dict[str, Any] | None,
              annotations: ToolAnnotations) -> Tool:  # fmt: skip
         return Tool(
             fn=fn,
@@ -174,29 +179,35 @@ def create_server(
 
     tools = [
         tool(
-            counted("list_models", list_models), "list_models", "List AiToEarn chat models", LIST_MODELS_DESCRIPTION,
-            input_schema(ListModelsInput), MODELS_SCHEMA,
+            counted("list_models", lambda w: w.list_models), "list_models", "List AiToEarn chat models",
+            LIST_MODELS_DESCRIPTION, INPUT_SCHEMAS["list_models"], MODELS_SCHEMA,
             ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True),
         ),
         tool(
-            counted("send_message", work.send_message), "send_message", "Ask another model (AiToEarn)",
-            SEND_MESSAGE_DESCRIPTION, input_schema(SendMessageInput), MESSAGE_SCHEMA,
+            counted("send_message", lambda w: w.send_message), "send_message", "Ask another model (AiToEarn)",
+            SEND_MESSAGE_DESCRIPTION, INPUT_SCHEMAS["send_message"], MESSAGE_SCHEMA,
             ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True),
         ),
         # Not read-only: it can cancel a generation. Waiting and reading again are harmless.
         tool(
-            counted("get_reply", work.get_reply), "get_reply", "Collect a delegated reply", GET_REPLY_DESCRIPTION,
-            input_schema(GetReplyInput), MESSAGE_SCHEMA,
+            counted("get_reply", lambda w: w.get_reply), "get_reply", "Collect a delegated reply",
+            GET_REPLY_DESCRIPTION, INPUT_SCHEMAS["get_reply"], MESSAGE_SCHEMA,
             ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
+        ),
+        tool(
+            listing.list_conversations, "list_conversations", "List your AiToEarn conversations",
+            LIST_CONVERSATIONS_DESCRIPTION, INPUT_SCHEMAS["list_conversations"], None,
+            ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
         ),
     ]  # fmt: skip
     # send_message as an MCP task for clients that declare the tasks extension (2026-07-28).
     tasks = Tasks(work, state_and_key, metrics)
     server = MCPServer("aitoearn-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, tools=tools,
                        extensions=[tasks])  # fmt: skip
+    lowlevel = server._lowlevel_server  # pyright: ignore[reportPrivateUsage]
     # MCPServer has no public hook for logging/setLevel (gone in 2026-07-28, still sent by
     # handshake-era hosts); registering it also advertises the logging capability.
-    server._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, set_logging_level)  # pyright: ignore[reportPrivateUsage]
+    lowlevel.add_request_handler("logging/setLevel", SetLevelRequestParams, set_logging_level)
     too_large = "of a send_message reply (get_reply pages it too)"
     server.resource(REPLY_URI, name="reply", mime_type="text/plain", description=f"The full text {too_large}.")(
         read_reply
@@ -205,5 +216,15 @@ def create_server(
         REPLY_URI + "/message", name="reply-message", mime_type="application/json",
         description=f"The full Message {too_large}.",
     )(read_reply_message)  # fmt: skip
-    _listing.register(server, store, lambda ctx: state_and_key(ctx)[1], work.budget)
+    server.resource(
+        CONVERSATION_URI, name="conversation", mime_type="application/json",
+        description="A conversation whole: system prompt and every turn (messages, reply, model).",
+    )(read_conversation)  # fmt: skip
+
+    async def list_resources(request: Any, params: PaginatedRequestParams | None) -> ListResourcesResult:
+        # MCPServer lists only static resources; these depend on who asks.
+        mine = await listing.caller_resources(Context(request_context=request, mcp_server=server))
+        return ListResourcesResult(resources=[*await server.list_resources(), *mine])
+
+    lowlevel.add_request_handler("resources/list", PaginatedRequestParams, list_resources)
     return server

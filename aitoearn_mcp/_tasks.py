@@ -16,7 +16,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -28,12 +28,15 @@ from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, CallToolRequestParams, Req
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field, SecretStr
 
-from ._delegation import Delegation
 from ._errors import MissingKeyError
 from ._metrics import Metrics
-from ._reply_record import ReplyRecord
+from ._state import State
 from ._store import StoreUnavailableError
-from ._tools import State, Tools
+
+if TYPE_CHECKING:  # the call path loads with the first call
+    from ._delegation import Delegation
+    from ._reply_record import ReplyRecord
+    from ._tools import Tools
 
 __all__ = ["TASKS", "Tasks", "declares_tasks", "task_json", "task_status"]
 
@@ -111,16 +114,20 @@ Caller = Callable[[Context], tuple[State, SecretStr | None]]
 
 
 class Tasks(Extension):
-    """send_message as a task for clients that declare the extension. ``caller``: the state and
-    the caller's key for a request, as the tools get them."""
+    """send_message as a task for clients that declare the extension. ``work``: the tools' work,
+    built on first use; ``caller``: the state and the caller's key for a request, as the tools
+    get them."""
 
     identifier = TASKS
 
-    def __init__(self, tools: Tools, caller: Caller, metrics: Metrics) -> None:
-        self._tools = tools
+    def __init__(self, work: Callable[[], Tools], caller: Caller, metrics: Metrics) -> None:
+        self._work = work
         self._caller = caller
         self._metrics = metrics
-        self._ttl_ms = int(tools.reply_ttl * 1000)
+
+    @property
+    def _ttl_ms(self) -> int:
+        return int(self._work().reply_ttl * 1000)
 
     def methods(self) -> Sequence[MethodBinding]:
         versions = frozenset(MODERN_PROTOCOL_VERSIONS)
@@ -141,7 +148,7 @@ class Tasks(Extension):
         labels = {"model": str(arguments.get("model", "")), "route": "", "outcome": "cancelled"}
         self._metrics.call_started(TOOL)
         try:
-            started = await self._tools.start_send(dict(arguments), context, state, key, labels)
+            started = await self._work().start_send(dict(arguments), context, state, key, labels)
             if not isinstance(started, tuple):  # refused before anything was sent (or input required): as usual
                 return started
             delegations, seconds = started
@@ -153,7 +160,7 @@ class Tasks(Extension):
                 raise
             record = first.snapshot()
             if not stored or record.done:  # not durable, or over already: answered as usual, at once
-                return await self._tools.answer_send(context, delegations, seconds, labels)
+                return await self._work().answer_send(context, delegations, seconds, labels)
             labels["outcome"] = "task"
             return {"resultType": "task", **task_json(first.id, record, ttl_ms=self._ttl_ms, now=record.updated)}
         finally:
@@ -191,7 +198,8 @@ class Tasks(Extension):
         _, _, record = await self._owned(ctx, params.task_id)
         result = None
         if task_status(record) == "completed":
-            result = self._tools.view(params.task_id, record, self._tools.budget(Context(request_context=ctx)))
+            work = self._work()
+            result = work.view(params.task_id, record, work.budget(Context(request_context=ctx)))
         now = datetime.now(UTC).timestamp()
         return {"resultType": "complete", **task_json(params.task_id, record, ttl_ms=self._ttl_ms, now=now,
                                                       result=result)}  # fmt: skip

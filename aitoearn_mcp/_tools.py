@@ -1,5 +1,7 @@
-"""The tools' work: send_message starts delegations and waits for them as long as the host
-allows; get_reply waits, pages and cancels; the reply resources read the same records.
+"""The tools' work: list_models reads the catalogue; send_message starts delegations and waits
+for them as long as the host allows; get_reply waits, pages and cancels; the reply resources
+read the same records. The server loads this module, and the call path with it, on the first
+call: listing the tools needs none of it.
 
 Data flows one way: tool arguments → DTO → SendJob per model → Delegation (relay → events →
 accumulator → record) → result shaped from the record.
@@ -11,7 +13,6 @@ import contextlib
 import functools
 import secrets
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -21,43 +22,32 @@ from mcp.types import CallToolResult, InputRequiredResult
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import SecretStr
 
-from ._catalogue import Catalogue
 from ._config import Config
 from ._delegation import Delegation, Delegations
-from ._dto import parse_get_reply_args, parse_send_message_args
-from ._errors import InputError, MissingKeyError
+from ._dto import parse_get_reply_args, parse_list_models_args, parse_send_message_args
+from ._errors import InputError, MissingKeyError, RelayError
 from ._files import attach_files, read_files
 from ._hosts import client_name, profile_for, result_budget
 from ._metrics import Metrics
+from ._models_view import models_result
 from ._notices import log_to_client, report_progress
-from ._relay import RelayClient
 from ._reply_files import save_reply_file
 from ._reply_record import ReplyRecord
 from ._reply_view import combined_view, reply_view
 from ._result import error_result
 from ._roots import allowed_roots
 from ._send import prepare_job
+from ._state import State
 from ._store import STORE_DOWN, Store, StoreUnavailableError, default_ttl, owner_hmac
 from ._turns import begin
 
-__all__ = ["State", "Tools"]
+__all__ = ["Tools"]
 
 FILES_OVER_HTTP = (
     "Invalid arguments for send_message: `files` is not available over HTTP (a shared server does not read its "
     "own disk for callers); fix: put the file's content in `messages` (text, image or document blocks). "
     "Nothing was sent."
 )
-
-
-@dataclass
-class State:
-    """What the server's lifespan opens: the relay's client, the catalogue, the store and the
-    delegations running in this process."""
-
-    relay: RelayClient
-    catalogue: Catalogue
-    store: Store
-    delegations: Delegations
 
 
 async def _listing_changed(ctx: Context) -> None:
@@ -76,7 +66,7 @@ def _outcome(record: ReplyRecord) -> str:
 
 
 class Tools:
-    """send_message, get_reply and the reply resources for one server."""
+    """The work behind list_models, send_message, get_reply and the reply resources, for one server."""
 
     def __init__(self, config: Config, *, http: bool, metrics: Metrics) -> None:
         self.config = config
@@ -122,6 +112,21 @@ class Tools:
 
     def view(self, reply_id: str, record: ReplyRecord, budget: int, offset: int = 0) -> CallToolResult:
         return reply_view(reply_id, record, budget=budget, offset=offset, now=time.time(), save_file=self._save_file)
+
+    # --- list_models -------------------------------------------------------------------------
+
+    async def list_models(
+        self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
+    ) -> CallToolResult:
+        labels["outcome"] = "error"
+        try:
+            args = parse_list_models_args(arguments)
+            on_retry = functools.partial(log_to_client, ctx)
+            entries = await state.catalogue.get(state.relay, key, refresh=args.refresh, on_retry=on_retry)
+        except (InputError, RelayError) as exc:
+            return error_result(str(exc))
+        labels["outcome"] = "ok"
+        return models_result(entries, args, self.budget(ctx))
 
     # --- send_message ------------------------------------------------------------------------
 

@@ -297,7 +297,7 @@ def test_version_and_help_answer_without_importing_the_sdk(flag: str) -> None:
     assert not {m for m in modules if m.split(".")[0] in ("mcp", "pydantic", "httpx2", "anyio")}
 
 
-def test_serving_stdio_imports_nothing_beyond_the_sdks_own_floor() -> None:
+def test_serving_stdio_lists_its_tools_with_nothing_beyond_the_sdks_floor_and_the_tools_surface() -> None:
     ours = imported(["-m", "aitoearn_mcp"])
     floor = imported([str(ROOT / "benchmarks" / "floor_server.py")])
     assert "aitoearn_mcp._server" in ours and "mcp.server.mcpserver" in floor
@@ -308,6 +308,10 @@ def test_serving_stdio_imports_nothing_beyond_the_sdks_own_floor() -> None:
     for module in ("aitoearn_mcp._http", "aitoearn_mcp._translate", "sqlite3", "redis", "prometheus_client",
                    "difflib"):  # fmt: skip
         assert module not in ours, module
+    # The call path loads with the first call: headless hosts list tools without waiting for a server.
+    call_path = {f"aitoearn_mcp.{m}" for m in ("_tools", "_dto", "_send", "_call", "_request", "_files", "_roots",
+                                                "_reply_view", "_models_view", "_turns")}  # fmt: skip
+    assert not call_path & ours, call_path & ours
 
 
 # --- check ----------------------------------------------------------------------------------------

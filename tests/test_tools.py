@@ -49,6 +49,26 @@ async def test_tool_definitions_are_compact_and_annotated(relay: FakeRelay) -> N
     assert lm.output_schema and lm.output_schema["required"] == ["models"]
 
 
+def test_the_published_input_schemas_are_the_ones_the_models_check() -> None:
+    """The server reads input_schemas.json at start-up instead of building the schemas from the
+    DTOs: what it publishes must be what the DTOs then check (rerun scripts/input_schemas.py)."""
+    from aitoearn_mcp._dto import input_schemas_json
+    from aitoearn_mcp._schemas import INPUT_SCHEMAS_FILE
+
+    assert INPUT_SCHEMAS_FILE.read_text(encoding="utf-8") == input_schemas_json(), "run python scripts/input_schemas.py"
+
+
+async def test_list_conversations_refuses_bad_arguments_by_name_and_drops_host_controls(relay: FakeRelay) -> None:
+    async with Client(make_server(relay)) as client:
+        bad = await client.call_tool("list_conversations", {"from_turn": 0, "conversation_id": 7})
+        extra = await client.call_tool("list_conversations", {"turn": 2})
+        gemini = await client.call_tool("list_conversations", {"wait_for_previous": True})
+    message = bad.content[0].text  # type: ignore[union-attr]
+    assert bad.is_error and "`from_turn`" in message and "`conversation_id`" in message and "fix:" in message
+    assert extra.is_error and "`turn` is not an argument of this tool" in extra.content[0].text  # type: ignore[union-attr]
+    assert not gemini.is_error, gemini.content
+
+
 async def test_list_models_lists_caches_and_refreshes(relay: FakeRelay) -> None:
     async with Client(make_server(relay)) as client:
         first = await client.call_tool("list_models", {})
