@@ -38,9 +38,15 @@ def json_weight(value: Any) -> int:
 
 
 def _longest_beginning(text: str, limit: int, measure: Callable[[str], int]) -> str:
+    """``measure`` adds at least 1 per character: so a beginning ``excess`` over the limit fits
+    once ``excess`` characters are taken off its end, and the search runs between the two."""
     if measure(text) <= limit:
         return text
-    low, high = 0, min(len(text), max(limit, 0))
+    high = min(len(text), max(limit, 0))
+    excess = measure(text[:high]) - limit
+    if excess <= 0:
+        return text[:high]
+    low = max(high - excess, 0)
     while low < high:
         middle = (low + high + 1) // 2
         if measure(text[:middle]) <= limit:

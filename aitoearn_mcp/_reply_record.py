@@ -8,7 +8,7 @@ complete, failed or cancelled, never back.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from ._budget import at_line_end, cut
@@ -43,13 +43,27 @@ class ReplyRecord:
         return self.status != "running"
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
+        """The record as the store keeps it. The text is left out when the Message's text blocks
+        hold it (a finished reply): a long reply is written, and kept, once instead of twice."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.text and self.message is not None and _text_of(self.message) == self.text:
+            del data["text"]
+        return json.dumps(data, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, raw: str) -> ReplyRecord:
         data = json.loads(raw)
         known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in data.items() if k in known})
+        record = cls(**{k: v for k, v in data.items() if k in known})
+        if "text" not in data and isinstance(record.message, dict):
+            record.text = _text_of(record.message)
+        return record
+
+
+def _text_of(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    blocks = content if isinstance(content, list) else []
+    return "".join(str(b.get("text", "")) for b in blocks if isinstance(b, dict) and b.get("type") == "text")
 
 
 def page(text: str, offset: int, limit: int) -> tuple[str, int | None]:

@@ -170,15 +170,18 @@ def conversation_summary(conversation: Conversation, last_used: float) -> Conver
 
 
 def reply_summary(reply_id: str, record: str, last_used: float) -> ReplySummary:
-    """From the delegation module's record JSON (status, model, text); what cannot be read is
-    shown as unknown rather than failing the save."""
+    """From the reply record's JSON (status, model, and the text, or for a finished reply the
+    Message whose text blocks hold it); what cannot be read is shown as unknown rather than
+    failing the save."""
     try:
         data = json.loads(record)
     except ValueError:
         data = None
     if not isinstance(data, dict):
         return ReplySummary(reply_id, last_used, "unknown", "", 0)
-    text = data.get("text")
+    text, message = data.get("text"), data.get("message")
+    if "text" not in data and isinstance(message, dict) and isinstance(content := message.get("content"), list):
+        text = "".join(str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") == "text")
     return ReplySummary(reply_id, last_used, str(data.get("status") or "unknown"), str(data.get("model") or ""),
                         len(text) if isinstance(text, str) else 0)  # fmt: skip
 

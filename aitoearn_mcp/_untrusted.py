@@ -49,8 +49,10 @@ def one_line(text: str, limit: int) -> str:
 
 
 def too_deep(data: str) -> bool:
-    """Whether JSON text nests past MAX_JSON_DEPTH (cheap: most texts have too few brackets)."""
-    if data.count("{") + data.count("[") <= MAX_JSON_DEPTH:
+    """Whether JSON text nests past MAX_JSON_DEPTH (cheap: most texts are too short or have too
+    few brackets). JSON nesting past it opens and closes that many brackets; shorter text that
+    is not JSON fails to parse within twice the depth, far from the recursion limit."""
+    if len(data) <= 2 * MAX_JSON_DEPTH or data.count("{") + data.count("[") <= MAX_JSON_DEPTH:
         return False
     depth = 0
     for bracket in _BRACKET.finditer(_STRING.sub("", data)):

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from aitoearn_mcp._budget import weight
 from aitoearn_mcp._hosts import profile_for
 from aitoearn_mcp._reply_record import ReplyRecord, page, running_summary
-from aitoearn_mcp._store import MemoryStore, RedisStore, Store, new_reply_id
+from aitoearn_mcp._store import MemoryStore, RedisStore, Store, new_reply_id, reply_summary
 
 from .conftest import RedisServer
 
@@ -36,11 +36,26 @@ def test_a_record_round_trips_through_json_and_ignores_members_it_does_not_know(
                          message={"content": [{"type": "text", "text": "全文 ✓"}]}, conversation_id="c_x",
                          notes=["[note]"])  # fmt: skip
     data = json.loads(record.to_json())
-    assert [data[k] for k in ("status", "model", "route", "text", "error", "conversation_id")] == [
-        "complete", "gpt-5.5", "chat-completions", "全文 ✓", None, "c_x",
+    assert [data[k] for k in ("status", "model", "route", "error", "conversation_id")] == [
+        "complete", "gpt-5.5", "chat-completions", None, "c_x",
     ]  # fmt: skip  # the members every store agrees on
+    assert "text" not in data  # the Message's text blocks hold it: stored once
     assert ReplyRecord.from_json(json.dumps({**data, "added_later": 1})) == record
+    assert reply_summary("r_1", record.to_json(), 3.0).characters == len("全文 ✓")
     assert record.done and not ReplyRecord("running", "m", 0, 0).done
+
+
+def test_a_text_the_message_does_not_hold_is_stored_as_it_is() -> None:
+    running = ReplyRecord("running", "m", 1.0, 2.0, text="so far")
+    differs = ReplyRecord("failed", "m", 1.0, 2.0, text="two blocks", message={"content": [
+        {"type": "text", "text": "two"}, {"type": "thinking", "thinking": "x"}]})  # fmt: skip
+    for record in (running, differs):
+        assert json.loads(record.to_json())["text"] == record.text
+        assert ReplyRecord.from_json(record.to_json()) == record
+        assert reply_summary("r_1", record.to_json(), 3.0).characters == len(record.text)
+    several = ReplyRecord("complete", "m", 1.0, 2.0, text="ab", message={"content": [
+        {"type": "text", "text": "a"}, {"type": "tool_use", "input": {}}, {"type": "text", "text": "b"}]})  # fmt: skip
+    assert "text" not in json.loads(several.to_json()) and ReplyRecord.from_json(several.to_json()) == several
 
 
 def test_a_running_summary_leads_with_status_and_reply_id_and_says_how_to_go_on() -> None:

@@ -11,13 +11,15 @@ from typing import Any
 
 import anthropic
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.types import CallToolResult, Implementation
 
 from aitoearn_mcp import Config, ConfigError
-from aitoearn_mcp._budget import json_weight, weight
+from aitoearn_mcp._budget import cut, fit_message, json_weight, weight
 from aitoearn_mcp._hosts import DEFAULT_PROFILE, profile_for
 
 from . import sse
@@ -95,6 +97,26 @@ def test_weight_is_never_less_than_what_hosts_count() -> None:
         assert weight(text) >= len(text.encode("utf-8", "surrogatepass"))
     assert weight("a") == 1 and weight("长") == 4 and weight("🌍") == 8
     assert json_weight({"t": 'a"\n'}) == len('{"t":"a\\"\\n"}')  # escapes counted as sent
+
+
+# ASCII, escapes, CJK and emoji mixed: every weight a character can have.
+MIXED = st.text(alphabet=st.sampled_from(['a', ' ', '\n', '"', '\\', '长', 'é', '🌍', '\x1b']), max_size=400)
+
+
+@given(MIXED, st.integers(min_value=-5, max_value=1000))
+def test_cut_keeps_the_longest_beginning_within_the_limit(text: str, limit: int) -> None:
+    kept = cut(text, limit)
+    assert text.startswith(kept) and weight(kept) <= max(limit, 0)
+    assert kept == text or weight(text[: len(kept) + 1]) > limit  # one more character would not fit
+
+
+@given(MIXED, st.integers(min_value=60, max_value=1500))
+def test_a_cut_message_keeps_the_longest_text_its_json_allows(text: str, limit: int) -> None:
+    message = {"type": "message", "content": [{"type": "text", "text": text}]}
+    kept = fit_message(message, limit)["content"][0]["text"]
+    assert text.startswith(kept) and json_weight(fit_message(message, limit)) <= limit
+    longer = {"type": "message", "content": [{"type": "text", "text": text[: len(kept) + 1]}]}
+    assert kept == text or json_weight(longer) > limit
 
 
 @pytest.mark.parametrize("name", ["claude-code", "codex-mcp-client", "claude-ai", None, "some-new-host"])
