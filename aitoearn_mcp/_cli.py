@@ -92,8 +92,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a host runs: no arguments. Serving then starts without building the parser, part of a
+# start-up that headless hosts do not wait for (a test holds these to the parser's defaults).
+NO_ARGUMENTS = argparse.Namespace(log_level="INFO", transport="stdio", command=None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(argv) if argv else NO_ARGUMENTS
     if args.command is None and args.transport == "stdio":
         # Until the server takes the signals over, a host quitting during start-up (headless hosts
         # quit fast) ends it as Ctrl-C does: status 0, not -15.

@@ -16,17 +16,16 @@ import contextlib
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
 import anyio
 from anyio.abc import TaskGroup
 
 from ._drain import Drain
-from ._errors import IncompleteReplyError, RelayError
+from ._errors import IncompleteReplyError, RelayError, StoreUnavailableError
 from ._reply_record import ReplyRecord
-from ._store import MemoryStore, Store, StoreUnavailableError, new_reply_id
+from ._store import MemoryStore, Store, new_reply_id
 
 if TYPE_CHECKING:
     from ._call import Call  # the call path loads with the first call
@@ -120,29 +119,18 @@ class Delegation:
 class Delegations:
     """The delegations of one server process, by reply id; finished ones are read from the store."""
 
-    def __init__(self, store: Store, drain: Drain | None = None) -> None:
+    def __init__(self, store: Store, tasks: TaskGroup, drain: Drain | None = None) -> None:
+        """``tasks``: where the delegations run, the server's lifespan's; when the server stops,
+        it cancels them, cutting what still runs (partial text kept)."""
         self.store = store
         self.drain = drain
         self._live: dict[str, Delegation] = {}
-        self._tasks: TaskGroup | None = None
+        self._tasks = tasks
         # A memory store is this process's alone: no other process reads a running record or asks
         # for a cancel there, so the record is written at the start and the end only.
         self._shared = not isinstance(store, MemoryStore)
 
-    @asynccontextmanager
-    async def open(self) -> AsyncIterator[Delegations]:
-        """Run delegations until the server stops; then cut what still runs (partial text kept)."""
-        async with anyio.create_task_group() as tasks:
-            self._tasks = tasks
-            try:
-                yield self
-            finally:
-                self._tasks = None
-                tasks.cancel_scope.cancel()
-
     async def start(self, job: Job, owner: str) -> Delegation:
-        if self._tasks is None:
-            raise RuntimeError("the delegations are not open (the server is not running)")
         delegation = Delegation(new_reply_id(), owner, job)
         self._live[delegation.id] = delegation
         await self._save(delegation, delegation.record)

@@ -1,4 +1,5 @@
-"""The exception hierarchy, and turning relay error answers into it.
+"""The exception hierarchy (the relay's failures, the caller's input, the store's), and turning
+relay error answers into it.
 
 Every error renders as a short text an agent can act on: what happened, the relay's own
 code or type and message, the fix, and the relay's request id when it sent one.
@@ -354,3 +355,18 @@ def error_from_response(status: int, headers: Mapping[str, str], body: bytes, *,
         )
     error.retry_after = parse_retry_after(headers, now)
     return error
+
+
+class StoreUnavailableError(Exception):
+    """The conversation store cannot be used: Redis did not answer, the store file is damaged,
+    unwritable or from a newer version. The message names the cause and the fix."""
+
+
+class TooLargeToStoreError(StoreUnavailableError):
+    """One item is larger than the store's byte cap: it is not kept (keeping it would push out
+    everything else)."""
+
+    def __init__(self, size: int, cap: int) -> None:
+        super().__init__(
+            f"it is {size:,} bytes, over the store's cap of {cap:,} bytes (AITOEARN_CONVERSATION_MAX_BYTES)"
+        )

@@ -19,29 +19,19 @@ from mcp.types import CallToolResult, Resource, TextContent
 from pydantic import SecretStr
 
 from ._budget import RESERVE, cut, weight
-from ._errors import InputError
-from ._result import REPLY_URI, error_result
-from ._store import (
-    STORE_DOWN,
-    Conversation,
-    ConversationSummary,
-    ReplySummary,
-    Store,
-    StoreUnavailableError,
-    is_conversation_id,
-)
+from ._dto import parse_list_conversations_args
+from ._errors import InputError, StoreUnavailableError
+from ._result import error_result
+from ._schemas import CONVERSATION_URI, REPLY_URI
+from ._state import State
+from ._store import STORE_DOWN, Conversation, ConversationSummary, ReplySummary, Store, is_conversation_id
 
-__all__ = ["CONVERSATION_URI", "DESCRIPTION", "Listing"]
+__all__ = ["Listing"]
 
-CONVERSATION_URI = "aitoearn://conversations/{conversation_id}"
 LISTED = 20  # conversations (and replies) shown by the tool and in resources/list
 
-CallerKey = Callable[[Context], SecretStr | None]
+Caller = Callable[[Context], tuple[State, SecretStr | None]]
 
-DESCRIPTION = (
-    "Your recent send_message conversations (kept between sessions) and stored replies, newest first. "
-    "With conversation_id: that conversation's turns."
-)
 _CONTINUE = "Pass an id as send_message's conversation_id to continue it (only the new messages)."
 
 
@@ -120,32 +110,30 @@ def conversation_page(conversation: Conversation, from_turn: int, budget: int) -
 
 class Listing:
     """The ``list_conversations`` tool, the conversation resource, and the caller's own items for
-    ``resources/list``. ``caller_key``: the key a request came with; ``budget``: the result size
-    the asking host shows whole."""
+    ``resources/list``. ``caller``: the state and the key a request came with; ``budget``: the
+    result size the asking host shows whole."""
 
-    def __init__(self, store: Store, caller_key: CallerKey, budget: Callable[[Context], int]) -> None:
-        self._store = store
-        self._caller_key = caller_key
+    def __init__(self, caller: Caller, budget: Callable[[Context], int]) -> None:
+        self._caller = caller
         self._budget = budget
 
-    async def _owner_of(self, ctx: Context) -> str | None:
-        key = self._caller_key(ctx)
-        return None if key is None else await self._store.owner_tag(key)
+    async def _mine(self, ctx: Context) -> tuple[Store, str | None]:
+        """The store, and the caller's tag in it (None without a key)."""
+        state, key = self._caller(ctx)
+        return state.store, None if key is None else await state.store.owner_tag(key)
 
     async def list_conversations(self, arguments: dict[str, Any], ctx: Context) -> CallToolResult:
-        from ._dto import parse_list_conversations_args  # the DTOs load with the first call, not at start-up
-
         try:
             args = parse_list_conversations_args(arguments)
-            owner = await self._owner_of(ctx)
+            store, owner = await self._mine(ctx)
             if owner is None:
                 return error_result(
                     "No AiToEarn key: set AITOEARN_API_KEY (or send your key) to see your conversations."
                 )
             if not args.conversation_id:
-                conversations = await self._store.recent_conversations(owner, LISTED)
-                return _listing(conversations, await self._store.recent_replies(owner, LISTED))
-            conversation = await self._store.load(args.conversation_id.strip(), owner)
+                conversations = await store.recent_conversations(owner, LISTED)
+                return _listing(conversations, await store.recent_replies(owner, LISTED))
+            conversation = await store.load(args.conversation_id.strip(), owner)
         except InputError as exc:
             return error_result(str(exc))
         except StoreUnavailableError as exc:
@@ -161,10 +149,10 @@ class Listing:
 
     async def read_conversation(self, conversation_id: str, ctx: Context) -> str:
         try:
-            owner = await self._owner_of(ctx)
+            store, owner = await self._mine(ctx)
             found = None
             if owner and is_conversation_id(conversation_id):
-                found = await self._store.load(conversation_id, owner)
+                found = await store.load(conversation_id, owner)
         except StoreUnavailableError as exc:
             raise ResourceError(f"{STORE_DOWN} ({exc}).") from None
         if found is None:
@@ -176,11 +164,11 @@ class Listing:
         """The caller's recent replies and conversations; none while the store does not answer
         (the tool says what is wrong)."""
         try:
-            owner = await self._owner_of(ctx)
+            store, owner = await self._mine(ctx)
             if owner is None:
                 return []
-            replies = await self._store.recent_replies(owner, LISTED)
-            conversations = await self._store.recent_conversations(owner, LISTED)
+            replies = await store.recent_replies(owner, LISTED)
+            conversations = await store.recent_conversations(owner, LISTED)
         except StoreUnavailableError:
             return []
         return [*map(_reply_resource, replies), *map(_conversation_resource, conversations)]

@@ -19,9 +19,9 @@ from mcp.types import CallToolResult, ContentBlock, ResourceLink, TextContent
 from ._budget import weight
 from ._credits import estimate_reply_credits
 from ._routes import Route
+from ._schemas import REPLY_URI
 
 __all__ = [
-    "REPLY_URI",
     "Truncation",
     "call_notes",
     "error_result",
@@ -30,8 +30,6 @@ __all__ = [
     "reply_result",
     "truncation",
 ]
-
-REPLY_URI = "aitoearn://replies/{reply_id}"
 
 MAX_DROPPED_SHOWN = 8
 

@@ -1,5 +1,6 @@
-"""The JSON schemas the tools publish: inputs as ``input_schemas.json`` holds them, outputs
-(what structuredContent holds) written out here.
+"""What the server publishes besides the tools' names and descriptions: the input schemas as
+``input_schemas.json`` holds them, the output schemas (what structuredContent holds), and the
+resource URIs.
 
 The input schemas are generated from the DTOs (``python scripts/input_schemas.py``; a test
 fails while they differ) and read here, not built at start-up: building them took ~8 ms of
@@ -12,7 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["INPUT_SCHEMAS", "INPUT_SCHEMAS_FILE", "MESSAGE_SCHEMA", "MODELS_SCHEMA"]
+__all__ = ["CONVERSATION_URI", "INPUT_SCHEMAS", "INPUT_SCHEMAS_FILE", "MESSAGE_SCHEMA", "MODELS_SCHEMA", "REPLY_URI"]
+
+REPLY_URI = "aitoearn://replies/{reply_id}"
+CONVERSATION_URI = "aitoearn://conversations/{conversation_id}"
 
 INPUT_SCHEMAS_FILE = Path(__file__).with_name("input_schemas.json")
 INPUT_SCHEMAS: dict[str, dict[str, Any]] = json.loads(INPUT_SCHEMAS_FILE.read_text(encoding="utf-8"))

@@ -21,14 +21,14 @@ from pydantic import SecretStr
 from ._call import Call, outcome_label, send_on_routes
 from ._catalogue import Catalogue
 from ._dto import SendMessageInput
-from ._errors import IncompleteReplyError, InvalidModelError, RelayError, ShuttingDownError
+from ._errors import IncompleteReplyError, InvalidModelError, RelayError, ShuttingDownError, StoreUnavailableError
 from ._metrics import Metrics
 from ._relay import RelayClient
 from ._reply_record import ReplyRecord
 from ._request import PreparedRequest, prepare_request
 from ._result import call_notes
 from ._routes import Route, plan_route
-from ._store import STORE_DOWN, Store, StoreUnavailableError
+from ._store import STORE_DOWN, Store
 from ._turns import Continuation, record, with_history
 
 __all__ = ["SendJob", "prepare_job"]

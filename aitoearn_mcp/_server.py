@@ -30,23 +30,19 @@ from mcp.types import (
 )
 from pydantic import ConfigDict, SecretStr
 
-from ._catalogue import Catalogue
 from ._config import Config
-from ._delegation import Delegations
 from ._drain import Drain
-from ._listing import CONVERSATION_URI, Listing
-from ._listing import DESCRIPTION as LIST_CONVERSATIONS_DESCRIPTION
 from ._metrics import NO_METRICS, Metrics
 from ._notices import set_logging_level
-from ._relay import RelayClient, new_http_client
-from ._result import REPLY_URI
-from ._schemas import INPUT_SCHEMAS, MESSAGE_SCHEMA, MODELS_SCHEMA
+from ._schemas import CONVERSATION_URI, INPUT_SCHEMAS, MESSAGE_SCHEMA, MODELS_SCHEMA, REPLY_URI
 from ._state import State
-from ._store import Store, open_store
 from ._tasks import Tasks
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from ._catalogue import Catalogue
+    from ._listing import Listing
+    from ._store import Store
     from ._tools import Tools
 
 __all__ = ["create_server", "key_from_headers"]
@@ -71,6 +67,11 @@ SEND_MESSAGE_DESCRIPTION = (
     "reply: text, and the full Message as structured content (thinking, tool_use, usage, route, credits, notes). "
     "A reply that outlasts `wait_seconds` returns status running with a reply_id while the model goes on: collect "
     "it with get_reply. Spends AiToEarn credits; cancelling this call stops generation."
+)
+
+LIST_CONVERSATIONS_DESCRIPTION = (
+    "Your recent send_message conversations (kept between sessions) and stored replies, newest first. "
+    "With conversation_id: that conversation's turns."
 )
 
 GET_REPLY_DESCRIPTION = (
@@ -110,29 +111,45 @@ def create_server(
     metrics: Metrics = NO_METRICS,
     store: Store | None = None,
 ) -> MCPServer:
-    """Build the server; the relay's HTTP client and the delegations open with the server's
-    lifespan and the store closes with it. ``http``: serving streamable HTTP, where the server
-    never reads its own disk for a caller; ``drain`` tracks calls in flight for a graceful
-    shutdown; ``store`` defaults to the one the configuration names."""
-    catalogue = Catalogue(ttl=config.models_cache_ttl)
-    if store is None:
-        store = open_store(config.conversations, config.conversation_ttl, config.conversation_max_bytes)
-    metrics.label_models(catalogue)
+    """Build the server; what calls use is built by the first call that needs it (listing the
+    tools needs none of it), kept by the server's lifespan, and closed with it. ``http``:
+    serving streamable HTTP, where the server never reads its own disk for a caller; ``drain``
+    tracks calls in flight for a graceful shutdown; ``store`` defaults to the one the
+    configuration names."""
+
+    # The call path loads with the first call, not before tools/list.
+    @functools.cache
+    def shared() -> Store:  # the server's: it outlives a lifespan
+        if store is not None:
+            return store
+        from ._store import open_store
+
+        return open_store(config.conversations, config.conversation_ttl, config.conversation_max_bytes)
 
     @functools.cache
     def work() -> Tools:
-        from ._tools import Tools  # the call path: loaded by the first call, not before tools/list
+        from ._tools import Tools
 
         return Tools(config, http=http, metrics=metrics)
 
+    @functools.cache
+    def listing() -> Listing:
+        from ._listing import Listing
+
+        return Listing(state_and_key, lambda ctx: work().budget(ctx))
+
+    @functools.cache
+    def catalogue() -> Catalogue:  # the server's: it outlives a lifespan
+        from ._catalogue import Catalogue
+
+        built = Catalogue(ttl=config.models_cache_ttl)
+        metrics.label_models(built)
+        return built
+
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[State]:
-        shared = cast(Store, store)
-        try:
-            async with new_http_client(config) as client, Delegations(shared, drain).open() as delegations:
-                yield State(RelayClient(config, client, metrics=metrics), catalogue, shared, delegations)
-        finally:
-            await shared.aclose()
+        async with State.open(config, shared, catalogue, drain=drain, metrics=metrics) as state:
+            yield state
 
     def state_and_key(ctx: Context) -> tuple[State, SecretStr | None]:
         # Over HTTP a caller's own key wins; the transport layer decides whether the server's may serve.
@@ -149,19 +166,17 @@ def create_server(
 
         return call
 
-    def budget(ctx: Context) -> int:
-        return work().budget(ctx)
-
-    listing = Listing(cast(Store, store), lambda ctx: state_and_key(ctx)[1], budget)
-
     async def read_reply(reply_id: str, ctx: Context) -> str:
         return (await work().stored_reply(reply_id, *state_and_key(ctx))).text
 
     async def read_reply_message(reply_id: str, ctx: Context) -> str:
         return json.dumps((await work().stored_reply(reply_id, *state_and_key(ctx))).message or {}, ensure_ascii=False)
 
+    async def list_conversations(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
+        return await listing().list_conversations(arguments, ctx)
+
     async def read_conversation(conversation_id: str, ctx: Context) -> str:
-        return await listing.read_conversation(conversation_id, ctx)
+        return await listing().read_conversation(conversation_id, ctx)
 
     def tool(fn: Any, name: str, title: str, description: str, params: dict[str, Any], output: dict[str, Any] | None,
              annotations: ToolAnnotations) -> Tool:  # fmt: skip
@@ -195,7 +210,7 @@ def create_server(
             ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
         ),
         tool(
-            listing.list_conversations, "list_conversations", "List your AiToEarn conversations",
+            list_conversations, "list_conversations", "List your AiToEarn conversations",
             LIST_CONVERSATIONS_DESCRIPTION, INPUT_SCHEMAS["list_conversations"], None,
             ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
         ),
@@ -223,7 +238,7 @@ def create_server(
 
     async def list_resources(request: Any, params: PaginatedRequestParams | None) -> ListResourcesResult:
         # MCPServer lists only static resources; these depend on who asks.
-        mine = await listing.caller_resources(Context(request_context=request, mcp_server=server))
+        mine = await listing().caller_resources(Context(request_context=request, mcp_server=server))
         return ListResourcesResult(resources=[*await server.list_resources(), *mine])
 
     lowlevel.add_request_handler("resources/list", PaginatedRequestParams, list_resources)

@@ -23,13 +23,12 @@ import anyio
 import anyio.to_thread
 from pydantic import SecretStr
 
+from ._errors import StoreUnavailableError, TooLargeToStoreError
 from ._paths import private_dir
 from ._store import (
     Conversation,
     ConversationSummary,
     ReplySummary,
-    StoreUnavailableError,
-    TooLargeToStoreError,
     conversation_summary,
     is_conversation_id,
     is_reply_id,

@@ -28,10 +28,9 @@ from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, CallToolRequestParams, Req
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field, SecretStr
 
-from ._errors import MissingKeyError
+from ._errors import MissingKeyError, StoreUnavailableError
 from ._metrics import Metrics
 from ._state import State
-from ._store import StoreUnavailableError
 
 if TYPE_CHECKING:  # the call path loads with the first call
     from ._delegation import Delegation

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from ._config import Config
 from ._delegation import Delegation, Delegations
 from ._dto import parse_get_reply_args, parse_list_models_args, parse_send_message_args
-from ._errors import InputError, MissingKeyError, RelayError
+from ._errors import InputError, MissingKeyError, RelayError, StoreUnavailableError
 from ._files import attach_files, read_files
 from ._hosts import client_name, profile_for, result_budget
 from ._metrics import Metrics
@@ -38,7 +38,7 @@ from ._result import error_result
 from ._roots import allowed_roots
 from ._send import prepare_job
 from ._state import State
-from ._store import STORE_DOWN, Store, StoreUnavailableError, default_ttl, owner_hmac
+from ._store import STORE_DOWN, Store, default_ttl, owner_hmac
 from ._turns import begin
 
 __all__ = ["Tools"]

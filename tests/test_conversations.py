@@ -13,7 +13,8 @@ from mcp import Client
 from mcp.types import CallToolResult
 from pydantic import SecretStr
 
-from aitoearn_mcp._store import Conversation, MemoryStore, RedisStore
+from aitoearn_mcp._redis_store import RedisStore
+from aitoearn_mcp._store import Conversation, MemoryStore
 
 from . import sse
 from .conftest import KEY, HttpServer, RedisServer, http_client, make_server

@@ -297,6 +297,14 @@ def test_version_and_help_answer_without_importing_the_sdk(flag: str) -> None:
     assert not {m for m in modules if m.split(".")[0] in ("mcp", "pydantic", "httpx2", "anyio")}
 
 
+def test_serving_with_no_arguments_takes_the_parsers_defaults() -> None:
+    from aitoearn_mcp._cli import NO_ARGUMENTS, _parser  # pyright: ignore[reportPrivateUsage]
+
+    defaults = vars(_parser().parse_args([]))
+    assert vars(NO_ARGUMENTS) == {name: defaults[name] for name in vars(NO_ARGUMENTS)}
+    assert {name for name, value in defaults.items() if value is not None} <= set(vars(NO_ARGUMENTS))
+
+
 def test_serving_stdio_lists_its_tools_with_nothing_beyond_the_sdks_floor_and_the_tools_surface() -> None:
     ours = imported(["-m", "aitoearn_mcp"])
     floor = imported([str(ROOT / "benchmarks" / "floor_server.py")])
@@ -310,7 +318,8 @@ def test_serving_stdio_lists_its_tools_with_nothing_beyond_the_sdks_floor_and_th
         assert module not in ours, module
     # The call path loads with the first call: headless hosts list tools without waiting for a server.
     call_path = {f"aitoearn_mcp.{m}" for m in ("_tools", "_dto", "_send", "_call", "_request", "_files", "_roots",
-                                                "_reply_view", "_models_view", "_turns")}  # fmt: skip
+                                                "_reply_view", "_models_view", "_turns", "_relay", "_catalogue",
+                                                "_delegation", "_listing", "_result", "_store", "_sqlite_store")}  # fmt: skip
     assert not call_path & ours, call_path & ours
 
 

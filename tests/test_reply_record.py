@@ -12,8 +12,9 @@ from pydantic import SecretStr
 
 from aitoearn_mcp._budget import weight
 from aitoearn_mcp._hosts import profile_for
+from aitoearn_mcp._redis_store import RedisStore
 from aitoearn_mcp._reply_record import ReplyRecord, page, running_summary
-from aitoearn_mcp._store import MemoryStore, RedisStore, Store, new_reply_id, reply_summary
+from aitoearn_mcp._store import MemoryStore, Store, new_reply_id, reply_summary
 
 from .conftest import RedisServer
 

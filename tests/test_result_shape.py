@@ -100,7 +100,7 @@ def test_weight_is_never_less_than_what_hosts_count() -> None:
 
 
 # ASCII, escapes, CJK and emoji mixed: every weight a character can have.
-MIXED = st.text(alphabet=st.sampled_from(['a', ' ', '\n', '"', '\\', '长', 'é', '🌍', '\x1b']), max_size=400)
+MIXED = st.text(alphabet=st.sampled_from(["a", " ", "\n", '"', "\\", "长", "é", "🌍", "\x1b"]), max_size=400)
 
 
 @given(MIXED, st.integers(min_value=-5, max_value=1000))

@@ -24,9 +24,11 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult
 from pydantic import SecretStr
 
+from aitoearn_mcp._errors import TooLargeToStoreError
 from aitoearn_mcp._paths import STORE_FILE
+from aitoearn_mcp._redis_store import RedisStore
 from aitoearn_mcp._sqlite_store import SQLiteStore
-from aitoearn_mcp._store import Conversation, MemoryStore, RedisStore, Store, TooLargeToStoreError
+from aitoearn_mcp._store import Conversation, MemoryStore, Store
 
 from . import sse
 from .conftest import KEY, HttpServer, RedisServer, free_port, http_client, make_server
