@@ -26,11 +26,14 @@ def reply_folder() -> Path:
 
 
 def save_reply_file(reply_id: str, text: str, ttl: float) -> str:
-    """Write the reply to a file readable by this user only; remove files older than ``ttl``
-    seconds. Raises OSError when the folder is not private or the file cannot be written."""
+    """Write the reply to a file readable by this user only (once: a reply this process wrote
+    is not written again); remove files older than ``ttl`` seconds. Raises OSError when the
+    folder is not private or the file cannot be written."""
     folder = private_dir(reply_folder())
     _remove_expired(folder, ttl)
     path = folder / f"{reply_id}.txt"
+    if path in _written:
+        return str(path)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
     if not _written:
         atexit.register(remove_written)
@@ -46,6 +49,7 @@ def _remove_expired(folder: Path, ttl: float) -> None:
         for entry in entries:
             with contextlib.suppress(OSError):  # another process may remove it first
                 if entry.name.startswith("r_") and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    _written.discard(Path(entry.path))  # what this process keeps count of shrinks too
                     os.unlink(entry.path)
 
 

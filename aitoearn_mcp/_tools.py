@@ -72,7 +72,6 @@ class Tools:
         self.config = config
         self.http = http
         self.metrics = metrics
-        self._files: dict[str, str] = {}  # reply id → the file its full text was written to (stdio)
         self._secret = secrets.token_bytes(32)
 
     async def _owner(self, store: Store, key: SecretStr) -> str:
@@ -105,10 +104,9 @@ class Tools:
         disk is not the caller's). A file that cannot be written is only left out."""
         if self.http:
             return None
-        if reply_id not in self._files:
-            with contextlib.suppress(OSError):
-                self._files[reply_id] = save_reply_file(reply_id, text, self.reply_ttl)
-        return self._files.get(reply_id)
+        with contextlib.suppress(OSError):
+            return save_reply_file(reply_id, text, self.reply_ttl)
+        return None
 
     def view(self, reply_id: str, record: ReplyRecord, budget: int, offset: int = 0) -> CallToolResult:
         return reply_view(reply_id, record, budget=budget, offset=offset, now=time.time(), save_file=self._save_file)

@@ -456,6 +456,9 @@ def test_reply_files_go_in_a_private_folder_and_expire(home: Path) -> None:
     os.utime(old, (time.time() - 120, time.time() - 120))
     fresh = Path(save_reply_file("r_new0000001", "新", ttl=60))
     assert not old.exists() and fresh.read_text(encoding="utf-8") == "新"  # the expired one went
+    assert save_reply_file("r_new0000001", "新", ttl=60) == str(fresh)  # a reply is written once
+    assert save_reply_file("r_old0000001", "again", ttl=60) == str(old)  # gone, so forgotten: written anew
+    assert old.read_text(encoding="utf-8") == "again"
 
 
 @pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs root to hand a folder to nobody")
