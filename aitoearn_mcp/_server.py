@@ -4,9 +4,9 @@
 Data flows one way: tool arguments → DTO → SendJob → Delegation (RelayClient → events →
 ReplyAccumulator → record) → CallToolResult.
 
-Listing the tools takes only this module's names, descriptions and schemas: the work behind them
-(the DTOs, relay calls, files, reply views) loads on the first call, since headless hosts do not
-wait for a server still starting before they list its tools.
+Listing the tools takes only this module's names and descriptions and the published schemas: the
+work behind them (the DTOs, the relay, the store, files, reply views) loads on the first call,
+since headless hosts do not wait for a server still starting before they list its tools.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def create_server(
     tracks calls in flight for a graceful shutdown; ``store`` defaults to the one the
     configuration names."""
 
-    # The call path loads with the first call, not before tools/list.
+    # Each built on first use: listing the tools needs none of them.
     @functools.cache
     def shared() -> Store:  # the server's: it outlives a lifespan
         if store is not None:
