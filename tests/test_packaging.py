@@ -79,6 +79,26 @@ def test_uvx_from_a_checkout_runs_the_server_before_any_release(tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"aitoearn-mcp {aitoearn_mcp.__version__}"
     assert list((tmp_path / "uv-cache").iterdir())  # it ran from its own cache, not this venv
+    # Installed, not run from the source tree: serving needs the package's data (input_schemas.json) too.
+    rpc = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+         "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+    ]  # fmt: skip
+    server = subprocess.Popen([str(UVX), "--from", str(ROOT), "aitoearn-mcp"], env={**env, "AITOEARN_API_KEY": "sk-t"},
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    assert server.stdin is not None and server.stdout is not None
+    try:
+        server.stdin.write("".join(json.dumps(m) + "\n" for m in rpc))
+        server.stdin.flush()  # stdin stays open: its end is a host quitting
+        answer = next(m for m in map(json.loads, server.stdout) if m.get("id") == 2)
+    finally:
+        server.kill()
+        server.wait()
+    listed = answer["result"]["tools"]
+    assert {t["name"] for t in listed} == {"list_models", "send_message", "get_reply", "list_conversations"}
+    assert all(t["inputSchema"]["properties"] for t in listed)
 
 
 @pytest.fixture(scope="module")
