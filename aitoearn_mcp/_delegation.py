@@ -4,8 +4,9 @@ Each send_message call is a delegation with a reply id from its start. The serve
 task group opened with the server's lifespan), not the request: when the request stops waiting
 and answers "still running", the call goes on, bounded by the deadline, until it completes,
 fails, is cancelled (get_reply's ``cancel``, the host's stop while send_message still waits) or
-the server drains. Its record is in the store at the start, about every second while text
-arrives when the store is shared (Redis: other processes answer for it), and at the end.
+the server drains. Its record is in the store once its id is handed out (a "running" answer, a
+task), about every second while text arrives when the store is shared (other processes answer
+for it), and at the end: a call that ends within its wait is written once.
 
 Code outside an MCP request uses the same API: ``start``, ``read``, ``wait``, ``cancel``.
 """
@@ -78,6 +79,9 @@ class Delegation:
         self.scope = anyio.CancelScope()
         self.cancelled = False  # asked to stop by the caller (not by a shutdown)
         self.retry_listeners: set[OnRetry] = set()
+        self.stored = False  # a record of it is in the store
+        # Saves take turns: a running record written from a request must never land after the final one.
+        self.saving = anyio.Lock()
 
     @property
     def chars(self) -> int:
@@ -133,9 +137,13 @@ class Delegations:
     async def start(self, job: Job, owner: str) -> Delegation:
         delegation = Delegation(new_reply_id(), owner, job)
         self._live[delegation.id] = delegation
-        await self._save(delegation, delegation.record)
         self._tasks.start_soon(self._run, delegation)
         return delegation
+
+    async def store_running(self, delegation: Delegation) -> bool:
+        """Put the record in the store before its id is handed out, so another process (or this
+        one, after a restart of the host) finds it; True once the store holds one."""
+        return await self._save(delegation, None)
 
     def live(self, reply_id: str, owner: str) -> Delegation | None:
         found = self._live.get(reply_id)
@@ -241,11 +249,18 @@ class Delegations:
                 saved_chars, last_save = delegation.chars, time.monotonic()
                 await self._save(delegation, delegation.snapshot())
 
-    async def _save(self, delegation: Delegation, record: ReplyRecord) -> bool:
-        record.updated = time.time()
-        try:
-            await self.store.save_reply(delegation.id, delegation.owner, record.to_json())
-        except StoreUnavailableError as exc:
-            logger.warning("Reply %s: its record could not be stored (%s)", delegation.id, exc)
-            return False
-        return True
+    async def _save(self, delegation: Delegation, record: ReplyRecord | None) -> bool:
+        """Write ``record``, or with None the running record unless one is stored already."""
+        async with delegation.saving:
+            if record is None:
+                if delegation.stored:
+                    return True
+                record = delegation.snapshot()
+            record.updated = time.time()
+            try:
+                await self.store.save_reply(delegation.id, delegation.owner, record.to_json())
+            except StoreUnavailableError as exc:
+                logger.warning("Reply %s: its record could not be stored (%s)", delegation.id, exc)
+                return False
+            delegation.stored = True
+            return True

@@ -159,7 +159,7 @@ class Tasks(Extension):
                 raise
             record = first.snapshot()
             if not stored or record.done:  # not durable, or over already: answered as usual, at once
-                return await self._work().answer_send(context, delegations, seconds, labels)
+                return await self._work().answer_send(context, state, delegations, seconds, labels)
             labels["outcome"] = "task"
             return {"resultType": "task", **task_json(first.id, record, ttl_ms=self._ttl_ms, now=record.updated)}
         finally:
@@ -167,15 +167,14 @@ class Tasks(Extension):
 
     @staticmethod
     async def _stored(state: State, delegation: Delegation, key: SecretStr | None) -> bool:
-        """Whether the record is in the store under the key's tag, so any process answers
-        ``tasks/get`` for it (the spec's "durably created"). One the store did not take (or took
-        under this process's own tag, while it was down) is answered the usual way."""
+        """Put the record in the store under the key's tag, so any process answers ``tasks/get``
+        for it (the spec's "durably created"); False when the store did not take it (or the
+        delegation is under this process's own tag, the store being down): answered the usual way."""
         try:
             tag = await state.store.owner_tag(key) if key is not None else ""
-            stored = await state.store.load_reply(delegation.id, delegation.owner) is not None
         except StoreUnavailableError:
             return False
-        return stored and hmac.compare_digest(tag, delegation.owner)
+        return hmac.compare_digest(tag, delegation.owner) and await state.delegations.store_running(delegation)
 
     async def _owned(self, ctx: ServerRequestContext[Any, Any], task_id: str) -> tuple[State, str, ReplyRecord]:
         """The caller's task, or the spec's errors: -32021 for a client that did not declare the

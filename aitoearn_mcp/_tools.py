@@ -135,7 +135,7 @@ class Tools:
         started = await self.start_send(arguments, ctx, state, key, labels)
         if not isinstance(started, tuple):  # refused, or the client's roots asked for first
             return started
-        return await self.answer_send(ctx, *started, labels)
+        return await self.answer_send(ctx, state, *started, labels)
 
     async def start_send(
         self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
@@ -182,10 +182,14 @@ class Tools:
         return started, self.wait_seconds(request.wait_seconds, ctx)
 
     async def answer_send(
-        self, ctx: Context, started: list[Delegation], seconds: float, labels: dict[str, str]
+        self, ctx: Context, state: State, started: list[Delegation], seconds: float, labels: dict[str, str]
     ) -> CallToolResult:
-        """Wait for the delegations up to ``seconds``, then answer with what they have."""
+        """Wait for the delegations up to ``seconds``, then answer with what they have; one still
+        running is in the store before its reply id is handed out."""
         await self._wait(ctx, started, seconds, stop_on_cancel=True)
+        for delegation in started:
+            if not delegation.finished.is_set():
+                await state.delegations.store_running(delegation)
         records = [delegation.snapshot() for delegation in started]
         await _listing_changed(ctx)
         if len(started) == 1:

@@ -1,16 +1,21 @@
-"""The reply record (pure: no sockets), its paging, and the reply methods of every store."""
+"""The reply record (pure: no sockets), its paging, the reply methods of every store, and the order
+of a delegation's saves."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
 
+import anyio
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from aitoearn_mcp._budget import weight
+from aitoearn_mcp._delegation import Delegations
 from aitoearn_mcp._hosts import profile_for
 from aitoearn_mcp._redis_store import RedisStore
 from aitoearn_mcp._reply_record import ReplyRecord, page, running_summary
@@ -105,6 +110,48 @@ async def test_a_reply_belongs_to_its_owner_and_a_cancel_mark_survives_a_save(st
     await store.save_reply(ONE, alice, ReplyRecord("running", "m", 1.0, 2.0, text="more").to_json())
     assert await store.cancel_requested(ONE)  # the running process still sees it after its next write
     assert ReplyRecord.from_json(await store.load_reply(ONE, alice) or "").text == "more"
+
+
+class SlowRunningSaves(MemoryStore):
+    """A store where writing a running record takes a while: the call can end meanwhile."""
+
+    async def save_reply(self, reply_id: str, owner: str, record: str) -> None:
+        if json.loads(record)["status"] == "running":
+            await anyio.sleep(0.3)
+        await super().save_reply(reply_id, owner, record)
+
+
+@pytest.mark.anyio
+async def test_a_running_record_never_lands_after_the_final_one() -> None:
+    """A "running" answer stores its record while the call ends and stores its final one: the
+    store must end up with the final record, not the running one written later."""
+    store = SlowRunningSaves(ttl=60, max_bytes=10**6)
+    ended = anyio.Event()
+    arrived = SimpleNamespace(text=lambda: "so far", chars_received=6)
+    call = SimpleNamespace(accumulator=arrived, request=SimpleNamespace(route=SimpleNamespace(value="messages")))
+
+    class Job:
+        model = "m"
+
+        async def send(self, on_attempt: Any, on_retry: Any) -> Any:
+            on_attempt(call)
+            await ended.wait()
+            return call
+
+        async def settle(self, call: Any, cancelled: bool) -> ReplyRecord:
+            return ReplyRecord("complete", "m", 0, 0, text="the whole reply")
+
+    async with anyio.create_task_group() as tasks:
+        delegations = Delegations(store, tasks)
+        delegation = await delegations.start(Job(), "owner")
+        async with anyio.create_task_group() as answer:
+            answer.start_soon(delegations.store_running, delegation)
+            await anyio.sleep(0.1)  # the running record is on its way to the store
+            ended.set()  # and the call ends: its final record is written meanwhile
+        await delegation.finished.wait()
+        stored = ReplyRecord.from_json(await store.load_reply(delegation.id, "owner") or "")
+        assert (stored.status, stored.text) == ("complete", "the whole reply")
+        assert await delegations.store_running(delegation)  # already stored: nothing written again
 
 
 def test_both_parts_of_a_cut_reply_end_together_at_a_line_end() -> None:
