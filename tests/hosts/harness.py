@@ -335,3 +335,20 @@ def assert_the_rest_reaches_model(script: Script, size: int) -> None:
                f"results: {pages}")  # fmt: skip
     assert "get_reply" in script.called, "the model found no get_reply tool: " + summary
     assert not missing, summary
+
+
+def check_tools_ready_at_once(host: str, launch: Callable[[Script], Run]) -> None:
+    """Issue 16, start-up: the host does not wait for a server still starting; a model that
+    searches for our tool at once (no patience) must find it. ``launch``: one headless run."""
+    run, script = launch(Script("send_message", send_arguments(SIZES["short"])))
+    print(f"{host} start-up: {run.report()}")
+    assert len(script.tool_results) == 1, run.report()
+
+
+def check_the_rest_reaches_model(host: str, launch: Callable[[Script], Run], patience: float, **extra: Any) -> None:
+    """Issue 16.3: the model pages through a 300,000-character reply with get_reply, every page
+    inside what the host shows whole. ``extra``: arguments the host's model adds to every call."""
+    run, script = launch(Script("send_message", {}, patience=patience, plan=page_through(SIZES["300k"], **extra)))
+    print(f"{host} paging: {len(script.tool_results)} results, {[len(r) for r in script.tool_results]} chars")
+    assert run.returncode == 0, run.report()
+    assert_the_rest_reaches_model(script, SIZES["300k"])

@@ -8,6 +8,7 @@ back, which is all the model ever sees of our result.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
@@ -26,11 +27,11 @@ from .harness import (
     Run,
     Seen,
     ServerEntry,
-    assert_the_rest_reaches_model,
     check_reply_reaches_model,
+    check_the_rest_reaches_model,
+    check_tools_ready_at_once,
     host_env,
     once_per_case,
-    page_through,
     run_host,
     send_arguments,
 )
@@ -110,22 +111,11 @@ def test_mcp_add_user_scope_then_list_shows_it_connected(
 
 
 def test_tools_are_ready_before_the_host_asks(hosts_bin: Path, long_relay: FakeRelay, tmp_path: Path) -> None:
-    """Issue 16, start-up: the host does not wait for a server still starting; a model that
-    searches for our tool at once (no patience) must find it."""
-    script = model_api.Script("send_message", send_arguments(SIZES["short"]))
-    run, script = claude(hosts_bin, tmp_path, long_relay, script)
-    print(f"claude start-up: {run.report()}")
-    assert len(script.tool_results) == 1, run.report()
+    check_tools_ready_at_once("claude-code", functools.partial(claude, hosts_bin, tmp_path, long_relay))
 
 
 def test_the_rest_of_a_cut_reply_reaches_the_model(hosts_bin: Path, long_relay: FakeRelay, tmp_path: Path) -> None:
-    """Issue 16.3: the model pages through a 300,000-character reply with get_reply, every page
-    inside what Claude Code shows."""
-    script = model_api.Script("send_message", {}, patience=PATIENCE, plan=page_through(SIZES["300k"]))
-    run, script = claude(hosts_bin, tmp_path, long_relay, script)
-    print(f"claude-code paging: {len(script.tool_results)} results, {[len(r) for r in script.tool_results]} chars")
-    assert run.returncode == 0, run.report()
-    assert_the_rest_reaches_model(script, SIZES["300k"])
+    check_the_rest_reaches_model("claude-code", functools.partial(claude, hosts_bin, tmp_path, long_relay), PATIENCE)
 
 
 def test_claude_codes_resource_tools_find_a_cut_reply(hosts_bin: Path, long_relay: FakeRelay, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ calls it, and records the ``function_call_output`` Codex sends back (all the mod
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 from collections.abc import Callable
@@ -23,11 +24,11 @@ from .harness import (
     SIZES,
     Run,
     ServerEntry,
-    assert_the_rest_reaches_model,
     check_reply_reaches_model,
+    check_the_rest_reaches_model,
+    check_tools_ready_at_once,
     host_env,
     once_per_case,
-    page_through,
     run_host,
     send_arguments,
 )
@@ -109,19 +110,8 @@ def test_quit_ends_the_server_with_status_0(send: Callable[[str], Run]) -> None:
 
 
 def test_tools_are_ready_before_the_host_asks(hosts_bin: Path, long_relay: FakeRelay, tmp_path: Path) -> None:
-    """Issue 16, start-up: the host does not wait for a server still starting; a model that
-    searches for our tool at once (no patience) must find it."""
-    script = model_api.Script("send_message", send_arguments(SIZES["short"]))
-    run, script = codex(hosts_bin, tmp_path, long_relay, script)
-    print(f"codex start-up: {run.report()}")
-    assert len(script.tool_results) == 1, run.report()
+    check_tools_ready_at_once("codex", functools.partial(codex, hosts_bin, tmp_path, long_relay))
 
 
 def test_the_rest_of_a_cut_reply_reaches_the_model(hosts_bin: Path, long_relay: FakeRelay, tmp_path: Path) -> None:
-    """Issue 16.3: the model pages through a 300,000-character reply with get_reply, every page
-    inside what Codex shows whole."""
-    script = model_api.Script("send_message", {}, patience=PATIENCE, plan=page_through(SIZES["300k"]))
-    run, script = codex(hosts_bin, tmp_path, long_relay, script)
-    print(f"codex paging: {len(script.tool_results)} results, {[len(r) for r in script.tool_results]} chars")
-    assert run.returncode == 0, run.report()
-    assert_the_rest_reaches_model(script, SIZES["300k"])
+    check_the_rest_reaches_model("codex", functools.partial(codex, hosts_bin, tmp_path, long_relay), PATIENCE)
