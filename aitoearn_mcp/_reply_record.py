@@ -8,12 +8,13 @@ complete, failed or cancelled, never back.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from ._budget import at_line_end, cut
 
-__all__ = ["LATEST_CHARS", "ReplyRecord", "Status", "page", "running_summary"]
+__all__ = ["LATEST_CHARS", "ReplyRecord", "Status", "content_text", "page", "running_summary"]
 
 Status = Literal["running", "complete", "failed", "cancelled"]
 
@@ -46,7 +47,7 @@ class ReplyRecord:
         """The record as the store keeps it. The text is left out when the Message's text blocks
         hold it (a finished reply): a long reply is written, and kept, once instead of twice."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
-        if self.text and self.message is not None and _text_of(self.message) == self.text:
+        if self.text and self.message is not None and content_text(self.message.get("content")) == self.text:
             del data["text"]
         return json.dumps(data, ensure_ascii=False)
 
@@ -56,14 +57,16 @@ class ReplyRecord:
         known = cls.__dataclass_fields__
         record = cls(**{k: v for k, v in data.items() if k in known})
         if "text" not in data and isinstance(record.message, dict):
-            record.text = _text_of(record.message)
+            record.text = content_text(record.message.get("content"))
         return record
 
 
-def _text_of(message: dict[str, Any]) -> str:
-    content = message.get("content")
+def content_text(content: Any) -> str:
+    """The text of Anthropic content: a string, or its text blocks joined as sent."""
+    if isinstance(content, str):
+        return content
     blocks = content if isinstance(content, list) else []
-    return "".join(str(b.get("text", "")) for b in blocks if isinstance(b, dict) and b.get("type") == "text")
+    return "".join(str(b.get("text", "")) for b in blocks if isinstance(b, Mapping) and b.get("type") == "text")
 
 
 def page(text: str, offset: int, limit: int) -> tuple[str, int | None]:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 
 from ._errors import TooLargeToStoreError
+from ._reply_record import content_text
 
 __all__ = [
     "STORE_DOWN",
@@ -160,8 +161,8 @@ def reply_summary(reply_id: str, record: str, last_used: float) -> ReplySummary:
     if not isinstance(data, dict):
         return ReplySummary(reply_id, last_used, "unknown", "", 0)
     text, message = data.get("text"), data.get("message")
-    if "text" not in data and isinstance(message, dict) and isinstance(content := message.get("content"), list):
-        text = "".join(str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") == "text")
+    if "text" not in data and isinstance(message, dict):
+        text = content_text(message.get("content"))
     return ReplySummary(reply_id, last_used, str(data.get("status") or "unknown"), str(data.get("model") or ""),
                         len(text) if isinstance(text, str) else 0)  # fmt: skip
 

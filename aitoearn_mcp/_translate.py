@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import InputError
+from ._reply_record import content_text
 
 __all__ = ["ANTHROPIC_ONLY_FIELDS", "Translation", "reasoning_effort", "to_chat_completions"]
 
@@ -67,12 +68,6 @@ def to_chat_completions(arguments: Mapping[str, Any], entry: Mapping[str, Any] |
     body["stream"] = True
     body["stream_options"] = {"include_usage": True}
     return Translation(body, tuple(t.dropped))
-
-
-def _text_of(blocks: Any) -> str:
-    if isinstance(blocks, str):
-        return blocks
-    return "".join(str(b.get("text", "")) for b in blocks if isinstance(b, Mapping) and b.get("type") == "text")
 
 
 class _Translator:
@@ -173,7 +168,7 @@ class _Translator:
                     self.dropped.append(f"system[{i}] ({block.get('type')})")
                 else:
                     self._note_extras(block, f"system[{i}]", {"type", "text"})
-        return [{"role": "system", "content": _text_of(system)}]
+        return [{"role": "system", "content": content_text(system)}]
 
     def messages(self, messages: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
