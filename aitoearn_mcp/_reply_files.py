@@ -29,11 +29,11 @@ def save_reply_file(reply_id: str, text: str, ttl: float) -> str:
     """Write the reply to a file readable by this user only (once: a reply this process wrote
     is not written again); remove files older than ``ttl`` seconds. Raises OSError when the
     folder is not private or the file cannot be written."""
-    folder = private_dir(reply_folder())
-    _remove_expired(folder, ttl)
-    path = folder / f"{reply_id}.txt"
-    if path in _written:
+    path = reply_folder() / f"{reply_id}.txt"
+    if path in _written:  # before any disk work: each page of a long reply asks again
         return str(path)
+    folder = private_dir(path.parent)
+    _remove_expired(folder, ttl)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
     if not _written:
         atexit.register(remove_written)
