@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._accumulator import MessageAccumulator, StreamFormatError
-    from ._chat_accumulator import ChatCompletionAccumulator
     from ._config import Config, ConfigError
     from ._errors import (
         AuthError,
@@ -27,32 +25,34 @@ if TYPE_CHECKING:
         RequestRejectedError,
         UnavailableError,
     )
-    from ._relay import RelayClient
-    from ._reply import ReplyAccumulator
-    from ._routes import Route
-    from ._server import create_server
+    from .relay._accumulator import MessageAccumulator, StreamFormatError
+    from .relay._chat_accumulator import ChatCompletionAccumulator
+    from .relay._client import RelayClient
+    from .relay._reply import ReplyAccumulator
+    from .relay._routes import Route
+    from .server._server import create_server
 
 # Each public name and the module that defines it.
 _EXPORTS = {
     "AuthError": "_errors",
-    "ChatCompletionAccumulator": "_chat_accumulator",
+    "ChatCompletionAccumulator": "relay._chat_accumulator",
     "Config": "_config",
     "ConfigError": "_config",
     "CreditsError": "_errors",
     "IncompleteReplyError": "_errors",
     "InputError": "_errors",
     "InvalidModelError": "_errors",
-    "MessageAccumulator": "_accumulator",
+    "MessageAccumulator": "relay._accumulator",
     "MissingKeyError": "_errors",
-    "RelayClient": "_relay",
+    "RelayClient": "relay._client",
     "RelayError": "_errors",
     "RelayTimeoutError": "_errors",
-    "ReplyAccumulator": "_reply",
+    "ReplyAccumulator": "relay._reply",
     "RequestRejectedError": "_errors",
-    "Route": "_routes",
-    "StreamFormatError": "_accumulator",
+    "Route": "relay._routes",
+    "StreamFormatError": "relay._accumulator",
     "UnavailableError": "_errors",
-    "create_server": "_server",
+    "create_server": "server._server",
 }
 
 __all__ = [

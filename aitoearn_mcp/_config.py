@@ -19,11 +19,19 @@ from pydantic import SecretStr
 
 from ._keys import key_problem
 from ._paths import store_file
-from ._routes import ROUTE_SETTINGS
 
-__all__ = ["DEFAULT_BASE_URL", "Config", "ConfigError", "HttpSettings", "normalize_base_url", "with_overrides"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "ROUTE_SETTINGS",
+    "Config",
+    "ConfigError",
+    "HttpSettings",
+    "normalize_base_url",
+    "with_overrides",
+]
 
 DEFAULT_BASE_URL = "https://aitoearn.ai"
+ROUTE_SETTINGS = ("auto", "messages", "chat-completions")  # AITOEARN_ROUTE: which relay route serves a model
 
 # Path suffixes users paste: the SDK-style base URL (what Claude Code users put in
 # ANTHROPIC_BASE_URL) and that plus /v1. The relay's routes live under the site root.

@@ -353,7 +353,7 @@ class Bench:
         from pydantic import SecretStr
 
         from aitoearn_mcp import Config, create_server
-        from aitoearn_mcp._store import open_store
+        from aitoearn_mcp.store._open import open_store
 
         logging.getLogger("aitoearn_mcp").setLevel(logging.WARNING)
         config = Config(base_url=self.relay, api_key=SecretStr(KEY), conversations=store)

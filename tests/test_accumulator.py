@@ -188,7 +188,7 @@ def test_any_chunking_gives_the_same_message(cuts: list[int]) -> None:
 @settings(max_examples=200, deadline=None)
 @given(pieces=st.lists(st.text(max_size=5), max_size=700), limit=st.integers(min_value=1, max_value=60))
 def test_packed_pieces_join_and_tail_exactly(pieces: list[str], limit: int) -> None:
-    from aitoearn_mcp._accumulator import Pieces
+    from aitoearn_mcp.relay._accumulator import Pieces
 
     packed = Pieces()
     for piece in pieces:

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from mcp import Client
 from pydantic import ValidationError
 
-from aitoearn_mcp import _request
-from aitoearn_mcp._dto import ListModelsInput, SendMessageInput
+from aitoearn_mcp.relay import _request as _request
+from aitoearn_mcp.server._dto import ListModelsInput, SendMessageInput
 
 from .conftest import HELLO, make_server
 from .fake_relay import FakeRelay

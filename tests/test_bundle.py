@@ -113,7 +113,7 @@ def test_pack_holds_the_manifest_the_package_and_pyproject_and_nothing_else(pack
         for p in source.rglob("*")
         if p.is_file() and "__pycache__" not in p.parts
     }
-    assert "aitoearn_mcp/_server.py" in package and "aitoearn_mcp/py.typed" in package
+    assert "aitoearn_mcp/server/_server.py" in package and "aitoearn_mcp/py.typed" in package
     assert names == BUNDLE_FILES | package
     packed_manifest = json.loads(zipfile.ZipFile(packed).read("manifest.json"))
     assert packed_manifest == manifest()

@@ -13,8 +13,9 @@ from mcp import Client
 from mcp.types import CallToolResult
 from pydantic import SecretStr
 
-from aitoearn_mcp._redis_store import RedisStore
-from aitoearn_mcp._store import Conversation, MemoryStore
+from aitoearn_mcp.store._memory import MemoryStore
+from aitoearn_mcp.store._protocol import Conversation
+from aitoearn_mcp.store._redis import RedisStore
 
 from . import sse
 from .conftest import KEY, HttpServer, RedisServer, http_client, make_server
@@ -239,7 +240,7 @@ async def test_redis_down_refuses_what_needs_it_and_serves_the_rest(relay: FakeR
 
 
 def test_ids_are_unguessable() -> None:
-    from aitoearn_mcp._store import new_conversation_id, parse_conversation_ref
+    from aitoearn_mcp.store._protocol import new_conversation_id, parse_conversation_ref
 
     ids = {new_conversation_id() for _ in range(1000)}
     assert len(ids) == 1000 and all(re.fullmatch(r"c_[A-Za-z0-9_-]{22}", i) for i in ids)

@@ -7,7 +7,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aitoearn_mcp._credits import estimate_credits, plain_decimal
+from aitoearn_mcp.relay._credits import estimate_credits, plain_decimal
 
 SONNET = {"tiers": [{"input": {"text": "0.06", "image": "0.06", "cacheRead": "0.006", "cacheWrite5m": "0.075",
                                "cacheWrite1h": "0.12"}, "output": {"text": "0.3"}}]}  # fmt: skip

@@ -11,7 +11,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from aitoearn_mcp import _relay
+from aitoearn_mcp.relay import _client as _relay
 
 from . import sse
 from .conftest import HELLO, KEY, make_server
@@ -164,7 +164,7 @@ async def test_retry_after_is_honoured(relay: FakeRelay) -> None:
 async def test_retry_after_http_date() -> None:
     from email.utils import formatdate
 
-    from aitoearn_mcp._errors import parse_retry_after
+    from aitoearn_mcp.relay._error_forms import parse_retry_after
 
     now = time.time()
     assert parse_retry_after({"retry-after": formatdate(now + 30, usegmt=True)}, now) == pytest.approx(30, abs=1.5)

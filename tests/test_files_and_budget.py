@@ -12,8 +12,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.types import ListRootsResult, ResourceLink, Root
 
-from aitoearn_mcp._budget import weight
-from aitoearn_mcp._hosts import DEFAULT_PROFILE
+from aitoearn_mcp.views._budget import weight
+from aitoearn_mcp.views._hosts import DEFAULT_PROFILE
 
 from . import sse
 from .conftest import KEY, HttpServer, http_client, make_server

@@ -17,7 +17,7 @@ import pytest
 from mcp import Client
 from mcp.types import ErrorData, ListRootsResult, Root
 
-from aitoearn_mcp import _files
+from aitoearn_mcp.server import _files as _files
 
 from .conftest import make_server
 from .fake_relay import FakeRelay

@@ -19,10 +19,11 @@ from mcp import Client
 from mcp.types import CallToolResult
 from pydantic import SecretStr
 
-from aitoearn_mcp import Config, _catalogue
-from aitoearn_mcp._catalogue import Catalogue
+from aitoearn_mcp import Config
 from aitoearn_mcp._config import ConfigError
-from aitoearn_mcp._relay import RelayClient, new_http_client
+from aitoearn_mcp.relay import _catalogue
+from aitoearn_mcp.relay._catalogue import Catalogue
+from aitoearn_mcp.relay._client import RelayClient, new_http_client
 
 from . import sse
 from .conftest import HELLO, KEY, HttpServer, http_client, make_server
@@ -83,7 +84,7 @@ async def test_a_reply_past_the_bound_is_cut_kept_and_its_stream_closed(relay: F
 async def test_a_cut_reply_is_freed_when_its_call_ends_not_at_the_next_garbage_collection(
     relay: FakeRelay, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aitoearn_mcp import _reply
+    from aitoearn_mcp.relay import _reply as _reply
 
     folds: list[weakref.ref[_reply.ReplyAccumulator]] = []
     init = _reply.ReplyAccumulator.__init__

@@ -10,7 +10,7 @@ import pytest
 from mcp import Client
 from mcp.types import Implementation
 
-from aitoearn_mcp._budget import json_weight, weight
+from aitoearn_mcp.views._budget import json_weight, weight
 
 from .conftest import HELLO, make_server
 from .fake_relay import CATALOGUE, FakeRelay, Reply

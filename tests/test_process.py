@@ -180,7 +180,7 @@ def test_without_signal_handlers_in_the_event_loop_ctrl_c_still_exits_0(relay: F
         "def refuse(*args, **kwargs): raise NotImplementedError\n"
         "asyncio.AbstractEventLoop.add_signal_handler = refuse\n"
         "asyncio.SelectorEventLoop.add_signal_handler = refuse\n"
-        "from aitoearn_mcp._cli import main\n"
+        "from aitoearn_mcp.cli._main import main\n"
         "sys.exit(main())\n"
     )
     relay.enqueue(MESSAGES, slow_reply(sse.text_reply([f"w{i} " for i in range(600)]), delay=0.05))
@@ -282,6 +282,11 @@ def imported(argv: list[str]) -> set[str]:
     return module_names(b"".join(err).decode())
 
 
+def _modules_of_package() -> list[str]:
+    package = ROOT / "aitoearn_mcp"
+    return [".".join(("aitoearn_mcp", *p.relative_to(package).with_suffix("").parts)) for p in package.rglob("_*.py")]
+
+
 def module_names(importtime: str) -> set[str]:
     return {m.group(1) for m in re.finditer(r"import time:\s+\d+ \|\s+\d+ \|\s*(\S+)", importtime)}
 
@@ -293,12 +298,12 @@ def test_version_and_help_answer_without_importing_the_sdk(flag: str) -> None:
     assert done.returncode == 0
     assert "aitoearn-mcp" in done.stdout
     modules = module_names(done.stderr)
-    assert "aitoearn_mcp._cli" in modules  # the measurement sees our imports at all
+    assert "aitoearn_mcp.cli._main" in modules  # the measurement sees our imports at all
     assert not {m for m in modules if m.split(".")[0] in ("mcp", "pydantic", "httpx2", "anyio")}
 
 
 def test_serving_with_no_arguments_takes_the_parsers_defaults() -> None:
-    from aitoearn_mcp._cli import NO_ARGUMENTS, _parser  # pyright: ignore[reportPrivateUsage]
+    from aitoearn_mcp.cli._main import NO_ARGUMENTS, _parser  # pyright: ignore[reportPrivateUsage]
 
     defaults = vars(_parser().parse_args([]))
     assert vars(NO_ARGUMENTS) == {name: defaults[name] for name in vars(NO_ARGUMENTS)}
@@ -308,18 +313,22 @@ def test_serving_with_no_arguments_takes_the_parsers_defaults() -> None:
 def test_serving_stdio_lists_its_tools_with_nothing_beyond_the_sdks_floor_and_the_tools_surface() -> None:
     ours = imported(["-m", "aitoearn_mcp"])
     floor = imported([str(ROOT / "benchmarks" / "floor_server.py")])
-    assert "aitoearn_mcp._server" in ours and "mcp.server.mcpserver" in floor
+    assert "aitoearn_mcp.server._server" in ours and "mcp.server.mcpserver" in floor
     packages = {m.split(".")[0] for m in floor}
     extra = {m.split(".")[0] for m in ours - floor if m.split(".")[0] not in packages}
     # Our own package and the argument parser: never HTTP mode's, the store's or the metrics' packages.
     assert extra <= {"aitoearn_mcp", "argparse", "runpy"}, extra - {"aitoearn_mcp", "argparse", "runpy"}
-    for module in ("aitoearn_mcp._http", "aitoearn_mcp._translate", "sqlite3", "redis", "prometheus_client",
+    for module in ("aitoearn_mcp.transports._http", "aitoearn_mcp.relay._translate", "sqlite3", "redis", "prometheus_client",
                    "difflib"):  # fmt: skip
         assert module not in ours, module
     # The call path loads with the first call: headless hosts list tools without waiting for a server.
-    call_path = {f"aitoearn_mcp.{m}" for m in ("_tools", "_dto", "_send", "_call", "_request", "_files", "_roots",
-                                                "_reply_view", "_models_view", "_turns", "_relay", "_catalogue",
-                                                "_delegation", "_listing", "_result", "_store", "_sqlite_store")}  # fmt: skip
+    call_path = {f"aitoearn_mcp.{m}" for m in (
+        "server._tools", "server._dto", "server._files", "server._roots", "server._listing", "delegation._send",
+        "delegation._call", "delegation._turns", "delegation._delegation", "relay._request", "relay._client",
+        "relay._catalogue", "views._reply_view", "views._models_view", "views._result", "store._protocol",
+        "store._sqlite",
+    )}  # fmt: skip
+    assert call_path <= set(_modules_of_package()), call_path - set(_modules_of_package())  # the names are real
     assert not call_path & ours, call_path & ours
 
 
@@ -364,7 +373,7 @@ def test_metrics_without_the_shared_extra_are_logged_once_at_start_up(relay: Fak
     without_prometheus = (
         "import sys\n"
         "sys.modules['prometheus_client'] = None  # as if the shared extra were not installed\n"
-        "from aitoearn_mcp._cli import main\n"
+        "from aitoearn_mcp.cli._main import main\n"
         "sys.exit(main())\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", without_prometheus, "--transport", "streamable-http", "--port",

@@ -14,12 +14,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from aitoearn_mcp._budget import weight
-from aitoearn_mcp._delegation import Delegations
-from aitoearn_mcp._hosts import profile_for
-from aitoearn_mcp._redis_store import RedisStore
-from aitoearn_mcp._reply_record import ReplyRecord, page, running_summary
-from aitoearn_mcp._store import MemoryStore, Store, new_reply_id, reply_summary
+from aitoearn_mcp.delegation._delegation import Delegations
+from aitoearn_mcp.delegation._record import ReplyRecord
+from aitoearn_mcp.store._memory import MemoryStore
+from aitoearn_mcp.store._protocol import Store, new_reply_id, reply_summary
+from aitoearn_mcp.store._redis import RedisStore
+from aitoearn_mcp.views._budget import weight
+from aitoearn_mcp.views._hosts import profile_for
+from aitoearn_mcp.views._reply_view import page, running_summary
 
 from .conftest import RedisServer
 
@@ -155,7 +157,7 @@ async def test_a_running_record_never_lands_after_the_final_one() -> None:
 
 
 def test_both_parts_of_a_cut_reply_end_together_at_a_line_end() -> None:
-    from aitoearn_mcp._budget import fit_reply, json_weight
+    from aitoearn_mcp.views._budget import fit_reply, json_weight
 
     text = "".join(f'line {i:05d} 长文本 with "quotes"\n' for i in range(5000))
     fitted = fit_reply({"content": [{"type": "text", "text": text}]}, text, 20_000, 500)

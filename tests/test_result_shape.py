@@ -19,8 +19,8 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.types import CallToolResult, Implementation
 
 from aitoearn_mcp import Config, ConfigError
-from aitoearn_mcp._budget import cut, fit_message, json_weight, weight
-from aitoearn_mcp._hosts import DEFAULT_PROFILE, profile_for
+from aitoearn_mcp.views._budget import cut, fit_message, json_weight, weight
+from aitoearn_mcp.views._hosts import DEFAULT_PROFILE, profile_for
 
 from . import sse
 from .conftest import KEY, HttpServer, make_server

@@ -27,7 +27,7 @@ MESSAGES = "/api/ai/v1/messages"
 
 async def test_no_failure_leaks_the_key(relay: FakeRelay, caplog: pytest.LogCaptureFixture,
                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    from aitoearn_mcp import _relay
+    from aitoearn_mcp.relay import _client as _relay
 
     monkeypatch.setattr(_relay, "MAX_EVENT_BYTES", 4096)
     caplog.set_level(logging.DEBUG)

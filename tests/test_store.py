@@ -26,9 +26,10 @@ from pydantic import SecretStr
 
 from aitoearn_mcp._errors import TooLargeToStoreError
 from aitoearn_mcp._paths import STORE_FILE
-from aitoearn_mcp._redis_store import RedisStore
-from aitoearn_mcp._sqlite_store import SQLiteStore
-from aitoearn_mcp._store import Conversation, MemoryStore, Store
+from aitoearn_mcp.store._memory import MemoryStore
+from aitoearn_mcp.store._protocol import Conversation, Store
+from aitoearn_mcp.store._redis import RedisStore
+from aitoearn_mcp.store._sqlite import SQLiteStore
 
 from . import sse
 from .conftest import KEY, HttpServer, RedisServer, free_port, http_client, make_server
@@ -445,7 +446,7 @@ async def test_a_conversation_id_as_a_reply_and_a_huge_branch_number_are_unknown
 
 
 def test_reply_files_go_in_a_private_folder_and_expire(home: Path) -> None:
-    from aitoearn_mcp._reply_files import reply_folder, save_reply_file
+    from aitoearn_mcp.server._reply_files import reply_folder, save_reply_file
 
     folder = reply_folder()
     assert folder.is_relative_to(home)  # the user's cache folder, not a shared /tmp one
@@ -463,7 +464,7 @@ def test_reply_files_go_in_a_private_folder_and_expire(home: Path) -> None:
 
 @pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs root to hand a folder to nobody")
 async def test_another_users_reply_folder_is_never_used(relay: FakeRelay, home: Path) -> None:
-    from aitoearn_mcp._reply_files import reply_folder
+    from aitoearn_mcp.server._reply_files import reply_folder
 
     folder = reply_folder()
     folder.mkdir(parents=True)
@@ -496,7 +497,7 @@ async def test_start_up_opens_no_file(relay: FakeRelay, home: Path) -> None:
 def test_the_setting_names_a_store_or_says_what_it_takes(home: Path) -> None:
     from aitoearn_mcp import Config
     from aitoearn_mcp._config import ConfigError
-    from aitoearn_mcp._store import open_store
+    from aitoearn_mcp.store._open import open_store
 
     assert isinstance(open_store("", None, 10), SQLiteStore)
     assert open_store("", None, 10).path == state(home) / STORE_FILE  # type: ignore[attr-defined]

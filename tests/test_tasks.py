@@ -25,8 +25,8 @@ from mcp.types import CallToolResult, TextContent
 from mcp_types import Request, RequestParams, Result
 from pydantic import ConfigDict, Field
 
-from aitoearn_mcp._reply_record import ReplyRecord
-from aitoearn_mcp._tasks import POLL_MS, TASKS, task_json, task_status
+from aitoearn_mcp.delegation._record import ReplyRecord
+from aitoearn_mcp.server._tasks import POLL_MS, TASKS, task_json, task_status
 
 from . import sse
 from .conftest import HELLO, KEY, HttpServer, RedisServer, free_port, make_server
@@ -258,7 +258,7 @@ async def test_a_reply_over_before_its_task_exists_is_answered_as_the_usual_resu
 ) -> None:
     """A reply can end while its task is being created (a fast model): the caller then gets the
     finished result at once, never an error."""
-    from aitoearn_mcp._tasks import Tasks
+    from aitoearn_mcp.server._tasks import Tasks
 
     stored = Tasks._stored  # pyright: ignore[reportPrivateUsage]
 

@@ -52,8 +52,8 @@ async def test_tool_definitions_are_compact_and_annotated(relay: FakeRelay) -> N
 def test_the_published_input_schemas_are_the_ones_the_models_check() -> None:
     """The server reads input_schemas.json at start-up instead of building the schemas from the
     DTOs: what it publishes must be what the DTOs then check (rerun scripts/input_schemas.py)."""
-    from aitoearn_mcp._dto import input_schemas_json
-    from aitoearn_mcp._schemas import INPUT_SCHEMAS_FILE
+    from aitoearn_mcp.server._dto import input_schemas_json
+    from aitoearn_mcp.server._schemas import INPUT_SCHEMAS_FILE
 
     assert INPUT_SCHEMAS_FILE.read_text(encoding="utf-8") == input_schemas_json(), "run python scripts/input_schemas.py"
 

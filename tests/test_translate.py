@@ -10,7 +10,7 @@ from openai.types.chat.completion_create_params import CompletionCreateParamsStr
 from pydantic import TypeAdapter
 
 from aitoearn_mcp._errors import InputError
-from aitoearn_mcp._translate import reasoning_effort, to_chat_completions
+from aitoearn_mcp.relay._translate import reasoning_effort, to_chat_completions
 
 from .fake_relay import CATALOGUE
 

@@ -1,0 +1,267 @@
+"""Delegations: calls that outlive the MCP request that started them.
+
+Each send_message call is a delegation with a reply id from its start. The server owns it (a
+task group opened with the server's lifespan), not the request: when the request stops waiting
+and answers "still running", the call goes on, bounded by the deadline, until it completes,
+fails, is cancelled (get_reply's ``cancel``, the host's stop while send_message still waits) or
+the server drains. Its record is in the store once its id is handed out (a "running" answer, a
+task), about every second while text arrives when the store is shared (other processes answer
+for it), and at the end: a call that ends within its wait is written once.
+
+Code outside an MCP request uses the same API: ``start``, ``read``, ``wait``, ``cancel``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol
+
+import anyio
+from anyio.abc import TaskGroup
+
+from .._errors import IncompleteReplyError, RelayError, StoreUnavailableError
+from ..store._memory import MemoryStore
+from ..store._protocol import Store, new_reply_id
+from ._drain import Drain
+from ._record import ReplyRecord
+
+if TYPE_CHECKING:
+    from ._call import Call  # the call path loads with the first call
+
+__all__ = ["Delegation", "Delegations", "Job"]
+
+logger = logging.getLogger("aitoearn_mcp")
+
+SAVE_EVERY = 1.0  # seconds between records of a running reply, for other processes (shared stores)
+CANCEL_POLL = 0.5  # seconds between checks for a cancel asked of another process
+REMOTE_POLL = 0.5  # seconds between reads of a reply another process runs
+CANCEL_WAIT = 5.0  # seconds a cancel waits for the reply to settle
+SETTLE_WAIT = 15.0  # seconds the last record may take to store (a slow Redis must not hold shutdown)
+
+OnRetry = Callable[[str], Awaitable[None]]
+
+_UNEXPECTED = "The server failed unexpectedly while handling this reply (see its log). Fix: send the request again."
+
+
+def _unexpected(exc: Exception, call: Call) -> RelayError:
+    error = RelayError(f"The server failed unexpectedly while reading the reply ({type(exc).__name__})",
+                       fix="send the request again; the server's log has the details")  # fmt: skip
+    accumulator = call.accumulator
+    if not accumulator.started:
+        return error
+    return IncompleteReplyError(error, accumulator.message(partial=True), accumulator.text())
+
+
+class Job(Protocol):
+    """What a delegation runs: sending may be cancelled; settling always runs."""
+
+    model: str
+
+    async def send(self, on_attempt: Callable[[Call], None], on_retry: OnRetry) -> Call: ...
+
+    async def settle(self, call: Call, cancelled: bool) -> ReplyRecord: ...
+
+
+class Delegation:
+    """One call on its way or done. ``record`` is final once ``finished`` is set."""
+
+    def __init__(self, reply_id: str, owner: str, job: Job) -> None:
+        self.id = reply_id
+        self.owner = owner
+        self.job = job
+        now = time.time()
+        self.record = ReplyRecord("running", job.model, now, now)
+        self.call: Call | None = None
+        self.finished = anyio.Event()
+        self.scope = anyio.CancelScope()
+        self.cancelled = False  # asked to stop by the caller (not by a shutdown)
+        self.retry_listeners: set[OnRetry] = set()
+        self.stored = False  # a record of it is in the store
+        # Saves take turns: a running record written from a request must never land after the final one.
+        self.saving = anyio.Lock()
+
+    @property
+    def chars(self) -> int:
+        return self.call.accumulator.chars_received if self.call else self.record.chars
+
+    def latest_text(self, limit: int) -> str:
+        return self.call.accumulator.latest_text(limit) if self.call else self.record.text[-limit:]
+
+    def snapshot(self) -> ReplyRecord:
+        """The record now: the final one, or the running one with the text so far."""
+        if self.finished.is_set() or self.call is None:
+            return self.record
+        accumulator = self.call.accumulator
+        running = ReplyRecord("running", self.record.model, self.record.started, time.time(),
+                              route=self.call.request.route.value, text=accumulator.text(),
+                              chars=accumulator.chars_received)  # fmt: skip
+        return running
+
+    def cancel(self) -> None:
+        if not self.finished.is_set():
+            self.cancelled = True
+            self.scope.cancel()
+
+    async def wait(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for the end; True when it has ended."""
+        with anyio.move_on_after(seconds):
+            await self.finished.wait()
+        return self.finished.is_set()
+
+    async def _tell_retry(self, message: str) -> None:
+        for listener in list(self.retry_listeners):
+            with contextlib.suppress(Exception):  # a request that went away cannot be told
+                await listener(message)
+
+    def _attempt(self, call: Call) -> None:
+        self.call = call
+
+
+class Delegations:
+    """The delegations of one server process, by reply id; finished ones are read from the store."""
+
+    def __init__(self, store: Store, tasks: TaskGroup, drain: Drain | None = None) -> None:
+        """``tasks``: where the delegations run, the server's lifespan's; when the server stops,
+        it cancels them, cutting what still runs (partial text kept)."""
+        self.store = store
+        self.drain = drain
+        self._live: dict[str, Delegation] = {}
+        self._tasks = tasks
+        # A memory store is this process's alone: no other process reads a running record or asks
+        # for a cancel there, so the record is written at the start and the end only.
+        self._shared = not isinstance(store, MemoryStore)
+
+    async def start(self, job: Job, owner: str) -> Delegation:
+        delegation = Delegation(new_reply_id(), owner, job)
+        self._live[delegation.id] = delegation
+        self._tasks.start_soon(self._run, delegation)
+        return delegation
+
+    async def store_running(self, delegation: Delegation) -> bool:
+        """Put the record in the store before its id is handed out, so another process (or this
+        one, after a restart of the host) finds it; True once the store holds one."""
+        return await self._save(delegation, None)
+
+    def live(self, reply_id: str, owner: str) -> Delegation | None:
+        found = self._live.get(reply_id)
+        return found if found is not None and hmac.compare_digest(found.owner, owner) else None
+
+    async def read(self, reply_id: str, owner: str) -> ReplyRecord | None:
+        """The record now; None when unknown, expired or another owner's. Raises
+        StoreUnavailableError when only the store could answer and it does not."""
+        if (delegation := self.live(reply_id, owner)) is not None:
+            return delegation.snapshot()
+        raw = await self.store.load_reply(reply_id, owner)
+        return ReplyRecord.from_json(raw) if raw is not None else None
+
+    async def wait(
+        self, reply_id: str, owner: str, seconds: float, on_record: Callable[[ReplyRecord], None] | None = None
+    ) -> ReplyRecord | None:
+        """The record once it has ended, or after ``seconds``, whichever is first. ``on_record``
+        sees each record read of a reply another process runs."""
+        if (delegation := self.live(reply_id, owner)) is not None:
+            await delegation.wait(seconds)
+            return delegation.snapshot()
+        deadline = time.monotonic() + seconds
+        while True:  # another process runs it: its record in the store is the news
+            found = await self.read(reply_id, owner)
+            if found is None or found.done or time.monotonic() >= deadline:
+                return found
+            if on_record is not None:
+                on_record(found)
+            await anyio.sleep(min(REMOTE_POLL, max(deadline - time.monotonic(), 0)))
+
+    async def cancel(self, reply_id: str, owner: str) -> ReplyRecord | None:
+        """Stop the reply (within a second) and return its record: cancelled, or how it ended
+        if it ended first. None when unknown or another owner's."""
+        if (delegation := self.live(reply_id, owner)) is not None:
+            delegation.cancel()
+            await delegation.wait(CANCEL_WAIT)
+            return delegation.snapshot()
+        found = await self.read(reply_id, owner)
+        if found is None or found.done:
+            return found
+        if not await self.store.request_cancel(reply_id, owner):
+            return None
+        return await self.wait(reply_id, owner, CANCEL_WAIT)
+
+    async def _run(self, delegation: Delegation) -> None:
+        tracked = self.drain.track(delegation.scope) if self.drain else contextlib.nullcontext()
+        try:
+            with tracked:
+                if not self._shared:  # nothing to watch: no task group (memory per delegation counts)
+                    await self._send(delegation)
+                    return
+                async with anyio.create_task_group() as beside:
+                    beside.start_soon(self._watch, delegation)
+                    await self._send(delegation)
+                    beside.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(SETTLE_WAIT):
+                await self._settle(delegation)
+
+    @staticmethod
+    async def _send(delegation: Delegation) -> None:
+        with delegation.scope:
+            try:
+                await delegation.job.send(delegation._attempt, delegation._tell_retry)
+            except Exception as exc:  # a fault of ours must fail this reply, not the server's other ones
+                logger.exception("Reply %s: unexpected failure", delegation.id)
+                if delegation.call is not None:
+                    delegation.call.outcome = _unexpected(exc, delegation.call)
+
+    async def _settle(self, delegation: Delegation) -> None:
+        try:
+            if delegation.call is not None:
+                try:
+                    record = await delegation.job.settle(delegation.call, delegation.cancelled)
+                except Exception:
+                    logger.exception("Reply %s: unexpected failure while settling it", delegation.id)
+                    text = delegation.call.accumulator.text()  # kept for the reply resource
+                    record = ReplyRecord("failed", delegation.record.model, 0, 0, text=text, error=_UNEXPECTED,
+                                         notes=[_UNEXPECTED])  # fmt: skip
+                record.started = delegation.record.started
+                delegation.record = record
+            else:  # cut before its first attempt
+                delegation.record.status = "cancelled" if delegation.cancelled else "failed"
+            saved = await self._save(delegation, delegation.record)
+        finally:
+            delegation.call = None  # the record has it all: the stream's memory goes now, not at a collection
+            delegation.finished.set()
+        if saved:  # the store answers for it from now on; one that could not be stored stays here
+            self._live.pop(delegation.id, None)
+
+    async def _watch(self, delegation: Delegation) -> None:
+        """Beside a running reply in a shared store: write its record as text arrives, and stop it
+        when another process asks."""
+        saved_chars = 0
+        last_save = time.monotonic()
+        while True:
+            await anyio.sleep(CANCEL_POLL)
+            with contextlib.suppress(StoreUnavailableError):
+                if await self.store.cancel_requested(delegation.id):
+                    delegation.cancel()
+                    return
+            if delegation.chars != saved_chars and time.monotonic() - last_save >= SAVE_EVERY:
+                saved_chars, last_save = delegation.chars, time.monotonic()
+                await self._save(delegation, delegation.snapshot())
+
+    async def _save(self, delegation: Delegation, record: ReplyRecord | None) -> bool:
+        """Write ``record``, or with None the running record unless one is stored already."""
+        async with delegation.saving:
+            if record is None:
+                if delegation.stored:
+                    return True
+                record = delegation.snapshot()
+            record.updated = time.time()
+            try:
+                await self.store.save_reply(delegation.id, delegation.owner, record.to_json())
+            except StoreUnavailableError as exc:
+                logger.warning("Reply %s: its record could not be stored (%s)", delegation.id, exc)
+                return False
+            delegation.stored = True
+            return True

@@ -1,0 +1,66 @@
+"""What the server publishes besides the tools' names and descriptions: the input schemas as
+``input_schemas.json`` holds them, the output schemas (what structuredContent holds).
+
+The input schemas are generated from the DTOs (``python scripts/input_schemas.py``; a test
+fails while they differ) and read here, not built at start-up: building them took ~8 ms of
+the time a host that does not wait gives a server to list its tools.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["INPUT_SCHEMAS", "INPUT_SCHEMAS_FILE", "MESSAGE_SCHEMA", "MODELS_SCHEMA"]
+
+
+INPUT_SCHEMAS_FILE = Path(__file__).with_name("input_schemas.json")
+INPUT_SCHEMAS: dict[str, dict[str, Any]] = json.loads(INPUT_SCHEMAS_FILE.read_text(encoding="utf-8"))
+
+# Output schemas: what structuredContent holds. Open objects, since the relay adds fields.
+# Nullable members as anyOf, not type arrays: clients that map schemas onto one-type dialects
+# (the OpenAPI subset of Gemini function declarations) reject or drop type arrays.
+_NULLABLE_STRING: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+_STRINGS: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+
+MESSAGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "status and reply_id first; complete: the Anthropic Message plus route, credits, notes, "
+    "conversation_id, next_offset (more text: get_reply with that offset); several models: replies, one each.",
+    "properties": {
+        "status": {"enum": ["complete", "running", "failed", "cancelled"]},
+        "reply_id": {"type": "string"},
+        "error": {"type": "string"},
+        "notes": _STRINGS,
+        "truncated": {"type": "object"},
+        "conversation_id": {"type": "string"},
+        "credits": {"type": "object"},
+        "route": {"type": "string"},
+        "next_offset": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+        "replies": {"type": "array", "items": {"type": "object"}},
+        "model": {"type": "string"},
+        "stop_reason": _NULLABLE_STRING,
+        "stop_sequence": _NULLABLE_STRING,
+        "usage": {"type": "object"},
+        "content": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"type": {"type": "string"}}, "required": ["type"]},
+        },
+    },
+    "required": ["status"],
+}
+
+MODELS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "notes": _STRINGS,
+        "models": {
+            "type": "array",
+            "description": "name, channel, input, output, price, description.",
+            "items": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
+        },
+        "entry": {"type": "object"},
+    },
+    "required": ["models"],
+}

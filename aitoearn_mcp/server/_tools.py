@@ -1,0 +1,313 @@
+"""The tools' work: list_models reads the catalogue; send_message starts delegations and waits
+for them as long as the host allows; get_reply waits, pages and cancels; the reply resources
+read the same records. The server loads this module, and the call path with it, on the first
+call: listing the tools needs none of it.
+
+Data flows one way: tool arguments → DTO → SendJob per model → Delegation (relay → events →
+accumulator → record) → result shaped from the record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import secrets
+import time
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.types import CallToolResult, InputRequiredResult
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import SecretStr
+
+from .._config import Config
+from .._errors import InputError, MissingKeyError, RelayError, StoreUnavailableError
+from .._metrics import Metrics
+from ..delegation._delegation import Delegation, Delegations
+from ..delegation._record import ReplyRecord
+from ..delegation._send import prepare_job
+from ..delegation._turns import begin
+from ..store._open import default_ttl
+from ..store._protocol import STORE_DOWN, Store, owner_hmac
+from ..views._hosts import client_name, profile_for, result_budget
+from ..views._models_view import models_result
+from ..views._reply_view import combined_view, reply_view
+from ..views._result import error_result
+from ._dto import parse_get_reply_args, parse_list_models_args, parse_send_message_args
+from ._files import attach_files, read_files
+from ._notices import log_to_client, report_progress
+from ._reply_files import save_reply_file
+from ._roots import allowed_roots
+from ._state import State
+
+__all__ = ["Tools"]
+
+FILES_OVER_HTTP = (
+    "Invalid arguments for send_message: `files` is not available over HTTP (a shared server does not read its "
+    "own disk for callers); fix: put the file's content in `messages` (text, image or document blocks). "
+    "Nothing was sent."
+)
+
+
+async def _listing_changed(ctx: Context) -> None:
+    """Tell the host that resources/list has changed (the call's reply, and its conversation, are
+    stored): Claude Code lists resources once when it connects and again only when told."""
+    with contextlib.suppress(Exception):  # a host that does not listen loses nothing
+        await ctx.notify_resources_changed()  # 2026-07-28: to subscriptions/listen streams
+        if ctx.session.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            await ctx.session.send_resource_list_changed()
+
+
+def _outcome(record: ReplyRecord) -> str:
+    if record.status == "complete":
+        return "ok"
+    return record.error_kind or "relay" if record.status == "failed" else record.status
+
+
+class Tools:
+    """The work behind list_models, send_message, get_reply and the reply resources, for one server."""
+
+    def __init__(self, config: Config, *, http: bool, metrics: Metrics) -> None:
+        self.config = config
+        self.http = http
+        self.metrics = metrics
+        self._secret = secrets.token_bytes(32)
+
+    async def _owner(self, store: Store, key: SecretStr) -> str:
+        """The key's tag in the store; while the store does not answer, one of this process's own,
+        so a reply still reaches the caller that waits for it (it cannot be stored meanwhile)."""
+        try:
+            return await store.owner_tag(key)
+        except StoreUnavailableError:
+            return owner_hmac(self._secret, key)
+
+    def wait_seconds(self, given: float | None, ctx: Context) -> float:
+        """The argument, else AITOEARN_WAIT_SECONDS, else what the host (``clientInfo.name``) allows."""
+        if given is not None:
+            return float(given)
+        if self.config.wait_seconds is not None:
+            return self.config.wait_seconds
+        return profile_for(client_name(ctx.session.client_params)).wait_seconds
+
+    @property
+    def reply_ttl(self) -> float:
+        """Seconds a reply is kept after its last use: as long as conversations, in this store."""
+        return self.config.conversation_ttl or default_ttl(self.config.conversations)
+
+    def budget(self, ctx: Context) -> int:
+        """AITOEARN_MAX_RESULT_CHARS, else what the host (``clientInfo.name``) shows the model whole."""
+        return result_budget(self.config.max_result_chars, client_name(ctx.session.client_params))
+
+    def _save_file(self, reply_id: str, text: str) -> str | None:
+        """The full reply as a file the agent can page through (stdio only: over HTTP the server's
+        disk is not the caller's). A file that cannot be written is only left out."""
+        if self.http:
+            return None
+        with contextlib.suppress(OSError):
+            return save_reply_file(reply_id, text, self.reply_ttl)
+        return None
+
+    def view(self, reply_id: str, record: ReplyRecord, budget: int, offset: int = 0) -> CallToolResult:
+        return reply_view(reply_id, record, budget=budget, offset=offset, now=time.time(), save_file=self._save_file)
+
+    # --- list_models -------------------------------------------------------------------------
+
+    async def list_models(
+        self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
+    ) -> CallToolResult:
+        labels["outcome"] = "error"
+        try:
+            args = parse_list_models_args(arguments)
+            on_retry = functools.partial(log_to_client, ctx)
+            entries = await state.catalogue.get(state.relay, key, refresh=args.refresh, on_retry=on_retry)
+        except (InputError, RelayError) as exc:
+            return error_result(str(exc))
+        labels["outcome"] = "ok"
+        return models_result(
+            entries, channel=args.channel, modality=args.modality, detail=args.detail, budget=self.budget(ctx)
+        )
+
+    # --- send_message ------------------------------------------------------------------------
+
+    async def send_message(
+        self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
+    ) -> CallToolResult | InputRequiredResult:
+        """``labels`` (model, route, outcome) are filled in for the metrics as the call goes."""
+        started = await self.start_send(arguments, ctx, state, key, labels)
+        if not isinstance(started, tuple):  # refused, or the client's roots asked for first
+            return started
+        return await self.answer_send(ctx, state, *started, labels)
+
+    async def start_send(
+        self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
+    ) -> CallToolResult | InputRequiredResult | tuple[list[Delegation], float]:
+        """Check everything the caller named, then start a delegation per model: the delegations and
+        how long the call may wait for them, or the refusal (nothing was sent)."""
+        labels["outcome"] = "input_error"
+        try:
+            request, given = parse_send_message_args(arguments)
+        except InputError as exc:
+            return error_result(str(exc))
+        if key is None:
+            return error_result(str(MissingKeyError()))
+        models = request.models or [str(request.model)]
+        try:  # everything the caller named is checked before anything is sent
+            continuation = await begin(state.store, request.conversation_id, key)
+            if request.files:
+                if self.http:
+                    raise InputError(FILES_OVER_HTTP)
+                roots = await allowed_roots(ctx, self.config.files_roots)
+                if isinstance(roots, InputRequiredResult):  # 2026-07-28: the call comes back with the client's roots
+                    labels["outcome"] = "input_required"
+                    return roots
+                blocks = await read_files(request.files, roots, self.config.files_max_bytes)
+                given = {**given, "messages": attach_files(given["messages"], blocks)}
+            prepare = functools.partial(prepare_job, max_tokens=request.max_tokens, given=given,
+                                        continuation=continuation, key=key, route_setting=self.config.route,
+                                        relay=state.relay, catalogue=state.catalogue, store=state.store,
+                                        metrics=self.metrics)  # fmt: skip
+            jobs = [await prepare(model) for model in models]
+        except InputError as exc:
+            return error_result(str(exc))
+        except StoreUnavailableError as exc:
+            labels["outcome"] = "store_unavailable"
+            return error_result(f"{STORE_DOWN} ({exc}). Nothing was sent.")
+        owner = await self._owner(state.store, key)
+        started: list[Delegation] = []
+        try:
+            for job in jobs:
+                started.append(await state.delegations.start(job, owner))
+        except anyio.get_cancelled_exc_class():  # the host's stop while they start: none goes on
+            for delegation in started:
+                delegation.cancel()
+            raise
+        return started, self.wait_seconds(request.wait_seconds, ctx)
+
+    async def answer_send(
+        self, ctx: Context, state: State, started: list[Delegation], seconds: float, labels: dict[str, str]
+    ) -> CallToolResult:
+        """Wait for the delegations up to ``seconds``, then answer with what they have; one still
+        running is in the store before its reply id is handed out."""
+        await self._wait(ctx, started, seconds, stop_on_cancel=True)
+        for delegation in started:
+            if not delegation.finished.is_set():
+                await state.delegations.store_running(delegation)
+        records = [delegation.snapshot() for delegation in started]
+        await _listing_changed(ctx)
+        if len(started) == 1:
+            labels.update(route=records[0].route or "", outcome=_outcome(records[0]))
+            return self.view(started[0].id, records[0], self.budget(ctx))
+        labels.update(model="", outcome="ok" if all(r.status == "complete" for r in records) else "several")
+        share = max(self.budget(ctx) // len(started), 2000)  # the budget is shared
+        return combined_view(
+            [(d.job.model, d.id, self.view(d.id, record, share)) for d, record in zip(started, records, strict=True)]
+        )
+
+    async def _wait(
+        self,
+        ctx: Context,
+        delegations: list[Delegation],
+        seconds: float,
+        *,
+        stop_on_cancel: bool,
+        first: str | None = None,
+    ) -> None:
+        """Wait until every one has ended or ``seconds`` pass, telling the client of progress and
+        retries. ``stop_on_cancel``: the host's own cancel of this request stops them (the user
+        pressed stop); otherwise they go on."""
+
+        def progress() -> tuple[int, str]:
+            chars = sum(d.chars for d in delegations)
+            return chars, next((d.latest_text(200) for d in reversed(delegations) if d.chars), "")
+
+        on_retry = functools.partial(log_to_client, ctx)
+        for delegation in delegations:
+            delegation.retry_listeners.add(on_retry)
+        try:
+            async with anyio.create_task_group() as beside:
+                since = delegations[0].record.started
+                beside.start_soon(functools.partial(report_progress, ctx, progress, since=since, first=first))
+                with anyio.move_on_after(seconds):
+                    for delegation in delegations:
+                        await delegation.finished.wait()
+                beside.cancel_scope.cancel()
+        except anyio.get_cancelled_exc_class():
+            if stop_on_cancel:
+                for delegation in delegations:
+                    delegation.cancel()
+            raise
+        finally:
+            for delegation in delegations:
+                delegation.retry_listeners.discard(on_retry)
+
+    # --- get_reply ---------------------------------------------------------------------------
+
+    async def get_reply(
+        self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
+    ) -> CallToolResult:
+        labels["outcome"] = "input_error"
+        try:
+            args = parse_get_reply_args(arguments)
+        except InputError as exc:
+            return error_result(str(exc))
+        if key is None:
+            return error_result(str(MissingKeyError()))
+        delegations = state.delegations
+        try:
+            owner = await self._owner(state.store, key)
+            if args.cancel:
+                found = await delegations.cancel(args.reply_id, owner)
+            elif (live := delegations.live(args.reply_id, owner)) is not None:
+                first = f"Waiting for reply {live.id} ({live.chars:,} characters so far)"
+                seconds = self.wait_seconds(args.wait_seconds, ctx)
+                await self._wait(ctx, [live], seconds, stop_on_cancel=False, first=first)
+                found = live.snapshot()
+            else:
+                found = await self._wait_remote(ctx, delegations, args.reply_id, owner, args.wait_seconds)
+        except StoreUnavailableError as exc:
+            labels["outcome"] = "store_unavailable"
+            return error_result(f"{STORE_DOWN} ({exc}); try get_reply again shortly.")
+        if found is None:
+            labels["outcome"] = "unknown"
+            return error_result(
+                f"Reply {args.reply_id!r} is unknown or has expired (replies are kept as long as conversations); "
+                "fix: pass the reply_id of a send_message result made with the same key, or send the request again."
+            )
+        labels.update(model=found.model, route=found.route or "", outcome=_outcome(found))
+        return self.view(args.reply_id, found, self.budget(ctx), args.offset)
+
+    async def _wait_remote(
+        self, ctx: Context, delegations: Delegations, reply_id: str, owner: str, wait: float | None
+    ) -> ReplyRecord | None:
+        """A reply another process runs (or one that has ended): poll its record, with progress."""
+        latest: list[ReplyRecord] = []
+
+        def progress() -> tuple[int, str]:
+            return (latest[-1].chars, latest[-1].text[-200:]) if latest else (0, "")
+
+        first = await delegations.read(reply_id, owner)
+        if first is None or first.done:
+            return first
+        latest.append(first)
+        found: ReplyRecord | None = first
+        async with anyio.create_task_group() as beside:
+            waiting = f"Waiting for reply {reply_id} ({first.chars:,} characters so far)"
+            beside.start_soon(functools.partial(report_progress, ctx, progress, since=first.started, first=waiting))
+            found = await delegations.wait(reply_id, owner, self.wait_seconds(wait, ctx), on_record=latest.append)
+            beside.cancel_scope.cancel()
+        return found
+
+    # --- resources ---------------------------------------------------------------------------
+
+    async def stored_reply(self, reply_id: str, state: State, key: SecretStr | None) -> ReplyRecord:
+        found = None
+        if key is not None:
+            try:
+                found = await state.delegations.read(reply_id, await state.store.owner_tag(key))
+            except StoreUnavailableError as exc:  # a damaged store is not an unknown reply
+                raise ResourceError(f"{STORE_DOWN} ({exc}).") from None
+        if found is None:
+            raise ResourceError(f"Reply {reply_id} is unknown or has expired; send the request again.")
+        return found

@@ -1,0 +1,360 @@
+"""The default store: one SQLite file in the user's state directory.
+
+Every server process of the user (one per host session, HTTP workers on one machine) opens the
+same file: WAL lets readers and one writer work at once, a busy timeout queues writers, and a
+continuation is stored only if the turn count it read is still the stored one (the rule the
+Redis store keeps with a script). The standard library's ``sqlite3`` is blocking, so every
+statement runs in a worker thread, on a connection from a small pool. The file is opened on
+first use (start-up does not touch the disk) and made private: folder 0700, file 0600 (SQLite
+gives its ``-wal`` and ``-shm`` files the database file's mode).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import anyio.to_thread
+from pydantic import SecretStr
+
+from .._errors import StoreUnavailableError, TooLargeToStoreError
+from .._paths import private_dir
+from ._protocol import (
+    Conversation,
+    ConversationSummary,
+    ReplySummary,
+    conversation_summary,
+    is_conversation_id,
+    is_reply_id,
+    owner_hmac,
+    reply_summary,
+)
+
+if TYPE_CHECKING:
+    import sqlite3
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+SCHEMA_VERSION = 1
+BUSY_SECONDS = 10.0  # how long a writer waits for another process's transaction
+THREADS = 4  # statements in flight at once (each holds a pooled connection)
+
+_SCHEMA = (
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    # kind: 'c' a conversation, 'r' a reply; owner: the key's HMAC; times are unix seconds.
+    """CREATE TABLE items (
+        id TEXT PRIMARY KEY, kind TEXT NOT NULL, owner TEXT NOT NULL, size INTEGER NOT NULL,
+        expires REAL NOT NULL, used REAL NOT NULL, turns INTEGER NOT NULL DEFAULT 0,
+        cancel INTEGER NOT NULL DEFAULT 0, summary TEXT NOT NULL, data TEXT NOT NULL)""",
+    "CREATE INDEX items_by_owner ON items (owner, kind, used)",
+    "CREATE INDEX items_by_use ON items (owner, used)",
+    "CREATE INDEX items_by_expiry ON items (expires)",
+    # Bytes held by each owner, kept by triggers: the cap is checked without summing every item.
+    "CREATE TABLE held (owner TEXT PRIMARY KEY, size INTEGER NOT NULL)",
+    """CREATE TRIGGER held_insert AFTER INSERT ON items BEGIN
+        INSERT INTO held (owner, size) VALUES (new.owner, new.size)
+        ON CONFLICT (owner) DO UPDATE SET size = size + new.size; END""",
+    """CREATE TRIGGER held_delete AFTER DELETE ON items BEGIN
+        UPDATE held SET size = size - old.size WHERE owner = old.owner;
+        DELETE FROM held WHERE owner = old.owner AND size <= 0; END""",
+    """CREATE TRIGGER held_update AFTER UPDATE OF size ON items BEGIN
+        UPDATE held SET size = size - old.size + new.size WHERE owner = new.owner; END""",
+)
+_FIX = "move it away (a new one is made) or set AITOEARN_CONVERSATIONS=memory (nothing kept on disk)"
+
+_T = TypeVar("_T")
+
+
+class SQLiteStore:
+    """Conversations and replies in the SQLite file ``path``; expire ``ttl`` seconds after
+    their last use; past ``max_bytes`` the key holding the most bytes gives up its least
+    recently used item first. ``private_folder``: the folder is ours alone (the default state
+    directory) and is checked and narrowed to 0700; a folder the user named is only created."""
+
+    def __init__(self, path: Path, ttl: float, max_bytes: int, *, private_folder: bool = False) -> None:
+        self.path = path
+        self.ttl = ttl
+        self.max_bytes = max_bytes
+        self._private_folder = private_folder
+        self._idle: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._secret: bytes | None = None  # read from the file once it is open
+        self._closed = False
+        self._limiter = anyio.CapacityLimiter(THREADS)
+
+    # --- connections -----------------------------------------------------------------------
+    async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        return await anyio.to_thread.run_sync(self._in_thread, work, limiter=self._limiter)
+
+    def _in_thread(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        import sqlite3
+
+        try:
+            connection = self._take()
+        except (sqlite3.Error, OSError) as exc:
+            raise self._unavailable(exc) from None
+        try:
+            result = work(connection)
+        except (sqlite3.Error, OSError) as exc:
+            connection.close()  # its state is unknown: the next use opens a new one
+            raise self._unavailable(exc) from None
+        except BaseException:
+            connection.close()
+            raise
+        with self._lock:
+            if self._closed:
+                connection.close()
+            else:
+                self._idle.append(connection)
+        return result
+
+    def _take(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        connection = self._connect()
+        if self._secret is None:
+            try:
+                self._secret = _prepare(connection, self.path)
+            except BaseException:
+                connection.close()
+                raise
+        return connection
+
+    def _connect(self) -> sqlite3.Connection:
+        import sqlite3
+
+        if self._private_folder:
+            private_dir(self.path.parent)
+        else:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Made (or narrowed to) 0600 before SQLite opens it: its -wal and -shm files copy this mode.
+        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if hasattr(os, "fchmod"):
+                os.fchmod(descriptor, 0o600)
+        finally:
+            os.close(descriptor)
+        connection = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")  # WAL stays consistent; a power cut may lose the last turn
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailableError:
+        import sqlite3
+
+        if isinstance(exc, StoreUnavailableError):
+            return exc
+        detail = str(exc) or type(exc).__name__
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in detail:
+            return StoreUnavailableError(
+                f"the store file {self.path} stayed locked by another process for {BUSY_SECONDS:g} s; try again"
+            )
+        if isinstance(exc, PermissionError) or "readonly" in detail or "unable to open" in detail:
+            return StoreUnavailableError(
+                f"the store file {self.path} cannot be written ({detail}); fix: make it and its folder writable by "
+                "this user, or set AITOEARN_CONVERSATIONS to another file or to memory"
+            )
+        if isinstance(exc, sqlite3.DatabaseError):
+            return StoreUnavailableError(
+                f"the store file {self.path} is damaged or is not an aitoearn-mcp store ({detail}); fix: {_FIX}"
+            )
+        return StoreUnavailableError(f"the store file {self.path} cannot be used ({detail}); fix: {_FIX}")
+
+    # --- the Store protocol ----------------------------------------------------------------
+    async def owner_tag(self, key: SecretStr) -> str:
+        if self._secret is None:
+            await self._run(lambda _: None)  # opening the file reads the secret
+        assert self._secret is not None
+        return owner_hmac(self._secret, key)
+
+    async def load(self, conversation_id: str, owner: str) -> Conversation | None:
+        if not is_conversation_id(conversation_id):
+            return None
+        raw = await self._run(lambda db: self._use(db, conversation_id, "c", owner))
+        return None if raw is None else Conversation.from_json(conversation_id, raw)
+
+    def _use(self, db: sqlite3.Connection, item_id: str, kind: str, owner: str, *, cancel: bool = False) -> str | None:
+        """A use: the owner's live record, its TTL renewed (and a cancel noted)."""
+        now = time.time()
+        with _transaction(db):
+            row = db.execute(
+                "SELECT data FROM items WHERE id = ? AND kind = ? AND owner = ? AND expires > ?",
+                (item_id, kind, owner, now),
+            ).fetchone()
+            if row is not None:
+                db.execute(
+                    "UPDATE items SET expires = ?, used = ?, cancel = cancel OR ? WHERE id = ?",
+                    (now + self.ttl, now, cancel, item_id),
+                )
+        return None if row is None else row[0]
+
+    async def save(self, conversation: Conversation, *, expected_turns: int) -> bool:
+        raw = conversation.to_json()
+        size = self._fits(raw)
+        summary = conversation_summary(conversation, 0).to_json()
+
+        def work(db: sqlite3.Connection) -> bool:
+            now = time.time()
+            with _transaction(db):
+                row = db.execute(
+                    "SELECT owner, turns FROM items WHERE id = ? AND expires > ?", (conversation.id, now)
+                ).fetchone()
+                if (row[1] if row else 0) != expected_turns or (row and row[0] != conversation.owner):
+                    return False
+                # An upsert, not INSERT OR REPLACE: a replace would not run the delete trigger.
+                db.execute(
+                    "INSERT INTO items (id, kind, owner, size, expires, used, turns, summary, data) "
+                    "VALUES (?, 'c', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET size = excluded.size, "
+                    "expires = excluded.expires, used = excluded.used, turns = excluded.turns, "
+                    "summary = excluded.summary, data = excluded.data",
+                    (conversation.id, conversation.owner, size, now + self.ttl, now, len(conversation.turns), summary,
+                     raw),
+                )  # fmt: skip
+                self._make_room(db, conversation.id, now)
+            return True
+
+        return await self._run(work)
+
+    def _fits(self, raw: str) -> int:
+        size = len(raw.encode())
+        if size > self.max_bytes:
+            raise TooLargeToStoreError(size, self.max_bytes)
+        return size
+
+    def _make_room(self, db: sqlite3.Connection, keep: str, now: float) -> None:
+        """Drop what expired, then, while over the cap, the least recently used item of the key
+        holding the most bytes (never ``keep``, the item just stored)."""
+        db.execute("DELETE FROM items WHERE expires <= ?", (now,))
+        total = db.execute("SELECT COALESCE(SUM(size), 0) FROM held").fetchone()[0]
+        while total > self.max_bytes:
+            victim, size = _victim(db, keep)
+            db.execute("DELETE FROM items WHERE id = ?", (victim,))
+            total -= size
+
+    async def save_reply(self, reply_id: str, owner: str, record: str) -> None:
+        size = self._fits(record)
+        summary = reply_summary(reply_id, record, 0).to_json()
+
+        def work(db: sqlite3.Connection) -> None:
+            now = time.time()
+            with _transaction(db):
+                db.execute("DELETE FROM items WHERE id = ? AND expires <= ?", (reply_id, now))
+                # Another owner's id is left alone; a cancel already asked for is kept.
+                db.execute(
+                    "INSERT INTO items (id, kind, owner, size, expires, used, summary, data) "
+                    "VALUES (?, 'r', ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET size = excluded.size, "
+                    "expires = excluded.expires, used = excluded.used, summary = excluded.summary, "
+                    "data = excluded.data WHERE items.owner = excluded.owner AND items.kind = 'r'",
+                    (reply_id, owner, size, now + self.ttl, now, summary, record),
+                )
+                self._make_room(db, reply_id, now)
+
+        await self._run(work)
+
+    async def load_reply(self, reply_id: str, owner: str) -> str | None:
+        if not is_reply_id(reply_id):
+            return None
+        return await self._run(lambda db: self._use(db, reply_id, "r", owner))
+
+    async def request_cancel(self, reply_id: str, owner: str) -> bool:
+        if not is_reply_id(reply_id):
+            return False
+        return await self._run(lambda db: self._use(db, reply_id, "r", owner, cancel=True)) is not None
+
+    async def cancel_requested(self, reply_id: str) -> bool:
+        def work(db: sqlite3.Connection) -> bool:
+            found = db.execute("SELECT cancel FROM items WHERE id = ? AND expires > ?", (reply_id, time.time()))
+            row = found.fetchone()
+            return bool(row and row[0])
+
+        return await self._run(work)
+
+    async def _recent(self, owner: str, kind: str, limit: int) -> list[tuple[str, float, str]]:
+        return await self._run(
+            lambda db: db.execute(
+                "SELECT id, used, summary FROM items WHERE owner = ? AND kind = ? AND expires > ? "
+                "ORDER BY used DESC LIMIT ?",
+                (owner, kind, time.time(), limit),
+            ).fetchall()
+        )
+
+    async def recent_conversations(self, owner: str, limit: int) -> list[ConversationSummary]:
+        return [ConversationSummary.from_json(*row) for row in await self._recent(owner, "c", limit)]
+
+    async def recent_replies(self, owner: str, limit: int) -> list[ReplySummary]:
+        return [ReplySummary.from_json(*row) for row in await self._recent(owner, "r", limit)]
+
+    async def ping(self) -> bool:
+        try:
+            await self._run(lambda db: db.execute("SELECT 1").fetchone())
+        except StoreUnavailableError:
+            return False
+        return True
+
+    async def aclose(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+
+
+class _transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``: the write lock is taken before reading, so a
+    compare-and-set cannot interleave with another process's."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
+        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def _victim(db: sqlite3.Connection, keep: str) -> tuple[str, int]:
+    for (owner,) in db.execute("SELECT owner FROM held ORDER BY size DESC").fetchall():
+        found = db.execute(
+            "SELECT id, size FROM items WHERE owner = ? AND id != ? ORDER BY used LIMIT 1", (owner, keep)
+        ).fetchone()
+        if found is not None:
+            return found
+    raise AssertionError("over the cap with nothing but the new item")  # its size was checked
+
+
+def _prepare(db: sqlite3.Connection, path: Path) -> bytes:
+    """Create the tables in a new file, refuse a file of another version or program; returns
+    the owner secret (made once per file, so every process of the user agrees)."""
+    with _transaction(db):
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "meta" not in tables:
+            if tables:
+                raise StoreUnavailableError(
+                    f"the store file {path} is an SQLite database of another program; fix: {_FIX}, or name "
+                    "another file in AITOEARN_CONVERSATIONS"
+                )
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.executemany(
+                "INSERT INTO meta (name, value) VALUES (?, ?)",
+                [("schema", str(SCHEMA_VERSION)), ("owner-secret", secrets.token_hex(32))],
+            )
+        meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
+    if meta.get("schema") != str(SCHEMA_VERSION):
+        raise StoreUnavailableError(
+            f"the store file {path} has schema version {meta.get('schema')!r}, written by another version of "
+            f"aitoearn-mcp (this one reads version {SCHEMA_VERSION}); fix: upgrade aitoearn-mcp, or {_FIX}"
+        )
+    return bytes.fromhex(meta["owner-secret"])
