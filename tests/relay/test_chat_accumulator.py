@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from aitoearn_mcp import ChatCompletionAccumulator, Config, RelayClient, ReplyAccumulator, Route
 
-from . import sse
+from .. import sse
 
 
 def fold(chunks: list[dict[str, Any]]) -> ChatCompletionAccumulator:

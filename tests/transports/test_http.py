@@ -11,8 +11,8 @@ import anyio
 import httpx2
 import pytest
 
-from .conftest import HELLO, KEY, HttpServer, free_port, http_client
-from .fake_relay import FakeRelay
+from ..conftest import HELLO, KEY, HttpServer, free_port, http_client
+from ..fake_relay import FakeRelay
 
 pytestmark = pytest.mark.anyio
 

@@ -23,7 +23,7 @@ from aitoearn_mcp.views._budget import weight
 from aitoearn_mcp.views._hosts import profile_for
 from aitoearn_mcp.views._reply_view import page, running_summary
 
-from .conftest import RedisServer
+from ..conftest import RedisServer
 
 
 @given(st.text(max_size=3000), st.integers(min_value=1, max_value=500))

@@ -13,9 +13,9 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
-from . import sse
-from .conftest import KEY, make_server
-from .fake_relay import CATALOGUE, FakeRelay, Reply
+from .. import sse
+from ..conftest import KEY, make_server
+from ..fake_relay import CATALOGUE, FakeRelay, Reply
 
 pytestmark = pytest.mark.anyio
 

@@ -15,10 +15,10 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult, Implementation
 
-from . import sse
-from .conftest import HELLO, KEY, HttpServer, RedisServer, http_client, make_server
-from .fake_relay import FakeRelay, Reply, slow_reply, thinking_reply
-from .test_progress_cancel import stdio
+from .. import sse
+from ..conftest import HELLO, KEY, HttpServer, RedisServer, http_client, make_server
+from ..fake_relay import FakeRelay, Reply, slow_reply, thinking_reply
+from ..test_progress_cancel import stdio
 
 pytestmark = pytest.mark.anyio
 

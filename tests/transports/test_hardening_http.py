@@ -22,10 +22,10 @@ import httpx2
 import pytest
 from mcp.types import CallToolResult
 
-from . import sse
-from .conftest import HELLO, KEY, HttpServer, http_client
-from .fake_relay import FakeRelay, slow_reply
-from .test_progress_cancel import SCRIPT
+from .. import sse
+from ..conftest import HELLO, KEY, HttpServer, http_client
+from ..fake_relay import FakeRelay, slow_reply
+from ..test_progress_cancel import SCRIPT
 
 pytestmark = pytest.mark.anyio
 

@@ -21,11 +21,11 @@ from typing import IO
 
 import pytest
 
-from . import sse
-from .conftest import HELLO, KEY
-from .fake_relay import FakeRelay, Reply, slow_reply
+from .. import sse
+from ..conftest import HELLO, KEY
+from ..fake_relay import FakeRelay, Reply, slow_reply
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 SCRIPT = str(Path(sys.executable).with_name("aitoearn-mcp"))
 MESSAGES = "/api/ai/v1/messages"
 
@@ -367,7 +367,7 @@ def test_the_public_names_load_on_first_use() -> None:
 def test_metrics_without_the_shared_extra_are_logged_once_at_start_up(relay: FakeRelay) -> None:
     import httpx2
 
-    from .conftest import free_port
+    from ..conftest import free_port
 
     port = free_port()
     without_prometheus = (

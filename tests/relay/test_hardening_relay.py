@@ -25,9 +25,9 @@ from aitoearn_mcp.relay import _catalogue
 from aitoearn_mcp.relay._catalogue import Catalogue
 from aitoearn_mcp.relay._client import RelayClient, new_http_client
 
-from . import sse
-from .conftest import HELLO, KEY, HttpServer, http_client, make_server
-from .fake_relay import CATALOGUE, FakeRelay, Reply
+from .. import sse
+from ..conftest import HELLO, KEY, HttpServer, http_client, make_server
+from ..fake_relay import CATALOGUE, FakeRelay, Reply
 
 pytestmark = pytest.mark.anyio
 

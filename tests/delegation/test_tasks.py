@@ -28,11 +28,11 @@ from pydantic import ConfigDict, Field
 from aitoearn_mcp.delegation._record import ReplyRecord
 from aitoearn_mcp.server._tasks import POLL_MS, TASKS, task_json, task_status
 
-from . import sse
-from .conftest import HELLO, KEY, HttpServer, RedisServer, free_port, make_server
-from .fake_relay import FakeRelay, slow_reply
-from .node import MODULES, ensure_node
-from .test_progress_cancel import SCRIPT, stdio
+from .. import sse
+from ..conftest import HELLO, KEY, HttpServer, RedisServer, free_port, make_server
+from ..fake_relay import FakeRelay, slow_reply
+from ..node import MODULES, ensure_node
+from ..test_progress_cancel import SCRIPT, stdio
 
 pytestmark = pytest.mark.anyio
 

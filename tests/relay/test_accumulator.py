@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from aitoearn_mcp import Config, MessageAccumulator, RelayClient, ReplyAccumulator, Route, StreamFormatError
 
-from . import sse
+from .. import sse
 
 pytestmark = pytest.mark.anyio
 

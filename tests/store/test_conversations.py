@@ -17,9 +17,9 @@ from aitoearn_mcp.store._memory import MemoryStore
 from aitoearn_mcp.store._protocol import Conversation
 from aitoearn_mcp.store._redis import RedisStore
 
-from . import sse
-from .conftest import KEY, HttpServer, RedisServer, http_client, make_server
-from .fake_relay import FakeRelay, Reply, slow_reply
+from .. import sse
+from ..conftest import KEY, HttpServer, RedisServer, http_client, make_server
+from ..fake_relay import FakeRelay, Reply, slow_reply
 
 pytestmark = pytest.mark.anyio
 
@@ -223,7 +223,7 @@ async def test_two_http_processes_share_conversations_and_replies_through_redis(
 
 
 async def test_redis_down_refuses_what_needs_it_and_serves_the_rest(relay: FakeRelay) -> None:
-    from .conftest import free_port
+    from ..conftest import free_port
 
     async with Client(make_server(relay, conversations=f"redis://127.0.0.1:{free_port()}/0")) as client:
         continued = await client.call_tool("send_message", {"model": "claude-sonnet-5", "conversation_id": "c_abcdefgh12",

@@ -31,9 +31,9 @@ from aitoearn_mcp.store._protocol import Conversation, Store
 from aitoearn_mcp.store._redis import RedisStore
 from aitoearn_mcp.store._sqlite import SQLiteStore
 
-from . import sse
-from .conftest import KEY, HttpServer, RedisServer, free_port, http_client, make_server
-from .fake_relay import FakeRelay, Reply
+from .. import sse
+from ..conftest import KEY, HttpServer, RedisServer, free_port, http_client, make_server
+from ..fake_relay import FakeRelay, Reply
 
 pytestmark = pytest.mark.anyio
 

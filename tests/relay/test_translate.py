@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 from aitoearn_mcp._errors import InputError
 from aitoearn_mcp.relay._translate import reasoning_effort, to_chat_completions
 
-from .fake_relay import CATALOGUE
+from ..fake_relay import CATALOGUE
 
 ENTRIES = {entry["name"]: entry for entry in CATALOGUE}
 DEEPSEEK, GPT, GEMINI = ENTRIES["deepseek-v4-pro"], ENTRIES["gpt-5.5"], ENTRIES["gemini-3.1-pro-preview"]
