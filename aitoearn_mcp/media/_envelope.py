@@ -101,9 +101,7 @@ def envelope_error(
             **common,
         )
     if code == 12751:
-        return UnavailableError(
-            f"Could not {op}: the upload to storage failed", fix="upload the file again", **common
-        )
+        return UnavailableError(f"Could not {op}: the upload to storage failed", fix="upload the file again", **common)
     if code == 12752:
         size = f" ({context.size:,} bytes)" if context.size is not None else ""
         return RequestRejectedError(

@@ -367,9 +367,7 @@ def check_image_edit(request: ImageEditRequest, models: Sequence[ImageEditModel]
 # --- video ------------------------------------------------------------------------------------
 
 
-def derive_mode(
-    modes: Sequence[str], *, images: int, videos: int, audios: int, image_tail: bool = False
-) -> str:
+def derive_mode(modes: Sequence[str], *, images: int, videos: int, audios: int, image_tail: bool = False) -> str:
     """The mode the inputs imply: a last frame → flf2video; any video → video2video when the
     model has it, else multi-ref; any audio → multi-ref; 2+ images → multi-image2video; one
     image → image2video; nothing → text2video. (The relay derives it too when none is sent; the
@@ -475,8 +473,11 @@ def _check_picture(op: str, field_name: str, fact: MediaFacts, rules: VideoConst
     def outside(value: float | None, low: float | None, high: float | None) -> bool:
         return value is not None and ((low is not None and value < low) or (high is not None and value > high))
 
+    def number(value: float | None) -> str:
+        return "" if value is None else f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
     def span(low: float | None, high: float | None) -> str:
-        return f"{'' if low is None else f'{low:g}'}–{'' if high is None else f'{high:g}'}"
+        return f"{number(low)}–{number(high)}"
 
     if outside(fact.width, rules.min_width, rules.max_width):
         raise _refuse(op, f"`{field_name}` is {fact.width} px wide, outside {span(rules.min_width, rules.max_width)} "
@@ -612,4 +613,3 @@ def _span(durations: Sequence[float]) -> str:
     if consecutive and len(ordered) > 3:
         return f"{ordered[0]:g} to {ordered[-1]:g} (whole seconds)"
     return _listing([f"{d:g}" for d in ordered])
-
