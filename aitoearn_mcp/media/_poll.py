@@ -97,12 +97,18 @@ async def poll_video(
                 await report()
 
     final: VideoStatus | None = None
+    failure: RelayError | None = None
     with anyio.move_on_after(timeout if math.isfinite(timeout) else None):
         async with anyio.create_task_group() as group:
             if on_progress is not None:
                 group.start_soon(ticker)
-            final = await loop()
+            try:
+                final = await loop()
+            except RelayError as exc:  # raised as itself below, not inside an ExceptionGroup
+                failure = exc
             group.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
     spent = elapsed()
     if final is None:
         seen = f" (last status: {last.status})" if last is not None and last.status else ""

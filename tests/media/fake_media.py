@@ -162,6 +162,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=lambda: {"content-type": "application/json"})
     body: bytes = b""
     declared_length: int | None = None  # announce this many bytes (more than sent: a cut transfer)
+    no_length: bool = False  # no Content-Length: the body ends when the connection closes
 
     @classmethod
     def json(cls, data: Any, status: int = 200) -> Answer:
@@ -269,6 +270,8 @@ class FakeMedia:
             return Answer(200, {"content-type": "application/octet-stream"}, b"x" * 5000, declared_length=10_000)
         if name == "big.bin":
             return Answer(200, {"content-type": "application/octet-stream"}, b"y" * 2_000_000)
+        if name == "stream.bin":
+            return Answer(200, {"content-type": "application/octet-stream"}, b"z" * 300_000, no_length=True)
         if name == "redirect":
             return Answer(302, {"location": "/files/small.png"})
         if name == "unsafe-redirect":
@@ -390,7 +393,11 @@ class FakeMedia:
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
                 length = answer.declared_length if answer.declared_length is not None else len(answer.body)
-                self.send_header("content-length", str(length))
+                if answer.no_length:
+                    self.send_header("connection", "close")
+                    self.close_connection = True
+                else:
+                    self.send_header("content-length", str(length))
                 self.end_headers()
                 try:
                     self.wfile.write(answer.body)

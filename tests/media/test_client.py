@@ -115,7 +115,6 @@ async def test_envelope_codes(fake: FakeMedia, client: MediaClient, image_models
         call = client.video_status("nope")
     elif code in (12750, 12751, 12752):
         fake.enqueue("/api/assets/uploadSign", *[Answer.error(code, echoed)] * 3)
-        import os
         import tempfile
 
         with tempfile.TemporaryFile() as file:

@@ -187,8 +187,9 @@ def test_mode_derivation(modes: list[str], images: int, videos: int, audios: int
 )  # fmt: skip
 def test_derived_video_requests_are_consistent(model: str, images: int, videos: int, audios: int) -> None:
     """Whatever the inputs: either a clear refusal, or a body whose mode the model offers."""
-    from .fake_media import VIDEO_GENERATION
     from aitoearn_mcp.media._models import parse_items
+
+    from .fake_media import VIDEO_GENERATION
 
     models = parse_items(VideoModel, VIDEO_GENERATION)
     request = VideoRequest(model=model, prompt="p", images=[URL] * images,
