@@ -102,3 +102,22 @@ def test_content_types() -> None:
     assert content_type_for("a.mp3") == "audio/mpeg"
     assert content_type_for("a.jpeg") == "image/jpeg"
     assert content_type_for("noext") == "application/octet-stream"
+
+
+async def test_file_that_shrinks_mid_upload(fake: FakeMedia, client: MediaClient, tmp_path: Path) -> None:
+    path = tmp_path / "growing.mp4"
+    path.write_bytes(b"a" * 3_000_000)
+    fd = os.open(path, os.O_RDONLY)
+
+    def sign_then_truncate(request):  # type: ignore[no-untyped-def]
+        answer = fake._sign(request.json())
+        os.truncate(path, 1000)  # another process cuts the file after it was measured
+        return answer
+
+    fake.routes["/api/assets/uploadSign"] = sign_then_truncate
+    try:
+        with pytest.raises(RelayError, match="got shorter"):
+            await client.upload(fd, "growing.mp4")
+    finally:
+        os.close(fd)
+    assert not fake.to("/api/assets/asset-1/confirm")
