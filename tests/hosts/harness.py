@@ -60,10 +60,11 @@ class ServerEntry:
     log: Path
 
     @classmethod
-    def make(cls, tmp: Path, relay: FakeRelay) -> ServerEntry:
+    def make(cls, tmp: Path, relay: FakeRelay, server: list[str] | None = None) -> ServerEntry:
+        """``server``: the command behind the wrapper, ours (``SERVER``) unless given."""
         log = tmp / "server-wrapper.log"
         env = {"AITOEARN_API_KEY": KEY, "AITOEARN_BASE_URL": relay.url, "PATH": os.environ["PATH"]}
-        return cls(sys.executable, [str(WRAPPER), str(log), "--", str(SERVER)], env, log)
+        return cls(sys.executable, [str(WRAPPER), str(log), "--", *(server or [str(SERVER)])], env, log)
 
     def events(self) -> list[dict[str, Any]]:
         if not self.log.exists():

@@ -42,13 +42,14 @@ pytestmark = pytest.mark.timeout(900)
 CLIENT_NAME = "claude-code"
 
 
-def claude(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Script,
-           **server_env: str) -> Run:  # fmt: skip
-    entry = ServerEntry.make(tmp, relay)
+def claude(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Script, *,
+           server: list[str] | None = None, **server_env: str) -> Run:  # fmt: skip
+    """One headless run; ``server``: another stdio server in our entry's place (``ServerEntry.make``)."""
+    entry = ServerEntry.make(tmp, relay, server)
     entry.env.update(server_env)
     config = tmp / "mcp.json"
-    server = {"type": "stdio", "command": entry.command, "args": entry.args, "env": entry.env}
-    config.write_text(json.dumps({"mcpServers": {"aitoearn": server}}))
+    stdio = {"type": "stdio", "command": entry.command, "args": entry.args, "env": entry.env}
+    config.write_text(json.dumps({"mcpServers": {"aitoearn": stdio}}))
     (tmp / "home").mkdir()
     with model_api.ModelAPI(model_api.anthropic(script)) as api:
         env = host_env(hosts_bin, tmp / "home", ANTHROPIC_BASE_URL=api.url, ANTHROPIC_API_KEY="sk-ant-scripted",
@@ -124,11 +125,11 @@ def test_claude_codes_resource_tools_find_a_cut_reply(hosts_bin: Path, long_rela
     server's resources once, when it connects (it did not list again on
     ``notifications/resources/list_changed``), so the reply is found in the next session: the
     store keeps it across the host's restarts."""
-    store = {"AITOEARN_CONVERSATIONS": str(tmp_path / "store.sqlite3")}
+    store = str(tmp_path / "store.sqlite3")
     for session in ("first", "second"):
         (tmp_path / session).mkdir()
     first = model_api.Script("send_message", send_arguments(SIZES["300k"]), patience=PATIENCE)
-    run, first = claude(hosts_bin, tmp_path / "first", long_relay, first, **store)
+    run, first = claude(hosts_bin, tmp_path / "first", long_relay, first, AITOEARN_CONVERSATIONS=store)
     assert run.returncode == 0 and len(first.tool_results) == 1, run.report()
     uri = re.search(r"aitoearn://replies/r_[A-Za-z0-9_-]+", first.tool_results[0])
     assert uri is not None, first.tool_results[0][:2000]
@@ -141,7 +142,7 @@ def test_claude_codes_resource_tools_find_a_cut_reply(hosts_bin: Path, long_rela
         return None
 
     script = model_api.Script("ListMcpResourcesTool", {}, patience=PATIENCE, plan=plan)
-    run, script = claude(hosts_bin, tmp_path / "second", long_relay, script, **store)
+    run, script = claude(hosts_bin, tmp_path / "second", long_relay, script, AITOEARN_CONVERSATIONS=store)
     assert run.returncode == 0, run.report()
     assert len(script.tool_results) >= 1, (script.called, run.report())
     read = Seen(script.tool_results[1], SIZES["300k"]).summary() if len(script.tool_results) > 1 else "not read"

@@ -60,8 +60,10 @@ default_tools_approval_mode = "approve"
 """
 
 
-def codex(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Script) -> Run:
-    entry = ServerEntry.make(tmp, relay)
+def codex(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Script, *,
+          server: list[str] | None = None) -> Run:  # fmt: skip
+    """One headless run; ``server``: another stdio server in our entry's place (``ServerEntry.make``)."""
+    entry = ServerEntry.make(tmp, relay, server)
     home = tmp / "codex-home"
     home.mkdir()
     with model_api.ModelAPI(model_api.responses(script)) as api:

@@ -36,8 +36,10 @@ pytestmark = pytest.mark.timeout(900)
 CLIENT_NAME = "gemini-cli-mcp-client"
 
 
-def gemini(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Script) -> Run:
-    entry = ServerEntry.make(tmp, relay)
+def gemini(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Script, *,
+           server: list[str] | None = None, model: str = "gemini-2.5-pro") -> Run:  # fmt: skip
+    """One headless run; ``server``: another stdio server in our entry's place (``ServerEntry.make``)."""
+    entry = ServerEntry.make(tmp, relay, server)
     home, work = tmp / "home", tmp / "work"
     (home / ".gemini").mkdir(parents=True)
     work.mkdir()
@@ -52,7 +54,7 @@ def gemini(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Scrip
     with model_api.ModelAPI(model_api.gemini(script)) as api:
         env = host_env(hosts_bin, home, GEMINI_API_KEY="scripted-key", GOOGLE_GEMINI_BASE_URL=api.url,
                        GEMINI_CLI_TRUST_WORKSPACE="true")  # fmt: skip
-        argv = [str(hosts_bin / "gemini"), "-p", "Ask another model for the reply.", "--yolo", "-m", "gemini-2.5-pro",
+        argv = [str(hosts_bin / "gemini"), "-p", "Ask another model for the reply.", "--yolo", "-m", model,
                 "-o", "json"]  # fmt: skip
         run = run_host(argv, env=env, cwd=work, entry=entry, script=script)
         assert not api.errors, api.errors
