@@ -130,6 +130,7 @@ class Config:
     conversation_max_bytes: int = 64 * 1024 * 1024  # least recently used of the largest holder go first
     files_roots: tuple[str, ...] = ()
     files_max_bytes: int = 30 * 1024 * 1024  # base64 makes it 40 MB: inside the relay's 50 MB body
+    max_credits_per_call: float = 200.0  # any image and a short video; a paid call priced above it asks first
     max_result_chars: int | None = None  # weighted characters (see _budget); None: what the host shows (_hosts)
     max_reply_bytes: int = 32 * 1024 * 1024  # one reply's stream data; past it the stream is closed
 
@@ -155,6 +156,8 @@ class Config:
             raise ConfigError(f"AITOEARN_MAX_RESULT_CHARS must be 2000 or more, got {self.max_result_chars}")
         if self.max_reply_bytes < 1024:
             raise ConfigError(f"AITOEARN_MAX_REPLY_BYTES must be 1024 or more, got {self.max_reply_bytes}")
+        if self.max_credits_per_call < 0:
+            raise ConfigError(f"AITOEARN_MAX_CREDITS_PER_CALL must be zero or more, got {self.max_credits_per_call:g}")
 
     @property
     def site(self) -> str:
@@ -185,6 +188,7 @@ class Config:
             files_max_bytes=int(_number(env, "AITOEARN_FILES_MAX_BYTES", 30 * 1024 * 1024, integer=True) or 0),
             max_result_chars=None if max_result_chars is None else int(max_result_chars),
             max_reply_bytes=int(_number(env, "AITOEARN_MAX_REPLY_BYTES", 32 * 1024 * 1024, integer=True) or 0),
+            max_credits_per_call=_number(env, "AITOEARN_MAX_CREDITS_PER_CALL", 200.0) or 0.0,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -205,6 +209,7 @@ class Config:
             "AITOEARN_FILES_MAX_BYTES": str(self.files_max_bytes),
             "AITOEARN_MAX_RESULT_CHARS": "" if self.max_result_chars is None else str(self.max_result_chars),
             "AITOEARN_MAX_REPLY_BYTES": str(self.max_reply_bytes),
+            "AITOEARN_MAX_CREDITS_PER_CALL": str(self.max_credits_per_call),
         }
 
 

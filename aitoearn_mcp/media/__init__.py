@@ -15,13 +15,12 @@ This subpackage owns everything between an MCP tool and the relay's media endpoi
   image previews (``preview``, ``inspect_image``; Pillow, imported lazily), and waiting for a
   video (``poll_video``).
 
-Layering: it may import only ``aitoearn_mcp._config``, ``aitoearn_mcp._errors``,
-``aitoearn_mcp._untrusted`` and ``aitoearn_mcp._version`` from this package, plus the standard
-library, pydantic, anyio, httpx2 and (lazily) Pillow. Nothing here knows about MCP, tools,
-roots or conversations; the tools layer opens the caller's files, configures the
+Imports only the shared basics (and the standard library, pydantic, anyio, httpx2 and, lazily,
+Pillow); exports nothing, so importing one piece never loads its siblings. Nothing here knows
+about MCP, tools, roots or conversations; the tools layer opens the caller's files, configures the
 ``httpx2.AsyncClient`` (base URL = site root, timeouts) and turns the results into content.
 
-A typical text-to-image call::
+A typical text-to-image call (each name from its private module)::
 
     client = MediaClient(http, key)
     models = await catalogue.image_models(client)
@@ -29,105 +28,3 @@ A typical text-to-image call::
     # prepared.price is the estimated credits (None: not listed); show it before spending
     result = await client.generate_image(prepared)
 """
-
-from __future__ import annotations
-
-from ._catalogue import Catalogue, MediaCatalogue
-from ._client import MediaClient, content_type_for
-from ._download import Downloaded, download, safe_filename, save_bytes
-from ._envelope import ErrorContext
-from ._images import MAX_PREVIEW_BYTES, MAX_PREVIEW_SIDE, ImageInfo, Preview, inspect_image, preview
-from ._models import (
-    AudioConstraints,
-    ImageEditModel,
-    ImageModel,
-    ImagePrice,
-    ImagesConstraints,
-    InputConstraints,
-    VideoConstraints,
-    VideoDefaults,
-    VideoModel,
-    VideoPrice,
-)
-from ._poll import OnProgress, PollOutcome, VideoStatusSource, poll_video
-from ._prices import image_price, video_price
-from ._results import (
-    GeneratedImage,
-    ImageResult,
-    ImageTask,
-    ImageTaskStatus,
-    UploadedAsset,
-    VideoStatus,
-    VideoTask,
-)
-from ._validate import (
-    MAX_PROMPT_CHARS,
-    VIDEO_MODES,
-    ImageEditRequest,
-    ImageRequest,
-    MediaFacts,
-    Prepared,
-    PreparedImage,
-    PreparedImageEdit,
-    PreparedVideo,
-    VideoRequest,
-    check_image,
-    check_image_edit,
-    check_video,
-    derive_mode,
-)
-
-__all__ = [
-    "MAX_PREVIEW_BYTES",
-    "MAX_PREVIEW_SIDE",
-    "MAX_PROMPT_CHARS",
-    "VIDEO_MODES",
-    "AudioConstraints",
-    "Catalogue",
-    "Downloaded",
-    "ErrorContext",
-    "GeneratedImage",
-    "ImageEditModel",
-    "ImageEditRequest",
-    "ImageInfo",
-    "ImageModel",
-    "ImagePrice",
-    "ImageRequest",
-    "ImageResult",
-    "ImageTask",
-    "ImageTaskStatus",
-    "ImagesConstraints",
-    "InputConstraints",
-    "MediaCatalogue",
-    "MediaClient",
-    "MediaFacts",
-    "OnProgress",
-    "PollOutcome",
-    "Prepared",
-    "PreparedImage",
-    "PreparedImageEdit",
-    "PreparedVideo",
-    "Preview",
-    "UploadedAsset",
-    "VideoConstraints",
-    "VideoDefaults",
-    "VideoModel",
-    "VideoPrice",
-    "VideoRequest",
-    "VideoStatus",
-    "VideoStatusSource",
-    "VideoTask",
-    "check_image",
-    "check_image_edit",
-    "check_video",
-    "content_type_for",
-    "derive_mode",
-    "download",
-    "image_price",
-    "inspect_image",
-    "poll_video",
-    "preview",
-    "safe_filename",
-    "save_bytes",
-    "video_price",
-]

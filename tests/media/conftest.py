@@ -6,8 +6,8 @@ import httpx2
 import pytest
 from pydantic import SecretStr
 
-from aitoearn_mcp.media import ImageEditModel, ImageModel, MediaClient, VideoModel
-from aitoearn_mcp.media._models import parse_items
+from aitoearn_mcp.media._client import MediaClient
+from aitoearn_mcp.media._models import ImageEditModel, ImageModel, VideoModel, parse_items
 
 from .fake_media import IMAGE_EDIT, IMAGE_GENERATION, KEY, VIDEO_GENERATION, FakeMedia
 

@@ -10,15 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aitoearn_mcp._errors import UnavailableError
-from aitoearn_mcp.media import (
-    ImageModel,
-    MediaCatalogue,
-    MediaClient,
-    VideoModel,
-    image_price,
-    video_price,
-)
-from aitoearn_mcp.media._models import parse_items
+from aitoearn_mcp.media._catalogue import MediaCatalogue
+from aitoearn_mcp.media._client import MediaClient
+from aitoearn_mcp.media._models import ImageModel, VideoModel, parse_items
+from aitoearn_mcp.media._prices import image_price, video_price
 
 from .fake_media import IMAGE_SIZES, Answer, FakeMedia
 

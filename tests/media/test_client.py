@@ -17,18 +17,16 @@ from aitoearn_mcp._errors import (
     RequestRejectedError,
     UnavailableError,
 )
-from aitoearn_mcp.media import (
-    ImageEditModel,
+from aitoearn_mcp.media._client import MediaClient
+from aitoearn_mcp.media._images import inspect_image
+from aitoearn_mcp.media._models import ImageEditModel, ImageModel, VideoModel
+from aitoearn_mcp.media._validate import (
     ImageEditRequest,
-    ImageModel,
     ImageRequest,
-    MediaClient,
-    VideoModel,
     VideoRequest,
     check_image,
     check_image_edit,
     check_video,
-    inspect_image,
 )
 
 from .fake_media import KEY, Answer, FakeMedia, small_png

@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from aitoearn_mcp._errors import InputError, RequestRejectedError, UnavailableError
-from aitoearn_mcp.media import download, safe_filename, save_bytes
+from aitoearn_mcp.media._download import download, safe_filename, save_bytes
 
 from .fake_media import KEY, VIDEO_BYTES, FakeMedia, big_png, small_png
 

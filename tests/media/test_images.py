@@ -9,7 +9,7 @@ import zlib
 import pytest
 
 from aitoearn_mcp._errors import InputError
-from aitoearn_mcp.media import MAX_PREVIEW_BYTES, MAX_PREVIEW_SIDE, inspect_image, preview
+from aitoearn_mcp.media._images import MAX_PREVIEW_BYTES, MAX_PREVIEW_SIDE, inspect_image, preview
 
 from .fake_media import big_png, small_png
 

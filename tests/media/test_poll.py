@@ -8,7 +8,11 @@ import anyio
 import pytest
 
 from aitoearn_mcp._errors import RequestRejectedError
-from aitoearn_mcp.media import MediaClient, PollOutcome, VideoModel, VideoRequest, VideoStatus, check_video, poll_video
+from aitoearn_mcp.media._client import MediaClient
+from aitoearn_mcp.media._models import VideoModel
+from aitoearn_mcp.media._poll import PollOutcome, poll_video
+from aitoearn_mcp.media._results import VideoStatus
+from aitoearn_mcp.media._validate import VideoRequest, check_video
 
 from .fake_media import Answer, FakeMedia
 

@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from aitoearn_mcp._errors import InputError, RelayError, RequestRejectedError
-from aitoearn_mcp.media import MediaClient, content_type_for
+from aitoearn_mcp.media._client import MediaClient, content_type_for
 
 from .fake_media import KEY, FakeMedia
 

@@ -8,14 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aitoearn_mcp._errors import InputError
-from aitoearn_mcp.media import (
-    ImageEditModel,
+from aitoearn_mcp.media._client import MediaClient
+from aitoearn_mcp.media._models import ImageEditModel, ImageModel, VideoModel
+from aitoearn_mcp.media._validate import (
     ImageEditRequest,
-    ImageModel,
     ImageRequest,
-    MediaClient,
     MediaFacts,
-    VideoModel,
     VideoRequest,
     check_image,
     check_image_edit,
