@@ -37,9 +37,10 @@ from .._errors import (
     UnavailableError,
 )
 from .._untrusted import MAX_NAME_CHARS, load_json, one_line, redact
+from ..relay._client import read_capped
 from ._envelope import ErrorContext, envelope_data, shape_error
 from ._models import ImageEditModel, ImageModel, VideoModel, parse_items
-from ._net import keyless, read_capped, require_safe_url
+from ._net import keyless, require_safe_url
 from ._results import (
     ImageResult,
     ImageTask,

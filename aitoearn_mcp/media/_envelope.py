@@ -21,9 +21,9 @@ from .._errors import (
     RelayError,
     RequestRejectedError,
     UnavailableError,
-    error_from_response,
 )
 from .._untrusted import MAX_NAME_CHARS, load_json, one_line
+from ..relay._error_forms import error_from_response
 
 __all__ = ["ErrorContext", "envelope_data", "response_error"]
 

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from .._errors import InputError
 
-__all__ = ["CREDENTIAL_HEADERS", "is_loopback_http", "keyless", "read_capped", "require_safe_url"]
+__all__ = ["CREDENTIAL_HEADERS", "is_loopback_http", "keyless", "require_safe_url"]
 
 CREDENTIAL_HEADERS = ("x-api-key", "authorization", "proxy-authorization", "cookie", "x-goog-api-key")
 
@@ -51,15 +51,3 @@ def require_safe_url(url: str, what: str) -> str:
         return url
     shown = url if len(url) <= 100 else url[:100] + "…"
     raise InputError(f"{what}: {shown!r} is not an https URL; only https (or http on loopback) is used")
-
-
-async def read_capped(response: httpx2.Response, limit: int) -> bytes:
-    """At most ``limit`` bytes of the body (the rest is not read)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= limit:
-            break
-    return b"".join(chunks)[:limit]

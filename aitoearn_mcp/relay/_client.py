@@ -35,7 +35,7 @@ from ._error_forms import error_from_response, provider_error, request_id_from, 
 from ._reply import ReplyAccumulator
 from ._routes import Route
 
-__all__ = ["MODELS_PATH", "RelayClient", "new_http_client"]
+__all__ = ["MODELS_PATH", "RelayClient", "new_http_client", "read_capped"]
 
 logger = logging.getLogger("aitoearn_mcp")
 
@@ -106,7 +106,7 @@ class RelayClient:
 
         async def attempt() -> list[dict[str, Any]]:
             async with self._http.stream("GET", self._config.base_url + MODELS_PATH, headers=headers) as response:
-                body = await _read_capped(response, MAX_JSON_BODY_BYTES)
+                body = await read_capped(response, MAX_JSON_BODY_BYTES)
                 parsed = _json_or_none(body)
                 if response.status_code == 200 and isinstance(parsed, dict) and parsed.get("code") == 0:
                     if isinstance(parsed.get("data"), list):
@@ -153,7 +153,7 @@ class RelayClient:
                 content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
                 if response.status_code != 200 or content_type != "text/event-stream":
                     is_json = response.status_code == 200 and content_type == "application/json"
-                    raw = await _read_capped(response, max_bytes + 1 if is_json else MAX_ERROR_BODY_BYTES)
+                    raw = await read_capped(response, max_bytes + 1 if is_json else MAX_ERROR_BODY_BYTES)
                     if is_json and len(raw) > max_bytes:  # a cut JSON body cannot be read at all
                         raise _too_large(max_bytes, request_id_from(response.headers), streamed=False)
                     # A relay may answer a streamed request with one whole JSON reply.
@@ -255,7 +255,8 @@ def _scrub(error: RelayError, key: SecretStr | None) -> RelayError:
     return error
 
 
-async def _read_capped(response: httpx2.Response, limit: int) -> bytes:
+async def read_capped(response: httpx2.Response, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body (the rest is not read)."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
