@@ -20,14 +20,18 @@ MODELS = "/api/ai/models/chat"
 async def test_tool_definitions_are_compact_and_annotated(relay: FakeRelay) -> None:
     async with Client(make_server(relay)) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {"list_models", "send_message", "get_reply", "list_conversations"}
+    assert set(tools) == {"list_models", "send_message", "get_reply", "list_conversations", "generate_image"}
     lc = tools["list_conversations"]
     assert lc.annotations and lc.annotations.read_only_hint and not lc.annotations.open_world_hint
     size = len(json.dumps([t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools.values()]))
-    # Four tools (get_reply collects long replies; list_conversations finds a thread again; send_message
-    # gained models and wait_seconds): each definition is still kept tight, since agents pay for every
-    # character of it.
-    assert size < 10000, size
+    # Five tools (get_reply collects long replies; list_conversations finds a thread again; send_message
+    # gained models and wait_seconds; generate_image, with its output schema): each definition is still kept
+    # tight, since agents pay for every character of it.
+    assert size < 14000, size
+    gi = tools["generate_image"]
+    assert gi.annotations and gi.annotations.read_only_hint is False and gi.annotations.open_world_hint
+    assert gi.input_schema["required"] == ["prompt"] and gi.input_schema["additionalProperties"] is False
+    assert gi.output_schema and gi.output_schema["required"] == ["status"]
     lm, sm, gr = tools["list_models"], tools["send_message"], tools["get_reply"]
     assert gr.annotations and gr.annotations.read_only_hint is False  # it can cancel a generation
     assert gr.input_schema["required"] == ["reply_id"]

@@ -40,6 +40,7 @@ __all__ = [
     "check_image_edit",
     "check_video",
     "derive_mode",
+    "reference_limits",
 ]
 
 MAX_PROMPT_CHARS = 4000  # counted as the relay's JavaScript validator counts: UTF-16 code units
@@ -399,6 +400,12 @@ def _limits(entry: VideoModel) -> tuple[int | None, int | None, int | None, str]
     if entry.max_input_images is not None:
         images = entry.max_input_images if images is None else min(images, entry.max_input_images)
     return images, videos, audios, source
+
+
+def reference_limits(entry: VideoModel) -> tuple[int | None, int | None, int | None]:
+    """Most reference images, videos and audios ``entry`` takes (None: no limit known), from its
+    catalogue entry and, where that is silent, the video guide."""
+    return _limits(entry)[:3]
 
 
 def _mode_inputs(op: str, mode: str, images: int, videos: int, audios: int, tail: bool, entry: VideoModel) -> None:

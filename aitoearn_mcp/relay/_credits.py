@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from decimal import Context, Decimal, InvalidOperation, localcontext
 from typing import Any
 
-__all__ = ["CreditEstimate", "estimate_credits", "estimate_reply_credits", "plain_decimal"]
+__all__ = [
+    "CreditEstimate",
+    "estimate_credits",
+    "estimate_reply_credits",
+    "estimate_request_credits",
+    "plain_decimal",
+    "request_tokens",
+]
 
 _THOUSAND = Decimal(1000)
 _MODALITIES = ("text", "image", "video", "audio")
@@ -27,6 +34,7 @@ _MODALITIES = ("text", "image", "video", "audio")
 _MAX_PRICE_CHARS = 40
 _MAX_EXPONENT = 12
 _MAX_TOKENS = 10**12
+MEDIA_BLOCK_TOKENS = 1600  # an image or document block, whatever its bytes (a 1568 px image is about 1,600 tokens)
 _CONTEXT = Context(prec=40, Emax=100, Emin=-100)  # traps Overflow and InvalidOperation, as the default
 
 
@@ -127,6 +135,35 @@ def _estimate_reply(pricing: Any, message: Mapping[str, Any]) -> CreditEstimate 
         f"{estimate.basis}; the {tokens:,} output tokens are estimated from the {chars:,} characters that "
         f"arrived (about 4 ASCII characters or 1 other character a token), since {why}{uncounted}",
     )
+
+
+def request_tokens(body: Any) -> int:
+    """The input tokens a request body (either route's JSON) makes, estimated: about 4 ASCII
+    characters or 1 other character a token for its text, and ``MEDIA_BLOCK_TOKENS`` for each
+    base64 payload (an image or a document), not its size in characters."""
+    ascii_chars = other = media = 0
+    stack = [body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            for name, value in node.items():
+                if name in ("data", "url") and isinstance(value, str) and (name == "data" or value.startswith("data:")):
+                    media += 1
+                else:
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str):
+            count = len(node.encode("ascii", "ignore"))
+            ascii_chars += count
+            other += len(node) - count
+    return math.ceil(ascii_chars / 4) + other + media * MEDIA_BLOCK_TOKENS
+
+
+def estimate_request_credits(pricing: Any, body: Any, max_tokens: int) -> CreditEstimate | None:
+    """What a request may cost before it is sent: its input (``request_tokens``) plus
+    ``max_tokens`` of output, at the catalogue's prices. None when there is no usable price."""
+    return estimate_credits(pricing, {"input_tokens": request_tokens(body), "output_tokens": max_tokens})
 
 
 def _output_size(message: Mapping[str, Any]) -> tuple[int, int]:

@@ -27,12 +27,14 @@ from .._errors import InputError
 
 __all__ = [
     "INPUT_MODELS",
+    "GenerateImageInput",
     "GetReplyInput",
     "ListConversationsInput",
     "ListModelsInput",
     "SendMessageInput",
     "input_schema",
     "input_schemas_json",
+    "parse_generate_image_args",
     "parse_get_reply_args",
     "parse_list_conversations_args",
     "parse_list_models_args",
@@ -150,10 +152,43 @@ class ListModelsInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    kind: Literal["chat", "image", "video"] = Field(
+        "chat",
+        description="chat (default): send_message's models; image: generate_image's (sizes by price, qualities, "
+        "styles, edits); video: video models (modes, resolutions, durations, credits per second).",
+    )
     refresh: StrictBool = Field(False, description="Bypass the 5-minute cache; default false.")
-    channel: StrictStr | None_ = Field(None, description="anthropic, openai, gemini, deepseek, ...")
-    modality: StrictStr | None_ = Field(None, description="text, image, audio or video, in or out.")
-    detail: StrictStr | None_ = Field(None, description="A model name: its full catalogue entry.")
+    channel: StrictStr | None_ = Field(None, description="chat only: anthropic, openai, gemini, deepseek, ...")
+    modality: StrictStr | None_ = Field(None, description="chat only: text, image, audio or video, in or out.")
+    detail: StrictStr | None_ = Field(None, description="A model name (of this kind): its full catalogue entry.")
+
+
+class GenerateImageInput(BaseModel):
+    """Arguments of generate_image."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: StrictStr = Field(min_length=1, max_length=4000, description="What to make or change: 1-4000 characters.")
+    model: Name | None_ = Field(
+        None, description="From list_models kind image; default: the catalogue's first (edit catalogue with images)."
+    )
+    size: Name | None_ = Field(
+        None,
+        description='e.g. "1024x1024"; the price depends on it (list_models kind image). Default: the relay picks.',
+    )
+    quality: Name | None_ = Field(None, description="auto, high, medium or low, as the model lists.")
+    style: Name | None_ = Field(None, description="One of the model's styles, if it lists any.")
+    images: Annotated[list[Name], Field(min_length=1)] | None_ = Field(
+        None,
+        description="Reference images to edit: local paths (inside the roots; stdio only) or https URLs. "
+        "With them the call is an edit.",
+    )
+    mask: Name | None_ = Field(
+        None, description="With images: a PNG the size of the first, transparent where to repaint (path or URL)."
+    )
+    save_to: Name | None_ = Field(
+        None, description="Folder for the image files (inside the roots; stdio only). Default: the first root."
+    )
 
 
 class ListConversationsInput(BaseModel):
@@ -173,6 +208,7 @@ INPUT_MODELS: dict[str, type[BaseModel]] = {
     "send_message": SendMessageInput,
     "get_reply": GetReplyInput,
     "list_conversations": ListConversationsInput,
+    "generate_image": GenerateImageInput,
 }
 
 
@@ -244,6 +280,14 @@ _FIXES: dict[str, str] = {
     "modality": 'pass a modality such as "image", or leave it out',
     "detail": "pass a model name from list_models, or leave it out",
     "from_turn": "pass a turn number, 1 or more (a result's next_from_turn)",
+    "kind": 'pass "chat", "image" or "video"',
+    "prompt": "pass a description of 1 to 4,000 characters",
+    "size": 'pass a size from list_models kind image, e.g. "1024x1024", or leave it out',
+    "quality": "pass one of the model's qualities (list_models kind image), or leave it out",
+    "style": "pass one of the model's styles (list_models kind image), or leave it out",
+    "images": "pass a list of local image paths or https URLs",
+    "mask": "pass one PNG path or https URL, or leave it out",
+    "save_to": "pass a folder path inside the roots, or leave it out",
 }
 
 
@@ -301,6 +345,13 @@ def parse_list_conversations_args(arguments: dict[str, Any]) -> ListConversation
         return ListConversationsInput.model_validate(_without_host_controls(arguments, "list_conversations"))
     except ValidationError as exc:
         raise _explain(exc, "list_conversations") from None
+
+
+def parse_generate_image_args(arguments: dict[str, Any]) -> GenerateImageInput:
+    try:
+        return GenerateImageInput.model_validate(_without_host_controls(arguments, "generate_image"))
+    except ValidationError as exc:
+        raise _explain(exc, "generate_image") from None
 
 
 def parse_get_reply_args(arguments: dict[str, Any]) -> GetReplyInput:

@@ -30,7 +30,7 @@ import anyio.to_thread
 from .._errors import InputError
 from ._roots import Roots
 
-__all__ = ["attach_files", "read_files"]
+__all__ = ["Opened", "attach_files", "folder_inside", "open_reference", "read_files"]
 
 _IMAGES = {
     b"\x89PNG\r\n\x1a\n": "image/png",
@@ -52,8 +52,8 @@ _KERNEL_TREES = (Path("/proc"), Path("/sys")) if sys.platform.startswith("linux"
 _SWAPPED = "changed while it was being opened (a folder or the file was replaced, e.g. by a symbolic link)"
 
 
-def _refuse(message: str) -> InputError:
-    return InputError(f"Invalid arguments for send_message: {message}. Nothing was sent.")
+def _refuse(message: str, tool: str = "send_message") -> InputError:
+    return InputError(f"Invalid arguments for {tool}: {message}. Nothing was sent.")
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,7 @@ class _Checked:
     raw: str
     path: Path  # resolved
     root: Path  # the resolved root it is inside
+    tool: str = "send_message"
 
 
 def _media_type(data: bytes) -> str | None:
@@ -75,52 +76,57 @@ def _media_type(data: bytes) -> str | None:
     return None
 
 
-def _check(raw: str, field: str, roots: Roots) -> _Checked:
+def _check(raw: str, field: str, roots: Roots, tool: str = "send_message") -> _Checked:
     """Resolve ``raw`` and check it is inside a root; nothing is opened yet."""
+    refuse = functools.partial(_refuse, tool=tool)
     if "\x00" in raw:
-        raise _refuse(f"`{field}` contains a NUL byte, which no file name can hold; fix: pass the path without it")
+        raise refuse(f"`{field}` contains a NUL byte, which no file name can hold; fix: pass the path without it")
     if not roots.paths:
-        raise _refuse(f"`{field}` {raw!r} cannot be read: no folder is allowed, because {roots.why_none}")
+        raise refuse(f"`{field}` {raw!r} cannot be read: no folder is allowed, because {roots.why_none}")
     try:
         candidate = Path(raw).expanduser()
         if not candidate.is_absolute():
             candidate = roots.paths[0] / candidate
         path = candidate.resolve(strict=True)
     except (OSError, RuntimeError, ValueError):
-        raise _refuse(f"`{field}` {raw!r} does not exist or cannot be resolved; fix: pass an existing file") from None
+        raise refuse(f"`{field}` {raw!r} does not exist or cannot be resolved; fix: pass an existing file") from None
     resolved_roots = [root.resolve() for root in roots.paths]
     root = next((r for r in resolved_roots if path == r or path.is_relative_to(r)), None)
     if root is None:
         allowed = ", ".join(str(r) for r in resolved_roots)
         why = f" (only these: {roots.why_none})" if roots.why_none else ""
-        raise _refuse(
+        raise refuse(
             f"`{field}` {raw!r} is outside the allowed roots ({allowed}){why}; fix: pass a file inside them, or add "
             "its directory to the client's roots or to AITOEARN_FILES_ROOTS"
         )
     if any(path == tree or path.is_relative_to(tree) for tree in _KERNEL_TREES):
-        raise _refuse(
+        raise refuse(
             f"`{field}` {raw!r} is a kernel file ({path}), not a file on disk; fix: copy what you need into a file "
             "inside the roots, or put it in `messages`"
         )
-    return _Checked(field, raw, path, root)
+    return _Checked(field, raw, path, root, tool)
 
 
 def _open_error(checked: _Checked, exc: OSError) -> InputError:
     head = f"`{checked.field}` {checked.raw!r}"
     if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
-        return _refuse(f"{head} {_SWAPPED}; fix: pass a file that is not being replaced")
+        return _refuse(f"{head} {_SWAPPED}; fix: pass a file that is not being replaced", checked.tool)
     if exc.errno == errno.ENOENT:
-        return _refuse(f"{head} was removed while it was being opened; fix: pass an existing file")
+        return _refuse(f"{head} was removed while it was being opened; fix: pass an existing file", checked.tool)
     if exc.errno == errno.ENXIO:
-        return _refuse(f"{head} is not a regular file (a socket); fix: pass a regular file")
-    return _refuse(f"{head} cannot be opened ({exc.strerror or exc}); fix: pass a file the server can read")
+        return _refuse(f"{head} is not a regular file (a socket); fix: pass a regular file", checked.tool)
+    return _refuse(
+        f"{head} cannot be opened ({exc.strerror or exc}); fix: pass a file the server can read", checked.tool
+    )
 
 
 def _open(checked: _Checked) -> int:
     """A descriptor for the checked file, opened once without following a link or blocking."""
     parts = checked.path.relative_to(checked.root).parts
     if not parts:
-        raise _refuse(f"`{checked.field}` {checked.raw!r} is not a regular file (a folder); fix: pass a file")
+        raise _refuse(
+            f"`{checked.field}` {checked.raw!r} is not a regular file (a folder); fix: pass a file", checked.tool
+        )
     if not _WALK:
         return _open_and_compare(checked)
     folder = os.open(checked.root, _DIR_FLAGS)
@@ -150,7 +156,9 @@ def _open_and_compare(checked: _Checked) -> int:
     except OSError:
         pass
     os.close(descriptor)
-    raise _refuse(f"`{checked.field}` {checked.raw!r} {_SWAPPED}; fix: pass a file that is not being replaced")
+    raise _refuse(
+        f"`{checked.field}` {checked.raw!r} {_SWAPPED}; fix: pass a file that is not being replaced", checked.tool
+    )
 
 
 def _kind(mode: int) -> str:
@@ -253,6 +261,64 @@ async def read_files(paths: Sequence[str], roots: Roots, max_bytes: int) -> list
     # A cancelled call does not wait for the disk: the thread finishes and closes its files.
     work = functools.partial(_read_files, paths, roots, max_bytes)
     return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A reference file opened for the caller: read it from ``fd`` (the caller closes it)."""
+
+    fd: int
+    path: Path
+    size: int
+
+
+def _open_reference(raw: str, field: str, roots: Roots, max_bytes: int, tool: str) -> Opened:
+    checked = _check(raw, field, roots, tool)
+    try:
+        descriptor = _open(checked)
+    except OSError as exc:
+        raise _open_error(checked, exc) from None
+    try:
+        opened = os.fstat(descriptor)
+        if not stat.S_ISREG(opened.st_mode):
+            raise _refuse(f"`{field}` {raw!r} is not a regular file ({_kind(opened.st_mode)}); fix: pass a regular "
+                          "file", tool)  # fmt: skip
+        try:  # the file opened is the one at the checked path now (not one swapped in since)
+            same = os.path.samestat(opened, os.stat(checked.path, follow_symlinks=False))
+        except OSError:
+            same = False
+        if not same:
+            raise _refuse(f"`{field}` {raw!r} {_SWAPPED}; fix: pass a file that is not being replaced", tool)
+        if opened.st_size > max_bytes:
+            raise _refuse(f"`{field}` {raw!r} is {opened.st_size:,} bytes, over the limit of {max_bytes:,} "
+                          "(AITOEARN_FILES_MAX_BYTES); fix: pass a smaller file", tool)  # fmt: skip
+        os.set_blocking(descriptor, True)  # opened non-blocking against FIFOs; a regular file reads alike
+        return Opened(descriptor, checked.path, opened.st_size)
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+async def open_reference(raw: str, field: str, roots: Roots, max_bytes: int, *, tool: str) -> Opened:
+    """``raw`` opened once for streaming (e.g. an upload), by the same rules as ``read_files``:
+    inside the roots, no symbolic link or swapped folder followed, a regular file (a FIFO swapped
+    in cannot stall the server), the open file compared with the one at the path, at most
+    ``max_bytes``. Nothing is read here; the caller closes ``fd``."""
+    work = functools.partial(_open_reference, raw, field, roots, max_bytes, tool)
+    return await anyio.to_thread.run_sync(work)
+
+
+def _folder_inside(raw: str, field: str, roots: Roots, tool: str) -> Path:
+    checked = _check(raw, field, roots, tool)
+    if not checked.path.is_dir():
+        raise _refuse(f"`{field}` {raw!r} is not a folder; fix: pass an existing folder inside the roots", tool)
+    return checked.path
+
+
+async def folder_inside(raw: str, field: str, roots: Roots, *, tool: str) -> Path:
+    """``raw`` resolved: an existing folder inside the roots (files are then created in it
+    exclusively, never replacing one: see ``media._download``)."""
+    return await anyio.to_thread.run_sync(functools.partial(_folder_inside, raw, field, roots, tool))
 
 
 def attach_files(messages: list[dict[str, Any]], blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.types import InputRequiredResult, ListRootsResult
 from pydantic import ValidationError
 
-__all__ = ["ROOTS_WAIT", "Roots", "allowed_roots", "roots_from_uris"]
+__all__ = ["ROOTS_ASK", "ROOTS_WAIT", "Roots", "allowed_roots", "roots_from_uris"]
 
 ROOTS_WAIT = 5.0  # seconds a client has to answer roots/list before it counts as granting none
 
@@ -61,6 +61,18 @@ def _ask_for_roots() -> ListRoots:
 
 _ASK = {"roots": (Resolve(_ask_for_roots), False)}
 _PLANS = build_resolver_plans(_ASK, set())
+
+
+@dataclass(frozen=True)
+class _RootsQuestion:
+    """The roots question as another resolution in the same call includes it (``_spend``), so an
+    input-required round it makes carries the roots' answer on."""
+
+    entry: tuple[Resolve, bool]
+    wire_key: str
+
+
+ROOTS_ASK = _RootsQuestion(_ASK["roots"], next(iter(_PLANS.values())).wire_key)
 
 
 async def allowed_roots(ctx: Context[Any, Any], extra: tuple[str, ...]) -> Roots | InputRequiredResult:

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["INPUT_SCHEMAS", "INPUT_SCHEMAS_FILE", "MESSAGE_SCHEMA", "MODELS_SCHEMA"]
+__all__ = ["IMAGE_SCHEMA", "INPUT_SCHEMAS", "INPUT_SCHEMAS_FILE", "MESSAGE_SCHEMA", "MODELS_SCHEMA"]
 
 
 INPUT_SCHEMAS_FILE = Path(__file__).with_name("input_schemas.json")
@@ -29,7 +29,7 @@ MESSAGE_SCHEMA: dict[str, Any] = {
     "description": "status and reply_id first; complete: the Anthropic Message plus route, credits, notes, "
     "conversation_id, next_offset (more text: get_reply with that offset); several models: replies, one each.",
     "properties": {
-        "status": {"enum": ["complete", "running", "failed", "cancelled"]},
+        "status": {"enum": ["complete", "running", "failed", "cancelled", "refused"]},
         "reply_id": {"type": "string"},
         "error": {"type": "string"},
         "notes": _STRINGS,
@@ -57,10 +57,46 @@ MODELS_SCHEMA: dict[str, Any] = {
         "notes": _STRINGS,
         "models": {
             "type": "array",
-            "description": "name, channel, input, output, price, description.",
+            "description": "chat: name, channel, input, output, price, description; image: name, credits per image "
+            "by size, qualities, styles, edits, max_input_images; video: name, modes, resolutions, ratios, durations, "
+            "max_references, credits_per_second, defaults.",
             "items": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
         },
         "entry": {"type": "object"},
     },
     "required": ["models"],
+}
+
+IMAGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "status first; complete: each image's saved path, link, size and revised prompt, and the "
+    "credits; failed or refused: error (and the links of images made but not kept).",
+    "properties": {
+        "status": {"enum": ["complete", "failed", "refused"]},
+        "error": {"type": "string"},
+        "notes": _STRINGS,
+        "credits": {"type": "string"},
+        "model": {"type": "string"},
+        "size": {"type": "string"},
+        "quality": {"type": "string"},
+        "images": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string"},
+                    "url": {"type": "string"},
+                    "width": {"type": "integer"},
+                    "height": {"type": "integer"},
+                    "bytes": {"type": "integer"},
+                    "media_type": {"type": "string"},
+                    "shown": {"type": "boolean"},
+                    "revised_prompt": {"type": "string"},
+                },
+            },
+        },
+        "urls": _STRINGS,
+        "saved": _STRINGS,
+    },
+    "required": ["status"],
 }

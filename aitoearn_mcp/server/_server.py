@@ -1,4 +1,4 @@
-"""The MCP server: four tools and three resources wired to the work in ``_tools`` and
+"""The MCP server: five tools and three resources wired to the work in ``_tools`` and
 ``_listing``, and where the caller's key comes from.
 
 Data flows one way: tool arguments → DTO → SendJob → Delegation (RelayClient → events →
@@ -36,7 +36,7 @@ from .._version import __version__
 from ..delegation._drain import Drain
 from ..views._uris import CONVERSATION_URI, REPLY_URI
 from ._notices import set_logging_level
-from ._schemas import INPUT_SCHEMAS, MESSAGE_SCHEMA, MODELS_SCHEMA
+from ._schemas import IMAGE_SCHEMA, INPUT_SCHEMAS, MESSAGE_SCHEMA, MODELS_SCHEMA
 from ._state import State
 from ._tasks import Tasks
 
@@ -53,13 +53,23 @@ Result = CallToolResult | InputRequiredResult  # input required: 2026-07-28's wa
 INSTRUCTIONS = (
     "Delegate work to other models sold through AiToEarn (GPT, Gemini, DeepSeek, Claude and more): list_models "
     "shows the catalogue; send_message asks one model, or several at once for second opinions; a long reply "
-    "comes back as status running with a reply_id: collect it with get_reply."
+    "comes back as status running with a reply_id: collect it with get_reply. generate_image makes or edits "
+    "images (list_models kind image shows sizes and prices)."
 )
 
 LIST_MODELS_DESCRIPTION = (
     "List the chat models AiToEarn sells: name (send_message's `model`), channel, modalities, price in "
     "credits, description. Filter by `channel` or `modality`; `detail: NAME` gives a model's full entry. "
-    "Cached 5 minutes; `refresh: true` asks again."
+    "`kind: image` lists generate_image's models (sizes by price, qualities, styles, edits); `kind: video` the "
+    "video models (modes, resolutions, durations, credits per second). Cached 5 minutes; `refresh: true` asks again."
+)
+
+GENERATE_IMAGE_DESCRIPTION = (
+    "Make an image from a prompt with an AiToEarn image model, or edit images: pass `images` (local paths or "
+    "https URLs; `mask` repaints only its transparent part). `size`, `quality` and `style` come from list_models "
+    "kind image; the price depends on the size. Saves the full-resolution file (`save_to`, default the first "
+    "root) and returns its path, its link and a preview. Spends AiToEarn credits; a call over "
+    "AITOEARN_MAX_CREDITS_PER_CALL asks the user first."
 )
 
 SEND_MESSAGE_DESCRIPTION = (
@@ -209,6 +219,11 @@ def create_server(
             counted("get_reply", lambda w: w.get_reply), "get_reply", "Collect a delegated reply",
             GET_REPLY_DESCRIPTION, INPUT_SCHEMAS["get_reply"], MESSAGE_SCHEMA,
             ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
+        ),
+        tool(
+            counted("generate_image", lambda w: w.generate_image), "generate_image", "Generate an image (AiToEarn)",
+            GENERATE_IMAGE_DESCRIPTION, INPUT_SCHEMAS["generate_image"], IMAGE_SCHEMA,
+            ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True),
         ),
         tool(
             list_conversations, "list_conversations", "List your AiToEarn conversations",

@@ -21,11 +21,14 @@ if TYPE_CHECKING:
     from .._metrics import Metrics
     from ..delegation._delegation import Delegations
     from ..delegation._drain import Drain
+    from ..media._catalogue import MediaCatalogue
     from ..relay._catalogue import Catalogue
     from ..relay._client import RelayClient
     from ..store._protocol import Store
 
-__all__ = ["State"]
+__all__ = ["MEDIA_READ_TIMEOUT", "State"]
+
+MEDIA_READ_TIMEOUT = 300.0  # a 4K image at high quality takes minutes, with nothing sent meanwhile
 
 
 class State:
@@ -50,6 +53,7 @@ class State:
         self._drain = drain
         self._metrics = metrics
         self._http: httpx2.AsyncClient | None = None
+        self._media_http: httpx2.AsyncClient | None = None
 
     @functools.cached_property
     def relay(self) -> RelayClient:
@@ -57,6 +61,28 @@ class State:
 
         self._http = new_http_client(self._config)
         return RelayClient(self._config, self._http, metrics=self._metrics)
+
+    @functools.cached_property
+    def media_http(self) -> httpx2.AsyncClient:
+        """The media routes' client (a MediaClient per caller's key wraps it): rooted at the site,
+        and a read timeout of at least ``MEDIA_READ_TIMEOUT``, since a synchronous image call
+        sends nothing until the image is made."""
+        import httpx2
+
+        from .._version import __version__
+
+        read = max(self._config.read_timeout, MEDIA_READ_TIMEOUT)
+        timeout = httpx2.Timeout(connect=self._config.connect_timeout, read=read, write=read,
+                                 pool=self._config.connect_timeout)  # fmt: skip
+        self._media_http = httpx2.AsyncClient(base_url=self._config.base_url, timeout=timeout,
+                                              headers={"user-agent": f"aitoearn-mcp/{__version__}"})  # fmt: skip
+        return self._media_http
+
+    @functools.cached_property
+    def media_catalogue(self) -> MediaCatalogue:
+        from ..media._catalogue import MediaCatalogue
+
+        return MediaCatalogue(ttl=self._config.models_cache_ttl)
 
     @property
     def store(self) -> Store:
@@ -97,5 +123,7 @@ class State:
         finally:
             if state is not None and state._http is not None:
                 await state._http.aclose()
+            if state is not None and state._media_http is not None:
+                await state._media_http.aclose()
             if state is not None and state._store_used:
                 await state.store.aclose()

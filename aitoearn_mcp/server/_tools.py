@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import secrets
 import time
+from decimal import Decimal
 from typing import Any
 
 import anyio
@@ -27,8 +29,9 @@ from .._errors import InputError, MissingKeyError, RelayError, StoreUnavailableE
 from .._metrics import Metrics
 from ..delegation._delegation import Delegation, Delegations
 from ..delegation._record import ReplyRecord
-from ..delegation._send import prepare_job
+from ..delegation._send import SendJob, prepare_job
 from ..delegation._turns import begin
+from ..relay._credits import estimate_request_credits
 from ..store._open import default_ttl
 from ..store._protocol import STORE_DOWN, Store, owner_hmac
 from ..views._hosts import client_name, profile_for, result_budget
@@ -40,6 +43,7 @@ from ._files import attach_files, read_files
 from ._notices import log_to_client, report_progress
 from ._reply_files import save_reply_file
 from ._roots import allowed_roots
+from ._spend import check_spend
 from ._state import State
 
 __all__ = ["Tools"]
@@ -58,6 +62,18 @@ async def _listing_changed(ctx: Context) -> None:
         await ctx.notify_resources_changed()  # 2026-07-28: to subscriptions/listen streams
         if ctx.session.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             await ctx.session.send_resource_list_changed()
+
+
+def _request_price(jobs: list[SendJob], max_tokens: int) -> Decimal | None:
+    """The credits the jobs may cost at most, estimated: each one's input plus ``max_tokens`` of
+    output at its model's prices, summed (a model with no usable price adds nothing; none: None)."""
+    estimates = [
+        estimate_request_credits(job.entry.get("pricing"), json.loads(job.prepared[0].body), max_tokens)
+        for job in jobs
+        if job.entry is not None and job.prepared
+    ]
+    known = [estimate.amount for estimate in estimates if estimate is not None]
+    return sum(known, Decimal(0)) if known else None
 
 
 def _outcome(record: ReplyRecord) -> str:
@@ -120,6 +136,12 @@ class Tools:
         labels["outcome"] = "error"
         try:
             args = parse_list_models_args(arguments)
+            if args.kind != "chat":
+                from ._media_tools import media_models
+
+                result = await media_models(args, state, key, self.budget(ctx))
+                labels["outcome"] = "error" if result.is_error else "ok"
+                return result
             on_retry = functools.partial(log_to_client, ctx)
             entries = await state.catalogue.get(state.relay, key, refresh=args.refresh, on_retry=on_retry)
         except (InputError, RelayError) as exc:
@@ -128,6 +150,15 @@ class Tools:
         return models_result(
             entries, channel=args.channel, modality=args.modality, detail=args.detail, budget=self.budget(ctx)
         )
+
+    # --- generate_image ----------------------------------------------------------------------
+
+    async def generate_image(
+        self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
+    ) -> CallToolResult | InputRequiredResult:
+        from ._media_tools import generate_image
+
+        return await generate_image(arguments, ctx, state, key, labels, config=self.config, http=self.http)
 
     # --- send_message ------------------------------------------------------------------------
 
@@ -174,6 +205,14 @@ class Tools:
         except StoreUnavailableError as exc:
             labels["outcome"] = "store_unavailable"
             return error_result(f"{STORE_DOWN} ({exc}). Nothing was sent.")
+        several = f"{len(jobs)} models ({', '.join(models)}) at once" if len(jobs) > 1 else models[0]
+        what = f"this request to {several}, with up to {request.max_tokens:,} output tokens{' each' * (len(jobs) > 1)}"
+        price = _request_price(jobs, request.max_tokens)
+        cheaper = "a smaller max_tokens, fewer models or a cheaper model"
+        refusal = await check_spend(ctx, self.config, price, tool="send_message", what=what, cheaper=cheaper)
+        if refusal is not None:
+            labels["outcome"] = "input_required" if isinstance(refusal, InputRequiredResult) else "refused"
+            return refusal
         owner = await self._owner(state.store, key)
         started: list[Delegation] = []
         try:

@@ -185,6 +185,8 @@ class FakeMedia:
         self.upload_mode = "put"  # put | form | no_url | no_confirm_url
         self.files: dict[str, tuple[str, bytes]] = {}
         self.routes: dict[str, Callable[[Recorded], Answer]] = {}
+        self.key = KEY  # the key the native routes accept
+        self.forward: str | None = None  # paths this fake does not serve go there (the chat fake relay)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -235,7 +237,9 @@ class FakeMedia:
             return self._file(path)
         if path.startswith("/storage/"):
             return self._storage(request, path.removeprefix("/storage/"))
-        if path.startswith("/api/") and request.headers.get("x-api-key") != KEY:
+        if self.forward is not None and not path.startswith(_MEDIA_PREFIXES):
+            return _forwarded(self.forward, request)
+        if path.startswith("/api/") and request.headers.get("x-api-key") != self.key:
             return Answer.error(401, "Unauthorized")
         if path in ("/api/ai/image/generate", "/api/ai/image/edit"):
             return Answer.json(envelope(self._image_data(request.json())))
@@ -411,6 +415,22 @@ class FakeMedia:
             do_GET = do_POST = do_PUT = _serve
 
         return Handler
+
+
+_MEDIA_PREFIXES = ("/api/ai/image/", "/api/ai/video/", "/api/assets/", "/files/", "/storage/")
+
+
+def _forwarded(base: str, request: Recorded) -> Answer:
+    """``request`` answered by the server at ``base`` (the whole body read, then passed on): one
+    base URL for the chat and the media routes, as the real site has."""
+    import httpx2
+
+    skip = ("host", "content-length", "transfer-encoding", "connection", "accept-encoding")
+    headers = {k: v for k, v in request.headers.items() if k not in skip}
+    with httpx2.Client(timeout=30) as client:
+        response = client.request(request.method, base + request.path, headers=headers, content=request.body)
+    kept = {k: v for k, v in response.headers.items() if k.lower() in ("content-type", "retry-after")}
+    return Answer(response.status_code, kept, response.content)
 
 
 def _form_file(request: Recorded) -> bytes:
