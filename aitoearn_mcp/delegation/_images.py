@@ -171,5 +171,6 @@ def _decode(source: Mapping[str, Any], max_bytes: int) -> bytes:
 
 
 def reply_stem(model: str) -> str:
-    """A file name stem for a reply's images: the model and the time, in the user's zone."""
-    return f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    """A file name stem for a reply's images: the model (no dots: the extension follows) and the
+    time, in the user's zone."""
+    return f"{re.sub(r'[^A-Za-z0-9_-]+', '-', model)[:60]}-{time.strftime('%Y%m%d-%H%M%S')}"
