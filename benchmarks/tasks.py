@@ -17,11 +17,11 @@ from typing import Any
 
 import anyio
 from mcp import Client, StdioServerParameters
+from tests.test_tasks import CreateTask, GetTask, TasksClient, tasks_request
 
 from tests.conftest import HELLO, KEY
 from tests.fake_relay import FakeRelay
 from tests.test_progress_cancel import SCRIPT
-from tests.test_tasks import CreateTask, GetTask, TasksClient, tasks_request
 
 
 async def pairwise(n: int, a: Callable[[], Awaitable[Any]], b: Callable[[], Awaitable[Any]]) -> tuple[float, float]:

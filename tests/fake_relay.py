@@ -40,6 +40,20 @@ CATALOGUE = [
 ]  # fmt: skip
 
 
+# The catalogue's image-output chat model (not in CATALOGUE: tests that want it serve IMAGE_CATALOGUE).
+IMAGE_MODEL = {"name": "gemini-3.1-flash-image-preview", "label": "Nano Banana 2", "channel": "gemini",
+               "creditsScope": "seedance", "inputModalities": ["text", "image"], "outputModalities": ["image"],
+               "pricing": {"tiers": [{"input": {"text": "0.05"}, "output": {"text": "0.3", "image": "6"}}]},
+               "fixedImagePricing": [{"resolution": "1K", "price": 4}, {"resolution": "4K", "price": 7}]}  # fmt: skip
+IMAGE_CATALOGUE = [*CATALOGUE, IMAGE_MODEL]
+GEMINI_STREAM = "/api/ai/v1beta/models/{model}:streamGenerateContent"
+
+
+def tiny_png() -> str:
+    """A valid 1×1 PNG, base64: the Gemini route's default image."""
+    return "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+
 def _echo(body: bytes) -> list[str]:
     """A last user message starting "echo:" is answered with itself: lets concurrent callers
     tell their replies apart."""
@@ -68,6 +82,11 @@ class Reply:
     @classmethod
     def chat(cls, chunks: list[dict[str, Any]], *, chunk: int | None = None, done: bool = True, **kw: Any) -> Reply:
         body = sse.encode_chat(chunks, done=done, crlf=kw.pop("crlf", False), ids=kw.pop("ids", False))
+        return cls(chunks=sse.split_every(body, chunk) if chunk else [body], **kw)
+
+    @classmethod
+    def gemini(cls, events: list[dict[str, Any]], *, chunk: int | None = None, **kw: Any) -> Reply:
+        body = sse.encode_gemini(events, crlf=kw.pop("crlf", False))
         return cls(chunks=sse.split_every(body, chunk) if chunk else [body], **kw)
 
     @classmethod
@@ -161,6 +180,8 @@ class FakeRelay:
         if path == "/api/ai/chat/completions":
             model = json.loads(body).get("model", "")
             return Reply.chat(sse.chat_text_reply(_echo(body) or ["Hello", ", world."], model=model))
+        if path.startswith("/api/ai/v1beta/models/") and ":streamGenerateContent" in path:
+            return Reply.gemini(sse.gemini_image_reply(["Here it is."], [("image/png", tiny_png())]))
         return Reply.json(404, {"statusCode": 404, "message": "Not Found"})
 
     def _hung_up(self) -> None:

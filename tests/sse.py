@@ -164,3 +164,41 @@ def encode_chat(chunks: list[Event], *, done: bool = True, crlf: bool = False, i
 def encode_nest(events: list[Event]) -> bytes:
     """Anthropic events as AiToEarn's NestJS backend writes them: ``id:`` and ``data:``, no ``event:``."""
     return "".join(f"id: {n}\ndata: {json.dumps(e, ensure_ascii=False)}\n\n" for n, e in enumerate(events)).encode()
+
+
+# --- Gemini GenerateContentResponse events, as the relay's :streamGenerateContent streams them ----
+
+
+def gemini_event(parts: list[dict[str, Any]] | None = None, finish: str | None = None, *,
+                 model: str = "gemini-3.1-flash-image-preview", usage: dict[str, Any] | None = None) -> Event:  # fmt: skip
+    candidate: Event = {"index": 0}
+    if parts is not None:
+        candidate["content"] = {"role": "model", "parts": parts}
+    if finish is not None:
+        candidate["finishReason"] = finish
+    out: Event = {"candidates": [candidate], "modelVersion": model, "responseId": "resp-FAKE"}
+    if usage is not None:
+        out["usageMetadata"] = usage
+    return out
+
+
+GEMINI_USAGE = {"promptTokenCount": 12, "candidatesTokenCount": 1310, "totalTokenCount": 1322,
+                "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 20},
+                                            {"modality": "IMAGE", "tokenCount": 1290}]}  # fmt: skip
+
+
+def gemini_image_reply(pieces: list[str], images: list[tuple[str, str]], after: list[str] | None = None,
+                       *, finish: str = "STOP", model: str = "gemini-3.1-flash-image-preview") -> list[Event]:  # fmt: skip
+    """Text pieces, then each (mime type, base64) image as an inlineData part, then more text; the
+    last event has only the finishReason and the usage (the documented form)."""
+    events = [gemini_event([{"text": p}], model=model) for p in pieces]
+    events += [gemini_event([{"inlineData": {"mimeType": mime, "data": data}}], model=model) for mime, data in images]
+    events += [gemini_event([{"text": p}], model=model) for p in after or []]
+    events.append(gemini_event(None, finish, model=model, usage=GEMINI_USAGE))
+    return events
+
+
+def encode_gemini(events: list[Event], *, crlf: bool = False) -> bytes:
+    """``data: {json}`` lines only: no event names, no end marker (Google's SSE form)."""
+    nl = "\r\n" if crlf else "\n"
+    return "".join(f"data: {json.dumps(e, ensure_ascii=False)}{nl}{nl}" for e in events).encode()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import SecretStr
@@ -30,6 +30,7 @@ class Call:
     outcome: dict[str, Any] | RelayError | None = None  # None while it runs, or when it was cut
     seconds: float = 0.0
     first_event: float | None = None
+    image_notes: list[str] = field(default_factory=list)  # where the reply's images were saved
 
 
 async def _collect(relay: RelayClient, call: Call, key: SecretStr, on_retry: Callable[[str], Awaitable[None]]) -> None:
@@ -41,7 +42,13 @@ async def _collect(relay: RelayClient, call: Call, key: SecretStr, on_retry: Cal
 
     try:
         call.outcome = await relay.send_message(
-            call.request.route, call.request.body, key, call.accumulator, on_retry=on_retry, on_first_event=first
+            call.request.route,
+            call.request.body,
+            key,
+            call.accumulator,
+            on_retry=on_retry,
+            on_first_event=first,
+            path=call.request.path or None,
         )
     except RelayError as exc:
         call.outcome = detached(exc)

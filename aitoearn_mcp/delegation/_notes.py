@@ -51,12 +51,12 @@ def _stop_note(message: Mapping[str, Any], max_tokens: int | None) -> str:
     )
 
 
-def _dropped_note(dropped: tuple[str, ...]) -> str:
+def _dropped_note(dropped: tuple[str, ...], route: Route) -> str:
     if not dropped:
         return ""
     shown = ", ".join(dropped[:MAX_DROPPED_SHOWN])
     more = f" and {len(dropped) - MAX_DROPPED_SHOWN} more" if len(dropped) > MAX_DROPPED_SHOWN else ""
-    return f"[Not sent, no OpenAI Chat Completions equivalent: {shown}{more}.]"
+    return f"[Not sent, no {route.protocol} equivalent: {shown}{more}.]"
 
 
 def call_notes(
@@ -73,7 +73,7 @@ def call_notes(
             "the catalogue pricing has no usable rates")  # fmt: skip
         credits = {"estimate": None, "basis": basis}
         credits_line = f"Credits: no estimate ({basis})."
-    notes = [note for note in (_stop_note(message, max_tokens), _dropped_note(dropped)) if note]
+    notes = [note for note in (_stop_note(message, max_tokens), _dropped_note(dropped, route)) if note]
     model = message.get("model") or "The model"
     served = f"[{model} answered over the relay's {route.protocol} route. {credits_line}]"
     return [*notes, served], {"route": route.value, "credits": credits, "notes": notes}

@@ -23,9 +23,10 @@ from .._metrics import Metrics
 from ..relay._catalogue import Catalogue
 from ..relay._client import RelayClient
 from ..relay._request import PreparedRequest, prepare_request
-from ..relay._routes import Route, plan_route
+from ..relay._routes import Route, outputs_images, plan_route
 from ..store._protocol import STORE_DOWN, Store
 from ._call import Call, outcome_label, send_on_routes
+from ._images import KeptImages, keep_images, reply_stem
 from ._notes import call_notes
 from ._record import ReplyRecord
 from ._turns import Continuation, record, with_history
@@ -53,7 +54,24 @@ class SendJob:
     metrics: Metrics
 
     async def send(self, on_attempt: Callable[[Call], None], on_retry: Callable[[str], Awaitable[None]]) -> Call:
-        return await send_on_routes(self.relay, self.prepared, self.key, on_attempt, on_retry)
+        """The call on its routes, then its images saved (downloads, bounded by the deadline and
+        stopped by a cancel like the call itself: settling has little time)."""
+        call = await send_on_routes(self.relay, self.prepared, self.key, on_attempt, on_retry)
+        if isinstance(call.outcome, dict):
+            kept = await self._keep_images(call.outcome, fetch=True)
+            call.outcome, call.image_notes = kept.message, kept.notes
+        return call
+
+    async def _keep_images(self, message: dict[str, Any], *, fetch: bool) -> KeptImages:
+        return await keep_images(message, outputs_images=outputs_images(self.entry), http=self.relay.http,
+                                 key=self.key, max_bytes=self.relay.max_reply_bytes, stem=reply_stem(self.model),
+                                 fetch=fetch)  # fmt: skip
+
+    async def _with_images(self, message: dict[str, Any], call: Call) -> tuple[dict[str, Any], list[str]]:
+        """``message`` with its images saved (those the send left: a call cut or failed keeps its
+        base64 ones too) and every image note of the call."""
+        kept = await self._keep_images(message, fetch=False)
+        return kept.message, [*call.image_notes, *kept.notes]
 
     async def settle(self, call: Call, cancelled: bool) -> ReplyRecord:
         """The record of a call that ended: complete, failed, or cut (``outcome`` None) by the
@@ -65,8 +83,8 @@ class SendJob:
                            chars=accumulator.chars_received)  # fmt: skip
         self.metrics.upstream(attempt.route, call.seconds, call.first_event)
         if outcome is None and cancelled:
-            partial = accumulator.message(partial=True)
-            notes, extras = self._notes(partial, attempt)
+            partial, image_notes = await self._with_images(accumulator.message(partial=True), call)
+            notes, extras = self._notes(partial, attempt, image_notes)
             note = (f"[Cancelled at your request after {len(done.text):,} characters of text: the relay stream was "
                     "closed, so billing stopped. What arrived is kept.]")  # fmt: skip
             extras["notes"] = [note, *extras["notes"]]
@@ -85,13 +103,14 @@ class SendJob:
             logger.info("send_message model=%s route=%s %s after %.2f s", self.model, attempt.route, how,
                         call.seconds)  # fmt: skip
             self.metrics.streamed(self.model, attempt.route, accumulator.chars_received, None)
-            await self._failed(done, outcome, attempt)
+            await self._failed(done, outcome, attempt, call)
             return done
         logger.info(
             "send_message model=%s route=%s stop_reason=%s chars=%d in %.2f s",
             self.model, attempt.route, outcome.get("stop_reason"), accumulator.chars_received, call.seconds,
         )  # fmt: skip
-        notes, extras = self._notes(outcome, attempt)
+        outcome, image_notes = await self._with_images(outcome, call)
+        notes, extras = self._notes(outcome, attempt, image_notes)
         estimate = extras["credits"]["estimate"]
         self.metrics.streamed(self.model, attempt.route, accumulator.chars_received,
                               Decimal(estimate) if estimate is not None else None)  # fmt: skip
@@ -105,12 +124,17 @@ class SendJob:
         done.status, done.message, done.notes = "complete", {**outcome, **extras}, [*notes, note]
         return done
 
-    def _notes(self, message: Mapping[str, Any], attempt: PreparedRequest) -> tuple[list[str], dict[str, Any]]:
-        return call_notes(
+    def _notes(
+        self, message: Mapping[str, Any], attempt: PreparedRequest, image_notes: list[str]
+    ) -> tuple[list[str], dict[str, Any]]:
+        """The call's notes, the image notes first (in both parts: where each image is saved)."""
+        notes, extras = call_notes(
             message, route=attempt.route, dropped=attempt.dropped, max_tokens=attempt.max_tokens, entry=self.entry
         )
+        extras["notes"] = [*image_notes, *extras["notes"]]
+        return [*image_notes, *notes], extras
 
-    async def _failed(self, done: ReplyRecord, error: RelayError, attempt: PreparedRequest) -> None:
+    async def _failed(self, done: ReplyRecord, error: RelayError, attempt: PreparedRequest, call: Call) -> None:
         done.status = "failed"
         if isinstance(error, InvalidModelError):
             error.fix = await self._model_suggestion(attempt.route)
@@ -119,16 +143,18 @@ class SendJob:
             done.error, done.notes = str(error), [str(error)]
             return
         summary = f"{error} {len(error.text):,} characters of text arrived before the failure"
-        notes, extras = self._notes(error.partial, attempt)
+        partial, image_notes = await self._with_images(error.partial, call)
+        notes, extras = self._notes(partial, attempt, image_notes)
         # Hosts that show only the structured content must see the failure too.
         extras["error"] = done.error = f"{summary}."
-        done.message, done.text = {**error.partial, **extras}, error.text
-        done.notes = [f"{summary}; they follow.", notes[-1]] if error.text else [f"{summary}.", notes[-1]]
+        done.message, done.text = {**partial, **extras}, error.text
+        lead = f"{summary}; they follow." if error.text else f"{summary}."
+        done.notes = [lead, *image_notes, notes[-1]]
 
     async def _model_suggestion(self, route: Route) -> str:
         model, entry = self.model, self.entry
         if entry is not None:
-            other = Route.CHAT_COMPLETIONS if route is Route.MESSAGES else Route.MESSAGES
+            other = Route.MESSAGES if route is Route.CHAT_COMPLETIONS else Route.CHAT_COMPLETIONS
             return (
                 f"list_models lists {model!r} (channel {entry.get('channel')}), but the relay refused it on its "
                 f"{route.protocol} route; try again later, or set AITOEARN_ROUTE={other.value} (--route) on the server"

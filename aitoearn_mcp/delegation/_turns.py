@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from .._errors import InputError
 from ..store._protocol import Conversation, Store, history, new_conversation_id, parse_conversation_ref
+from ._images import stored_block
 
 __all__ = ["Continuation", "begin", "record", "with_history"]
 
@@ -68,8 +69,9 @@ async def record(
 ) -> tuple[str, str]:  # fmt: skip
     """Store the completed turn; returns the conversation id and the note for the agent."""
     owner = continuation.owner or await store.owner_tag(key)
-    turn = {"messages": list(arguments["messages"]), "reply": list(reply.get("content") or []), "channel": channel,
-            "model": reply.get("model")}  # fmt: skip
+    # A saved image is kept as a line naming its file, not megabytes of base64 per turn.
+    turn = {"messages": list(arguments["messages"]), "reply": [stored_block(b) for b in reply.get("content") or []],
+            "channel": channel, "model": reply.get("model")}  # fmt: skip
     before = continuation.conversation
     system = arguments.get("system", before.system if before else None)
     if before is not None and not continuation.branch:

@@ -141,9 +141,11 @@ def _merge_usage(into: dict[str, Any], update: Mapping[str, Any]) -> None:
 
 
 def _block_data(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A content block as started: its content (text, thinking, input, signature) whole, the
-    rest (type, tool name and id, fields we do not know) bounded."""
+    """A content block as started: its content (text, thinking, input, signature, an image's
+    source) whole, the rest (type, tool name and id, fields we do not know) bounded."""
     kept = {k: data[k] for k in ("text", "thinking", "input", "signature", "citations") if k in data}
+    if data.get("type") == "image" and "source" in data:
+        kept["source"] = data["source"]
     rest = metadata({k: v for k, v in data.items() if k not in kept})
     return {**rest, **kept}
 

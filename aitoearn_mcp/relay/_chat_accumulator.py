@@ -2,7 +2,8 @@
 
 The same job as MessageAccumulator for the relay's OpenAI-compatible route: whatever model
 answers, ``send_message`` returns one shape. Reasoning becomes a ``thinking`` block before the
-text, tool calls assembled by index become ``tool_use`` blocks, ``finish_reason`` becomes
+text, images (``delta.images``, or ``image_url`` parts of a list ``content``) ``image`` blocks
+after it, tool calls assembled by index ``tool_use`` blocks, ``finish_reason`` becomes
 ``stop_reason`` and the usage is restated in Anthropic terms.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 from .._untrusted import MAX_NAME_CHARS, load_json, one_line
 from ._accumulator import Pieces, StreamFormatError
 
-__all__ = ["FINISH_REASONS", "ChatCompletionAccumulator", "anthropic_usage"]
+__all__ = ["FINISH_REASONS", "ChatCompletionAccumulator", "anthropic_usage", "image_block"]
 
 FINISH_REASONS = {
     "stop": "end_turn",
@@ -49,6 +50,22 @@ class _ToolCall:
                     raise StreamFormatError(f"the arguments of tool call {self.name!r} are not a JSON object")
                 tool_input = {}
         return {"type": "tool_use", "id": self.id, "name": self.name, "input": tool_input}
+
+
+def image_block(url: str) -> dict[str, Any]:
+    """An image by URL as an Anthropic ``image`` block: a ``data:`` URL as base64 source."""
+    head, comma, data = url.partition(",")
+    if url.startswith("data:") and comma and head.endswith(";base64"):
+        media_type = head[len("data:") : -len(";base64")] or "application/octet-stream"
+        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+    return {"type": "image", "source": {"type": "url", "url": url}}
+
+
+def _image_url(part: Any) -> str | None:
+    """The URL of an ``{"type": "image_url", "image_url": {"url"}}`` part (or a bare string URL)."""
+    found = part.get("image_url") if isinstance(part, Mapping) else None
+    url = found.get("url") if isinstance(found, Mapping) else found
+    return url if isinstance(url, str) and url else None
 
 
 def _name(value: Any) -> str:
@@ -92,6 +109,7 @@ class ChatCompletionAccumulator:
         self._thinking = Pieces()
         self._text = Pieces()
         self._latest = self._text
+        self._images: list[dict[str, Any]] = []
         self._tools: list[_ToolCall] = []
         self._tools_by_index: dict[int, _ToolCall] = {}
         self._finish_reason: str | None = None
@@ -134,6 +152,17 @@ class ChatCompletionAccumulator:
             self._text.append(content)
             self._latest = self._text
             self.chars_received += len(content)
+        elif isinstance(content, list):  # content parts: text and images
+            for part in content:
+                if isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str):
+                    self._text.append(part["text"])
+                    self._latest = self._text
+                    self.chars_received += len(part["text"])
+                elif url := _image_url(part):
+                    self._images.append(image_block(url))
+        for image in delta.get("images") or ():
+            if url := _image_url(image):
+                self._images.append(image_block(url))
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning and isinstance(reasoning, str):
             self._thinking.append(reasoning)
@@ -201,6 +230,7 @@ class ChatCompletionAccumulator:
             content.append({"type": "thinking", "thinking": self._thinking.join(), "signature": ""})
         if self._text:
             content.append({"type": "text", "text": self._text.join()})
+        content += [dict(image) for image in self._images]
         content += [call.block(strict=not partial) for call in self._tools]
         reason = self._finish_reason
         stop_reason = None if reason is None else FINISH_REASONS.get(reason, "end_turn")

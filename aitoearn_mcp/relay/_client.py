@@ -32,6 +32,7 @@ from .._untrusted import MAX_JSON_DEPTH, MAX_NAME_CHARS, bounded, load_json, red
 from .._version import __version__
 from ._accumulator import MAX_FIELD_CHARS, StreamFormatError
 from ._error_forms import error_from_response, provider_error, request_id_from, stream_error_text
+from ._gemini_accumulator import is_gemini_response
 from ._reply import ReplyAccumulator
 from ._routes import Route
 
@@ -96,6 +97,15 @@ class RelayClient:
         self._backoff_base = backoff_base
         self._metrics = metrics
 
+    @property
+    def http(self) -> httpx2.AsyncClient:
+        """The process's HTTP client (a reply's image links are fetched with it, without the key)."""
+        return self._http
+
+    @property
+    def max_reply_bytes(self) -> int:
+        return self._config.max_reply_bytes
+
     async def list_models(
         self, key: SecretStr | None, *, on_retry: OnRetry | None = None, max_retries: int | None = None
     ) -> list[dict[str, Any]]:
@@ -129,9 +139,11 @@ class RelayClient:
         *,
         on_retry: OnRetry | None = None,
         on_first_event: Callable[[], None] | None = None,
+        path: str | None = None,
     ) -> dict[str, Any]:
-        """POST the body to ``route``, stream the reply into ``accumulator`` and return the
-        Message (Anthropic-shaped whichever protocol the relay spoke).
+        """POST the body to ``route`` (at ``path``: the Gemini route's names the model), stream the
+        reply into ``accumulator`` and return the Message (Anthropic-shaped whichever protocol
+        the relay spoke).
 
         Retries happen only before the relay answered 200: once it did, a second request
         could bill twice. A failure after that raises IncompleteReplyError with the
@@ -143,9 +155,11 @@ class RelayClient:
         headers = {"accept": "text/event-stream", "content-type": "application/json"}
         if route is Route.MESSAGES:
             headers |= {"x-api-key": key.get_secret_value(), "anthropic-version": "2023-06-01"}
+        elif route is Route.GEMINI:
+            headers["x-goog-api-key"] = key.get_secret_value()
         else:  # the OpenAI-compatible route takes the key as a bearer token only
             headers["authorization"] = f"Bearer {key.get_secret_value()}"
-        url = self._config.base_url + route.path
+        url = self._config.base_url + (path or route.path)
         max_bytes = self._config.max_reply_bytes
 
         async def attempt() -> dict[str, Any]:
@@ -329,7 +343,8 @@ async def _read_event_stream(
             if type(event) is not dict:
                 raise StreamFormatError(f"an event's data is not a JSON object: {data[:80]!r}")
             kind = event.get("type")
-            if kind is None and "choices" not in event:  # not an OpenAI chunk: the type is on the event: line
+            if kind is None and "choices" not in event and not is_gemini_response(event):
+                # not an OpenAI chunk nor a Gemini response: the type is on the event: line
                 kind = event["type"] = "error" if "error" in event else sse.event
             if kind == "error":
                 error = event.get("error")

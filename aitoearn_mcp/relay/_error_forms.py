@@ -93,17 +93,27 @@ _OPENAI_CODES: dict[str, _Kind] = {
     "server_error": _INTERNAL,
 }
 
+# Google's ``status`` names (the relay's Gemini route: ``{"error": {"code", "message", "status"}}``).
+_GOOGLE_STATUSES: dict[str, _Kind] = {
+    "UNAUTHENTICATED": _REJECTED_KEY,
+    "PERMISSION_DENIED": (AuthError, "The API key may not use this", _AUTH_FIX),
+    "RESOURCE_EXHAUSTED": _RATE_LIMITED,
+    "INTERNAL": _INTERNAL,
+    "UNAVAILABLE": (UnavailableError, "The relay is overloaded", _RETRY_FIX),
+}
+
 
 def provider_error(error: Mapping[str, Any], *, status: int | None, request_id: str | None) -> RelayError:
     """Map a provider's error object, in a body or a stream event: Anthropic's ``{"type",
-    "message"}`` or OpenAI's ``{"message", "type", "code"}``."""
+    "message"}``, OpenAI's ``{"message", "type", "code"}`` or Google's ``{"code", "message", "status"}``."""
     kind = str(error.get("type") or "error")
     code = error.get("code")
     message = str(error.get("message") or "")
     label = str(code) if code not in (None, "") else kind
     detail = f"{label}: {message}" if message else label
     common: dict[str, Any] = {"detail": detail, "status": status, "code": label, "request_id": request_id}
-    found = _OPENAI_CODES.get(str(code)) or _OPENAI_CODES.get(kind) or _ANTHROPIC_TYPES.get(kind)
+    found = (_OPENAI_CODES.get(str(code)) or _OPENAI_CODES.get(kind) or _ANTHROPIC_TYPES.get(kind)
+             or _GOOGLE_STATUSES.get(str(error.get("status"))))  # fmt: skip
     if "model" in message.lower() and (kind == "not_found_error" or (found is None and status == 404)):
         found = _BAD_MODEL
     elif found is None and status in (401, 403):

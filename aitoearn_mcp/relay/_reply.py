@@ -1,4 +1,4 @@
-"""One accumulator for either protocol: the first event says which one the relay speaks.
+"""One accumulator for any of the three protocols: the first event says which one the relay speaks.
 
 Each route normally streams its own protocol, but one published relay version streamed OpenAI
 chunks on the Anthropic route; recognising the protocol from the stream itself means such a
@@ -13,6 +13,7 @@ from typing import Any
 from .._untrusted import MIN_SECRET_CHARS, redact
 from ._accumulator import MessageAccumulator
 from ._chat_accumulator import ChatCompletionAccumulator
+from ._gemini_accumulator import GeminiAccumulator, is_gemini_response
 
 __all__ = ["ReplyAccumulator", "is_chat_completion"]
 
@@ -25,7 +26,7 @@ class ReplyAccumulator:
     """Feed it decoded stream events of either protocol; read ``message()`` at the end."""
 
     def __init__(self) -> None:
-        self._inner: MessageAccumulator | ChatCompletionAccumulator | None = None
+        self._inner: MessageAccumulator | ChatCompletionAccumulator | GeminiAccumulator | None = None
         self._secret = ""
 
     def hide(self, secret: str) -> None:
@@ -37,18 +38,26 @@ class ReplyAccumulator:
     def protocol(self) -> str | None:
         if self._inner is None:
             return None
+        if isinstance(self._inner, GeminiAccumulator):
+            return "gemini"
         return "openai" if isinstance(self._inner, ChatCompletionAccumulator) else "anthropic"
 
     def feed(self, event: Mapping[str, Any]) -> bool:
         """Fold one event; True once the stream says it is complete."""
-        inner = ChatCompletionAccumulator() if is_chat_completion(event) else MessageAccumulator()
+        inner: MessageAccumulator | ChatCompletionAccumulator | GeminiAccumulator
+        if is_chat_completion(event):
+            inner = ChatCompletionAccumulator()
+        elif is_gemini_response(event):
+            inner = GeminiAccumulator()
+        else:
+            inner = MessageAccumulator()
         self._inner = inner
         self.feed = inner.feed  # type: ignore[method-assign]  # later events go straight to the fold
         return inner.feed(event)
 
     def feed_whole(self, body: Any) -> bool:
-        """A whole non-streamed answer: an Anthropic Message or a ``chat.completion``. False
-        when it is neither."""
+        """A whole non-streamed answer: an Anthropic Message, a ``chat.completion`` or a Gemini
+        ``GenerateContentResponse``. False when it is none of them."""
         if not isinstance(body, Mapping):
             return False
         if body.get("type") == "message":
@@ -59,6 +68,11 @@ class ReplyAccumulator:
             chat = ChatCompletionAccumulator()
             self._inner = chat
             chat.feed_completion(body)
+            return True
+        if is_gemini_response(body):
+            gemini = GeminiAccumulator()
+            self._inner = gemini
+            gemini.feed_whole(body)
             return True
         return False
 
@@ -78,13 +92,16 @@ class ReplyAccumulator:
 
     @property
     def ended(self) -> bool:
-        """What arrived is a whole reply (an OpenAI stream may end without ``[DONE]``)."""
-        if isinstance(self._inner, ChatCompletionAccumulator):
+        """What arrived is a whole reply (an OpenAI stream may end without ``[DONE]``; a Gemini
+        stream has no end marker but its ``finishReason``)."""
+        if isinstance(self._inner, ChatCompletionAccumulator | GeminiAccumulator):
             return self._inner.ended
         return self.complete
 
     @property
     def expected_end(self) -> str:
+        if isinstance(self._inner, GeminiAccumulator):
+            return "a finishReason"
         return "a finish_reason" if isinstance(self._inner, ChatCompletionAccumulator) else "message_stop"
 
     @property

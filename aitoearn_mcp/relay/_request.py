@@ -21,6 +21,7 @@ class PreparedRequest:
     body: bytes
     dropped: tuple[str, ...]  # fields with no meaning on this route, left out
     max_tokens: int | None  # what was asked for; None: the model's own limit
+    path: str = ""  # the route's path for this model (the Gemini route names it); empty: route.path
 
 
 def encode_body(body: Mapping[str, Any]) -> bytes:
@@ -41,12 +42,18 @@ def prepare_request(
 ) -> PreparedRequest:
     """``arguments`` are the caller's, validated, with nulls removed; ``max_tokens`` theirs or the
     default. The Anthropic route gets them as given (extra fields and all) with ``max_tokens`` and
-    ``stream: true``; the OpenAI-compatible route gets their translation."""
+    ``stream: true``; the OpenAI-compatible and Gemini routes get their translation."""
     if route is Route.MESSAGES:
         body = {**arguments, "max_tokens": max_tokens, "stream": True}
         return PreparedRequest(route, encode_body(body), (), max_tokens)
+    given = max_tokens if "max_tokens" in arguments else None
+    if route is Route.GEMINI:
+        from ._gemini_translate import to_gemini  # here: only image models load it
+
+        translation = to_gemini(arguments, entry)
+        path = route.path_for(str(arguments["model"]))
+        return PreparedRequest(route, encode_body(translation.body), translation.dropped, given, path)
     from ._translate import to_chat_completions  # here: a server that only uses the Messages route never loads it
 
     translation = to_chat_completions(arguments, entry)
-    given = max_tokens if "max_tokens" in arguments else None
     return PreparedRequest(route, encode_body(translation.body), translation.dropped, given)

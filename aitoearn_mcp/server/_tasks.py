@@ -197,7 +197,7 @@ class Tasks(Extension):
         result = None
         if task_status(record) == "completed":
             work = self._work()
-            result = work.view(params.task_id, record, work.budget(Context(request_context=ctx)))
+            result = await work.view(params.task_id, record, work.budget(Context(request_context=ctx)))
         now = datetime.now(UTC).timestamp()
         return {"resultType": "complete", **task_json(params.task_id, record, ttl_ms=self._ttl_ms, now=now,
                                                       result=result)}  # fmt: skip

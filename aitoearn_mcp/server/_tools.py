@@ -42,6 +42,7 @@ from ._dto import parse_get_reply_args, parse_list_models_args, parse_send_messa
 from ._files import attach_files, read_files
 from ._notices import log_to_client, report_progress
 from ._reply_files import save_reply_file
+from ._reply_images import with_previews
 from ._roots import allowed_roots
 from ._spend import check_spend
 from ._state import State
@@ -125,8 +126,10 @@ class Tools:
             return save_reply_file(reply_id, text, self.reply_ttl)
         return None
 
-    def view(self, reply_id: str, record: ReplyRecord, budget: int, offset: int = 0) -> CallToolResult:
-        return reply_view(reply_id, record, budget=budget, offset=offset, now=time.time(), save_file=self._save_file)
+    async def view(self, reply_id: str, record: ReplyRecord, budget: int, offset: int = 0) -> CallToolResult:
+        """The record as a result, with a preview of each image its reply saved."""
+        result = reply_view(reply_id, record, budget=budget, offset=offset, now=time.time(), save_file=self._save_file)
+        return await with_previews(result, record, offset)
 
     # --- list_models -------------------------------------------------------------------------
 
@@ -237,12 +240,11 @@ class Tools:
         await _listing_changed(ctx)
         if len(started) == 1:
             labels.update(route=records[0].route or "", outcome=_outcome(records[0]))
-            return self.view(started[0].id, records[0], self.budget(ctx))
+            return await self.view(started[0].id, records[0], self.budget(ctx))
         labels.update(model="", outcome="ok" if all(r.status == "complete" for r in records) else "several")
         share = max(self.budget(ctx) // len(started), 2000)  # the budget is shared
-        return combined_view(
-            [(d.job.model, d.id, self.view(d.id, record, share)) for d, record in zip(started, records, strict=True)]
-        )
+        return combined_view([(d.job.model, d.id, await self.view(d.id, record, share))
+                              for d, record in zip(started, records, strict=True)])  # fmt: skip
 
     async def _wait(
         self,
@@ -315,7 +317,7 @@ class Tools:
                 "fix: pass the reply_id of a send_message result made with the same key, or send the request again."
             )
         labels.update(model=found.model, route=found.route or "", outcome=_outcome(found))
-        return self.view(args.reply_id, found, self.budget(ctx), args.offset)
+        return await self.view(args.reply_id, found, self.budget(ctx), args.offset)
 
     async def _wait_remote(
         self, ctx: Context, delegations: Delegations, reply_id: str, owner: str, wait: float | None
