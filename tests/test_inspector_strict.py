@@ -53,9 +53,20 @@ def lint(inspector: Path, *command: str) -> tuple[dict[str, Any], str]:
 def test_our_tool_schemas_lint_clean(inspector: Path) -> None:
     envelope, stderr = lint(inspector, SCRIPT)
     tools = envelope["result"]["tools"]
-    assert sorted(tool["name"] for tool in tools) == ["get_reply", "list_conversations", "list_models", "send_message"]
+    assert sorted(tool["name"] for tool in tools) == [
+        "generate_video",
+        "get_reply",
+        "list_conversations",
+        "list_models",
+        "send_message",
+    ]
     with_output = sorted(tool["name"] for tool in tools if "outputSchema" in tool)
-    assert with_output == ["get_reply", "list_models", "send_message"]  # their output schemas were linted too
+    assert with_output == [
+        "generate_video",
+        "get_reply",
+        "list_models",
+        "send_message",
+    ]  # their output schemas were linted too
     assert "schemaFindings" not in envelope, envelope.get("schemaFindings")
     assert "Warning" not in stderr and "Error" not in stderr, stderr
 

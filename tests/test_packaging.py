@@ -97,7 +97,13 @@ def test_uvx_from_a_checkout_runs_the_server_before_any_release(tmp_path: Path) 
         server.kill()
         server.wait()
     listed = answer["result"]["tools"]
-    assert {t["name"] for t in listed} == {"list_models", "send_message", "get_reply", "list_conversations"}
+    assert {t["name"] for t in listed} == {
+        "list_models",
+        "send_message",
+        "get_reply",
+        "list_conversations",
+        "generate_video",
+    }
     assert all(t["inputSchema"]["properties"] for t in listed)
 
 

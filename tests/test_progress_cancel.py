@@ -109,7 +109,13 @@ async def test_stdio_lists_and_calls_with_nothing_but_protocol_on_stdout(relay: 
             tools = await client.list_tools()
             models = await client.call_tool("list_models", {})
             reply = await client.call_tool("send_message", {**HELLO, "max_tokens": 100})
-    assert {t.name for t in tools.tools} == {"list_models", "send_message", "get_reply", "list_conversations"}
+    assert {t.name for t in tools.tools} == {
+        "list_models",
+        "send_message",
+        "get_reply",
+        "list_conversations",
+        "generate_video",
+    }
     assert models.structured_content and len(models.structured_content["models"]) == len(CATALOGUE)
     assert reply.content[0].text == "Hello, world."
     assert relay.requests_to(MESSAGES)[0].json()["max_tokens"] == 100

@@ -1,5 +1,5 @@
 """Files the server reads for the caller, so an agent can show a model a file without first
-reading it into its own context.
+reading it into its own context, or opens for an upload (generate_video's local references).
 
 Only files inside the allowed roots (see ``_roots``) are read. Other local users may swap what
 is on disk while the server reads it, so each file is opened exactly once and checked on the
@@ -30,7 +30,7 @@ import anyio.to_thread
 from .._errors import InputError
 from ._roots import Roots
 
-__all__ = ["attach_files", "read_files"]
+__all__ = ["OpenedFile", "attach_files", "open_files", "read_files"]
 
 _IMAGES = {
     b"\x89PNG\r\n\x1a\n": "image/png",
@@ -52,8 +52,8 @@ _KERNEL_TREES = (Path("/proc"), Path("/sys")) if sys.platform.startswith("linux"
 _SWAPPED = "changed while it was being opened (a folder or the file was replaced, e.g. by a symbolic link)"
 
 
-def _refuse(message: str) -> InputError:
-    return InputError(f"Invalid arguments for send_message: {message}. Nothing was sent.")
+def _refuse(message: str, tool: str = "send_message") -> InputError:
+    return InputError(f"Invalid arguments for {tool}: {message}. Nothing was sent.")
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,7 @@ class _Checked:
     raw: str
     path: Path  # resolved
     root: Path  # the resolved root it is inside
+    tool: str = "send_message"
 
 
 def _media_type(data: bytes) -> str | None:
@@ -75,19 +76,21 @@ def _media_type(data: bytes) -> str | None:
     return None
 
 
-def _check(raw: str, field: str, roots: Roots) -> _Checked:
+def _check(raw: str, field: str, roots: Roots, tool: str = "send_message") -> _Checked:
     """Resolve ``raw`` and check it is inside a root; nothing is opened yet."""
     if "\x00" in raw:
-        raise _refuse(f"`{field}` contains a NUL byte, which no file name can hold; fix: pass the path without it")
+        raise _refuse(f"`{field}` contains a NUL byte, which no file name can hold; fix: pass the path without it",
+                      tool)  # fmt: skip
     if not roots.paths:
-        raise _refuse(f"`{field}` {raw!r} cannot be read: no folder is allowed, because {roots.why_none}")
+        raise _refuse(f"`{field}` {raw!r} cannot be read: no folder is allowed, because {roots.why_none}", tool)
     try:
         candidate = Path(raw).expanduser()
         if not candidate.is_absolute():
             candidate = roots.paths[0] / candidate
         path = candidate.resolve(strict=True)
     except (OSError, RuntimeError, ValueError):
-        raise _refuse(f"`{field}` {raw!r} does not exist or cannot be resolved; fix: pass an existing file") from None
+        raise _refuse(f"`{field}` {raw!r} does not exist or cannot be resolved; fix: pass an existing file",
+                      tool) from None  # fmt: skip
     resolved_roots = [root.resolve() for root in roots.paths]
     root = next((r for r in resolved_roots if path == r or path.is_relative_to(r)), None)
     if root is None:
@@ -95,32 +98,35 @@ def _check(raw: str, field: str, roots: Roots) -> _Checked:
         why = f" (only these: {roots.why_none})" if roots.why_none else ""
         raise _refuse(
             f"`{field}` {raw!r} is outside the allowed roots ({allowed}){why}; fix: pass a file inside them, or add "
-            "its directory to the client's roots or to AITOEARN_FILES_ROOTS"
+            "its directory to the client's roots or to AITOEARN_FILES_ROOTS",
+            tool,
         )
     if any(path == tree or path.is_relative_to(tree) for tree in _KERNEL_TREES):
         raise _refuse(
             f"`{field}` {raw!r} is a kernel file ({path}), not a file on disk; fix: copy what you need into a file "
-            "inside the roots, or put it in `messages`"
+            "inside the roots, or put it in `messages`",
+            tool,
         )
-    return _Checked(field, raw, path, root)
+    return _Checked(field, raw, path, root, tool)
 
 
 def _open_error(checked: _Checked, exc: OSError) -> InputError:
-    head = f"`{checked.field}` {checked.raw!r}"
+    head, tool = f"`{checked.field}` {checked.raw!r}", checked.tool
     if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
-        return _refuse(f"{head} {_SWAPPED}; fix: pass a file that is not being replaced")
+        return _refuse(f"{head} {_SWAPPED}; fix: pass a file that is not being replaced", tool)
     if exc.errno == errno.ENOENT:
-        return _refuse(f"{head} was removed while it was being opened; fix: pass an existing file")
+        return _refuse(f"{head} was removed while it was being opened; fix: pass an existing file", tool)
     if exc.errno == errno.ENXIO:
-        return _refuse(f"{head} is not a regular file (a socket); fix: pass a regular file")
-    return _refuse(f"{head} cannot be opened ({exc.strerror or exc}); fix: pass a file the server can read")
+        return _refuse(f"{head} is not a regular file (a socket); fix: pass a regular file", tool)
+    return _refuse(f"{head} cannot be opened ({exc.strerror or exc}); fix: pass a file the server can read", tool)
 
 
 def _open(checked: _Checked) -> int:
     """A descriptor for the checked file, opened once without following a link or blocking."""
     parts = checked.path.relative_to(checked.root).parts
     if not parts:
-        raise _refuse(f"`{checked.field}` {checked.raw!r} is not a regular file (a folder); fix: pass a file")
+        raise _refuse(f"`{checked.field}` {checked.raw!r} is not a regular file (a folder); fix: pass a file",
+                      checked.tool)  # fmt: skip
     if not _WALK:
         return _open_and_compare(checked)
     folder = os.open(checked.root, _DIR_FLAGS)
@@ -150,7 +156,8 @@ def _open_and_compare(checked: _Checked) -> int:
     except OSError:
         pass
     os.close(descriptor)
-    raise _refuse(f"`{checked.field}` {checked.raw!r} {_SWAPPED}; fix: pass a file that is not being replaced")
+    raise _refuse(f"`{checked.field}` {checked.raw!r} {_SWAPPED}; fix: pass a file that is not being replaced",
+                  checked.tool)  # fmt: skip
 
 
 def _kind(mode: int) -> str:
@@ -253,6 +260,53 @@ async def read_files(paths: Sequence[str], roots: Roots, max_bytes: int) -> list
     # A cancelled call does not wait for the disk: the thread finishes and closes its files.
     work = functools.partial(_read_files, paths, roots, max_bytes)
     return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+
+
+@dataclass(frozen=True)
+class OpenedFile:
+    """A regular file opened for the caller inside the roots: ``fd`` is the caller's to close;
+    ``size`` is the open file's own, read after opening."""
+
+    field: str
+    path: Path
+    fd: int
+    size: int
+
+
+def _open_files(paths: Sequence[tuple[str, str]], roots: Roots, max_bytes: int, tool: str) -> list[OpenedFile]:
+    checked = [_check(raw, field, roots, tool) for field, raw in paths]  # every path before any is opened
+    opened: list[OpenedFile] = []
+    try:
+        total = 0
+        for item in checked:
+            try:
+                descriptor = _open(item)
+            except OSError as exc:
+                raise _open_error(item, exc) from None
+            opened.append(OpenedFile(item.field, item.path, descriptor, 0))
+            found = os.fstat(descriptor)
+            if not stat.S_ISREG(found.st_mode):
+                raise _refuse(f"`{item.field}` {item.raw!r} is not a regular file ({_kind(found.st_mode)}); fix: pass "
+                              "a regular file", tool)  # fmt: skip
+            opened[-1] = OpenedFile(item.field, item.path, descriptor, found.st_size)
+            total += found.st_size
+            if total > max_bytes:
+                raise _refuse(f"the local files add up to more than {max_bytes:,} bytes (AITOEARN_FILES_MAX_BYTES; "
+                              f"`{item.field}` is {found.st_size:,}); fix: pass smaller files, https URLs, or raise "
+                              "AITOEARN_FILES_MAX_BYTES", tool)  # fmt: skip
+    except BaseException:
+        for item in opened:
+            os.close(item.fd)
+        raise
+    return opened
+
+
+async def open_files(paths: Sequence[tuple[str, str]], roots: Roots, max_bytes: int, tool: str) -> list[OpenedFile]:
+    """Open each (field, path) for reading, by the same rules as ``read_files`` (inside the roots,
+    no link or pipe swapped in, a regular file by ``fstat``), and check their sizes, together at
+    most ``max_bytes``, on the open descriptors. Nothing is read: the caller streams from them."""
+    # Not abandoned on a cancel: the thread must hand back (or close) what it opened.
+    return await anyio.to_thread.run_sync(functools.partial(_open_files, paths, roots, max_bytes, tool))
 
 
 def attach_files(messages: list[dict[str, Any]], blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
-"""What the server's lifespan holds for the calls: the relay's client, the catalogue, the store
-and the delegations running in this process. Each is built by the first call that uses it:
-listing the tools needs none of them, so a server starting up loads none of their modules
-(headless hosts list tools without waiting for a server still starting).
+"""What the server's lifespan holds for the calls: the relay's client, the catalogue, the store,
+the media services (their HTTP client and catalogues) and the delegations running in this
+process. Each is built by the first call that uses it: listing the tools needs none of them, so a
+server starting up loads none of their modules (headless hosts list tools without waiting for a
+server still starting).
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from anyio.abc import TaskGroup
 
 if TYPE_CHECKING:
     import httpx2
+    from pydantic import SecretStr
 
     from .._config import Config
     from .._metrics import Metrics
     from ..delegation._delegation import Delegations
     from ..delegation._drain import Drain
+    from ..media._catalogue import MediaCatalogue
+    from ..media._client import MediaClient
     from ..relay._catalogue import Catalogue
     from ..relay._client import RelayClient
     from ..store._protocol import Store
@@ -50,6 +54,7 @@ class State:
         self._drain = drain
         self._metrics = metrics
         self._http: httpx2.AsyncClient | None = None
+        self._media_http: httpx2.AsyncClient | None = None
 
     @functools.cached_property
     def relay(self) -> RelayClient:
@@ -57,6 +62,29 @@ class State:
 
         self._http = new_http_client(self._config)
         return RelayClient(self._config, self._http, metrics=self._metrics)
+
+    @property
+    def media_http(self) -> httpx2.AsyncClient:
+        """The media routes' client (their paths are relative to the site root), also used for
+        uploads to storage and downloads, which carry no key."""
+        if self._media_http is None:
+            from ..relay._client import new_http_client
+
+            self._media_http = new_http_client(self._config)
+            self._media_http.base_url = self._config.base_url
+        return self._media_http
+
+    def media(self, key: SecretStr | None) -> MediaClient:
+        """A media client for one caller's key (cheap: the HTTP client is shared)."""
+        from ..media._client import MediaClient
+
+        return MediaClient(self.media_http, key, max_retries=self._config.max_retries)
+
+    @functools.cached_property
+    def media_catalogue(self) -> MediaCatalogue:
+        from ..media._catalogue import MediaCatalogue
+
+        return MediaCatalogue(ttl=self._config.models_cache_ttl)
 
     @property
     def store(self) -> Store:
@@ -97,5 +125,7 @@ class State:
         finally:
             if state is not None and state._http is not None:
                 await state._http.aclose()
+            if state is not None and state._media_http is not None:
+                await state._media_http.aclose()
             if state is not None and state._store_used:
                 await state.store.aclose()
