@@ -17,9 +17,9 @@ from typing import Any
 
 import anyio
 from mcp import Client, StdioServerParameters
-from tests.test_tasks import CreateTask, GetTask, TasksClient, tasks_request
 
 from tests.conftest import HELLO, KEY
+from tests.delegation.test_tasks import CreateTask, GetTask, TasksClient, tasks_request
 from tests.fake_relay import FakeRelay
 from tests.test_progress_cancel import SCRIPT
 

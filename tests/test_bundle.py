@@ -26,7 +26,7 @@ from .uv import clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
 MCPB = MODULES / "@anthropic-ai" / "mcpb" / "dist" / "cli" / "cli.js"
-TOOLS = ["list_models", "send_message", "get_reply", "list_conversations", "generate_image"]
+TOOLS = ["list_models", "send_message", "get_reply", "list_conversations", "generate_image", "generate_video"]
 BUNDLE_FILES = {"manifest.json", "icon.png", "pyproject.toml", "README.md", "LICENSE", "bundle/main.py"}
 
 

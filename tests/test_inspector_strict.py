@@ -54,11 +54,12 @@ def test_our_tool_schemas_lint_clean(inspector: Path) -> None:
     envelope, stderr = lint(inspector, SCRIPT)
     tools = envelope["result"]["tools"]
     assert sorted(tool["name"] for tool in tools) == [
-        "generate_image", "get_reply", "list_conversations", "list_models", "send_message",
+        "generate_image", "generate_video", "get_reply", "list_conversations", "list_models", "send_message",
     ]  # fmt: skip
     with_output = sorted(tool["name"] for tool in tools if "outputSchema" in tool)
     assert with_output == [
         "generate_image",
+        "generate_video",
         "get_reply",
         "list_models",
         "send_message",

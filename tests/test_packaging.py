@@ -103,6 +103,7 @@ def test_uvx_from_a_checkout_runs_the_server_before_any_release(tmp_path: Path) 
         "get_reply",
         "list_conversations",
         "generate_image",
+        "generate_video",
     }
     assert all(t["inputSchema"]["properties"] for t in listed)
 

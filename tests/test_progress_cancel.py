@@ -115,6 +115,7 @@ async def test_stdio_lists_and_calls_with_nothing_but_protocol_on_stdout(relay: 
         "get_reply",
         "list_conversations",
         "generate_image",
+        "generate_video",
     }
     assert models.structured_content and len(models.structured_content["models"]) == len(CATALOGUE)
     assert reply.content[0].text == "Hello, world."

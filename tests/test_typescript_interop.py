@@ -44,7 +44,14 @@ def test_typescript_sdk_lists_calls_with_progress_and_cancels(relay: FakeRelay, 
             server.stop()
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
-    assert seen["tools"] == ["generate_image", "get_reply", "list_conversations", "list_models", "send_message"]
+    assert seen["tools"] == [
+        "generate_image",
+        "generate_video",
+        "get_reply",
+        "list_conversations",
+        "list_models",
+        "send_message",
+    ]
     # a 3 s reply under a 1 s timeout: alive only because progress reset it
     assert not seen["isError"] and seen["text"] == "".join(PIECES) and seen["route"] == "messages"
     assert len(seen["progress"]) >= 10 and seen["progress"] == sorted(set(seen["progress"]))

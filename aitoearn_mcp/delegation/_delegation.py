@@ -1,12 +1,17 @@
 """Delegations: calls that outlive the MCP request that started them.
 
-Each send_message call is a delegation with a reply id from its start. The server owns it (a
+Each send_message call (a SendJob) and each generate_video call (a RenderJob) is a delegation
+with a reply id from its start; both share this lifecycle through the ``Job`` protocol. The server owns it (a
 task group opened with the server's lifespan), not the request: when the request stops waiting
 and answers "still running", the call goes on, bounded by the deadline, until it completes,
 fails, is cancelled (get_reply's ``cancel``, the host's stop while send_message still waits) or
 the server drains. Its record is in the store once its id is handed out (a "running" answer, a
-task), about every second while text arrives when the store is shared (other processes answer
-for it), and at the end: a call that ends within its wait is written once.
+task), about every second while the work moves on when the store is shared (other processes
+answer for it), and at the end: a call that ends within its wait is written once.
+
+A job whose work outlives any one process (a video renders on the relay) can be *resumed*: a
+process asked for a running record that no live process looks after (``resume`` says whether it
+can, and builds the job) adopts it under the same id and runs it to the end.
 
 Code outside an MCP request uses the same API: ``start``, ``read``, ``wait``, ``cancel``.
 """
@@ -18,21 +23,18 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import anyio
 from anyio.abc import TaskGroup
 
-from .._errors import IncompleteReplyError, RelayError, StoreUnavailableError
+from .._errors import StoreUnavailableError
 from ..store._memory import MemoryStore
 from ..store._protocol import Store, new_reply_id
 from ._drain import Drain
 from ._record import ReplyRecord
 
-if TYPE_CHECKING:
-    from ._call import Call  # the call path loads with the first call
-
-__all__ = ["Delegation", "Delegations", "Job"]
+__all__ = ["UNEXPECTED", "Delegation", "Delegations", "Job", "Resume"]
 
 logger = logging.getLogger("aitoearn_mcp")
 
@@ -44,38 +46,55 @@ SETTLE_WAIT = 15.0  # seconds the last record may take to store (a slow Redis mu
 
 OnRetry = Callable[[str], Awaitable[None]]
 
-_UNEXPECTED = "The server failed unexpectedly while handling this reply (see its log). Fix: send the request again."
-
-
-def _unexpected(exc: Exception, call: Call) -> RelayError:
-    error = RelayError(f"The server failed unexpectedly while reading the reply ({type(exc).__name__})",
-                       fix="send the request again; the server's log has the details")  # fmt: skip
-    accumulator = call.accumulator
-    if not accumulator.started:
-        return error
-    return IncompleteReplyError(error, accumulator.message(partial=True), accumulator.text())
+UNEXPECTED = "The server failed unexpectedly while handling this reply (see its log). Fix: send the request again."
 
 
 class Job(Protocol):
-    """What a delegation runs: sending may be cancelled; settling always runs."""
+    """What a delegation runs: a chat reply (SendJob) or a video render (RenderJob). ``run`` may
+    be cancelled (the caller's cancel, a shutdown past its grace); ``settle`` always runs, on
+    whatever ``run`` got to, and lets go of what the job held."""
 
     model: str
 
-    async def send(self, on_attempt: Callable[[Call], None], on_retry: OnRetry) -> Call: ...
+    @property
+    def news(self) -> int:
+        """Rises as the work moves on (characters received, relay polls made): a running record
+        worth storing again for other processes."""
+        ...
 
-    async def settle(self, call: Call, cancelled: bool) -> ReplyRecord: ...
+    def progress(self) -> tuple[int, str]:
+        """Characters received so far and the latest of them (0 and "" for work without text)."""
+        ...
+
+    def running(self, started: float) -> ReplyRecord | None:
+        """The running record now; None while nothing has started."""
+        ...
+
+    async def run(self, on_retry: OnRetry) -> None: ...
+
+    def crashed(self, exc: Exception) -> None:
+        """``run`` failed unexpectedly (a fault of ours): ``settle`` reports it."""
+        ...
+
+    async def settle(self, cancelled: bool) -> ReplyRecord | None:
+        """The final record; None when cut before anything started. ``cancelled``: by the caller
+        (otherwise the server stopped it: shutting down)."""
+        ...
+
+
+# Whether a running record found in the store can be taken over here, and the job that does it.
+Resume = Callable[[ReplyRecord], Job | None]
 
 
 class Delegation:
     """One call on its way or done. ``record`` is final once ``finished`` is set."""
 
-    def __init__(self, reply_id: str, owner: str, job: Job) -> None:
+    def __init__(self, reply_id: str, owner: str, job: Job, record: ReplyRecord | None = None) -> None:
         self.id = reply_id
         self.owner = owner
         self.job = job
         now = time.time()
-        self.record = ReplyRecord("running", job.model, now, now)
-        self.call: Call | None = None
+        self.record = record if record is not None else ReplyRecord("running", job.model, now, now)
         self.finished = anyio.Event()
         self.scope = anyio.CancelScope()
         self.cancelled = False  # asked to stop by the caller (not by a shutdown)
@@ -84,22 +103,17 @@ class Delegation:
         # Saves take turns: a running record written from a request must never land after the final one.
         self.saving = anyio.Lock()
 
-    @property
-    def chars(self) -> int:
-        return self.call.accumulator.chars_received if self.call else self.record.chars
-
-    def latest_text(self, limit: int) -> str:
-        return self.call.accumulator.latest_text(limit) if self.call else self.record.text[-limit:]
+    def progress(self) -> tuple[int, str]:
+        """Characters received so far and the latest of them."""
+        if self.finished.is_set():
+            return self.record.chars, self.record.text[-200:]
+        return self.job.progress()
 
     def snapshot(self) -> ReplyRecord:
-        """The record now: the final one, or the running one with the text so far."""
-        if self.finished.is_set() or self.call is None:
+        """The record now: the final one, or the running one with what has arrived so far."""
+        if self.finished.is_set():
             return self.record
-        accumulator = self.call.accumulator
-        running = ReplyRecord("running", self.record.model, self.record.started, time.time(),
-                              route=self.call.request.route.value, text=accumulator.text(),
-                              chars=accumulator.chars_received)  # fmt: skip
-        return running
+        return self.job.running(self.record.started) or self.record
 
     def cancel(self) -> None:
         if not self.finished.is_set():
@@ -116,9 +130,6 @@ class Delegation:
         for listener in list(self.retry_listeners):
             with contextlib.suppress(Exception):  # a request that went away cannot be told
                 await listener(message)
-
-    def _attempt(self, call: Call) -> None:
-        self.call = call
 
 
 class Delegations:
@@ -141,6 +152,15 @@ class Delegations:
         self._tasks.start_soon(self._run, delegation)
         return delegation
 
+    def _adopt(self, reply_id: str, owner: str, job: Job, record: ReplyRecord) -> Delegation:
+        """Run ``job`` here for a running record no live process looks after (same id, same start)."""
+        delegation = Delegation(reply_id, owner, job, record)
+        delegation.stored = True
+        self._live[reply_id] = delegation
+        self._tasks.start_soon(self._run, delegation)
+        logger.info("Reply %s: taken over by this process", reply_id)
+        return delegation
+
     async def store_running(self, delegation: Delegation) -> bool:
         """Put the record in the store before its id is handed out, so another process (or this
         one, after a restart of the host) finds it; True once the store holds one."""
@@ -150,39 +170,46 @@ class Delegations:
         found = self._live.get(reply_id)
         return found if found is not None and hmac.compare_digest(found.owner, owner) else None
 
-    async def read(self, reply_id: str, owner: str) -> ReplyRecord | None:
-        """The record now; None when unknown, expired or another owner's. Raises
-        StoreUnavailableError when only the store could answer and it does not."""
+    async def read(self, reply_id: str, owner: str, resume: Resume | None = None) -> ReplyRecord | None:
+        """The record now; None when unknown, expired or another owner's. With ``resume``, a
+        running record no process looks after is taken over here. Raises StoreUnavailableError
+        when only the store could answer and it does not."""
         if (delegation := self.live(reply_id, owner)) is not None:
             return delegation.snapshot()
         raw = await self.store.load_reply(reply_id, owner)
-        return ReplyRecord.from_json(raw) if raw is not None else None
+        found = ReplyRecord.from_json(raw) if raw is not None else None
+        if found is not None and not found.done and resume is not None and (job := resume(found)) is not None:
+            return self._adopt(reply_id, owner, job, found).snapshot()
+        return found
 
     async def wait(
-        self, reply_id: str, owner: str, seconds: float, on_record: Callable[[ReplyRecord], None] | None = None
-    ) -> ReplyRecord | None:
+        self, reply_id: str, owner: str, seconds: float, on_record: Callable[[ReplyRecord], None] | None = None,
+        resume: Resume | None = None,
+    ) -> ReplyRecord | None:  # fmt: skip
         """The record once it has ended, or after ``seconds``, whichever is first. ``on_record``
-        sees each record read of a reply another process runs."""
-        if (delegation := self.live(reply_id, owner)) is not None:
-            await delegation.wait(seconds)
-            return delegation.snapshot()
+        sees each record read of a reply another process runs; ``resume`` as for ``read``."""
         deadline = time.monotonic() + seconds
         while True:  # another process runs it: its record in the store is the news
-            found = await self.read(reply_id, owner)
+            if (delegation := self.live(reply_id, owner)) is not None:
+                await delegation.wait(max(deadline - time.monotonic(), 0))
+                return delegation.snapshot()
+            found = await self.read(reply_id, owner, resume)
             if found is None or found.done or time.monotonic() >= deadline:
                 return found
+            if self.live(reply_id, owner) is not None:  # taken over just now
+                continue
             if on_record is not None:
                 on_record(found)
             await anyio.sleep(min(REMOTE_POLL, max(deadline - time.monotonic(), 0)))
 
-    async def cancel(self, reply_id: str, owner: str) -> ReplyRecord | None:
+    async def cancel(self, reply_id: str, owner: str, resume: Resume | None = None) -> ReplyRecord | None:
         """Stop the reply (within a second) and return its record: cancelled, or how it ended
         if it ended first. None when unknown or another owner's."""
+        found = await self.read(reply_id, owner, resume)
         if (delegation := self.live(reply_id, owner)) is not None:
             delegation.cancel()
             await delegation.wait(CANCEL_WAIT)
             return delegation.snapshot()
-        found = await self.read(reply_id, owner)
         if found is None or found.done:
             return found
         if not await self.store.request_cancel(reply_id, owner):
@@ -208,37 +235,35 @@ class Delegations:
     async def _send(delegation: Delegation) -> None:
         with delegation.scope:
             try:
-                await delegation.job.send(delegation._attempt, delegation._tell_retry)
+                await delegation.job.run(delegation._tell_retry)
             except Exception as exc:  # a fault of ours must fail this reply, not the server's other ones
                 logger.exception("Reply %s: unexpected failure", delegation.id)
-                if delegation.call is not None:
-                    delegation.call.outcome = _unexpected(exc, delegation.call)
+                delegation.job.crashed(exc)
 
     async def _settle(self, delegation: Delegation) -> None:
+        job, started = delegation.job, delegation.record.started
         try:
-            if delegation.call is not None:
-                try:
-                    record = await delegation.job.settle(delegation.call, delegation.cancelled)
-                except Exception:
-                    logger.exception("Reply %s: unexpected failure while settling it", delegation.id)
-                    text = delegation.call.accumulator.text()  # kept for the reply resource
-                    record = ReplyRecord("failed", delegation.record.model, 0, 0, text=text, error=_UNEXPECTED,
-                                         notes=[_UNEXPECTED])  # fmt: skip
-                record.started = delegation.record.started
+            try:
+                record = await job.settle(delegation.cancelled)
+            except Exception:
+                logger.exception("Reply %s: unexpected failure while settling it", delegation.id)
+                record = job.running(started) or delegation.record  # what arrived is kept for the resource
+                record.status, record.error, record.notes = "failed", UNEXPECTED, [UNEXPECTED]
+            if record is not None:
+                record.started = started
                 delegation.record = record
-            else:  # cut before its first attempt
+            else:  # cut before anything started
                 delegation.record.status = "cancelled" if delegation.cancelled else "failed"
             saved = await self._save(delegation, delegation.record)
         finally:
-            delegation.call = None  # the record has it all: the stream's memory goes now, not at a collection
             delegation.finished.set()
         if saved:  # the store answers for it from now on; one that could not be stored stays here
             self._live.pop(delegation.id, None)
 
     async def _watch(self, delegation: Delegation) -> None:
-        """Beside a running reply in a shared store: write its record as text arrives, and stop it
-        when another process asks."""
-        saved_chars = 0
+        """Beside a running reply in a shared store: write its record as the work moves on, and
+        stop it when another process asks."""
+        saved_news = 0
         last_save = time.monotonic()
         while True:
             await anyio.sleep(CANCEL_POLL)
@@ -246,8 +271,9 @@ class Delegations:
                 if await self.store.cancel_requested(delegation.id):
                     delegation.cancel()
                     return
-            if delegation.chars != saved_chars and time.monotonic() - last_save >= SAVE_EVERY:
-                saved_chars, last_save = delegation.chars, time.monotonic()
+            news = delegation.job.news
+            if news != saved_news and time.monotonic() - last_save >= SAVE_EVERY:
+                saved_news, last_save = news, time.monotonic()
                 await self._save(delegation, delegation.snapshot())
 
     async def _save(self, delegation: Delegation, record: ReplyRecord | None) -> bool:

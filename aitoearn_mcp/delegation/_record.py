@@ -3,7 +3,8 @@ reads of it.
 
 The record is what the store keeps for a reply id (JSON, the members every store agrees on), so
 any process can answer for a reply another one runs. States move one way: running, then
-complete, failed or cancelled, never back.
+complete, failed or cancelled, never back. Members added later have defaults, and members a
+record does not know are ignored, so records written by another version still load.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ class ReplyRecord:
     notes: list[str] = field(default_factory=list)
     chars: int = 0  # characters received so far (text, thinking and tool input), for a running reply
     error_kind: str | None = None  # the failure's kind for metrics: auth, credits, incomplete, ...
+    # A generated video instead of a reply (see delegation/_render.py, which writes it): what the
+    # relay's task is (kind, task_id, relay_status, stage, polled_at), what was asked and costs
+    # (mode, mode_derived, resolution, ratio, duration, price, points), where it goes (save_to,
+    # download) and, once done, what came back (video_url, cover_url, path, size_bytes, cover).
+    media: dict[str, Any] | None = None
 
     @property
     def done(self) -> bool:

@@ -2,7 +2,7 @@
 sent on its routes, then settled into a reply record (notes, credits, the conversation stored).
 
 Preparing checks everything the caller named, so a refusal comes before any upstream call;
-sending may be cancelled; settling always runs, on whatever arrived.
+sending may be cancelled (closing the relay stream); settling always runs, on whatever arrived.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +26,7 @@ from ..relay._request import PreparedRequest, prepare_request
 from ..relay._routes import Route, outputs_images, plan_route
 from ..store._protocol import STORE_DOWN, Store
 from ._call import Call, outcome_label, send_on_routes
+from ._delegation import UNEXPECTED
 from ._images import KeptImages, keep_images, reply_stem
 from ._notes import call_notes
 from ._record import ReplyRecord
@@ -34,6 +35,17 @@ from ._turns import Continuation, record, with_history
 __all__ = ["SendJob", "prepare_job"]
 
 logger = logging.getLogger("aitoearn_mcp")
+
+LATEST_CHARS = 200  # the latest text a progress report may show
+
+
+def _unexpected(exc: Exception, call: Call) -> RelayError:
+    error = RelayError(f"The server failed unexpectedly while reading the reply ({type(exc).__name__})",
+                       fix="send the request again; the server's log has the details")  # fmt: skip
+    accumulator = call.accumulator
+    if not accumulator.started:
+        return error
+    return IncompleteReplyError(error, accumulator.message(partial=True), accumulator.text())
 
 
 @dataclass
@@ -52,15 +64,33 @@ class SendJob:
     catalogue: Catalogue
     store: Store
     metrics: Metrics
+    call: Call | None = field(default=None, init=False, repr=False)  # the attempt on its way, its text filling
 
-    async def send(self, on_attempt: Callable[[Call], None], on_retry: Callable[[str], Awaitable[None]]) -> Call:
+    @property
+    def news(self) -> int:
+        return self.call.accumulator.chars_received if self.call else 0
+
+    def progress(self) -> tuple[int, str]:
+        if self.call is None:
+            return 0, ""
+        accumulator = self.call.accumulator
+        return accumulator.chars_received, accumulator.latest_text(LATEST_CHARS)
+
+    def running(self, started: float) -> ReplyRecord | None:
+        if self.call is None:
+            return None
+        accumulator = self.call.accumulator
+        return ReplyRecord("running", self.model, started, time.time(), route=self.call.request.route.value,
+                           text=accumulator.text(), chars=accumulator.chars_received)  # fmt: skip
+
+    async def run(self, on_retry: Callable[[str], Awaitable[None]]) -> None:
         """The call on its routes, then its images saved (downloads, bounded by the deadline and
         stopped by a cancel like the call itself: settling has little time)."""
-        call = await send_on_routes(self.relay, self.prepared, self.key, on_attempt, on_retry)
-        if isinstance(call.outcome, dict):
+        await send_on_routes(self.relay, self.prepared, self.key, self._attempt, on_retry)
+        call = self.call
+        if call is not None and isinstance(call.outcome, dict):
             kept = await self._keep_images(call.outcome, fetch=True)
             call.outcome, call.image_notes = kept.message, kept.notes
-        return call
 
     async def _keep_images(self, message: dict[str, Any], *, fetch: bool) -> KeptImages:
         return await keep_images(message, outputs_images=outputs_images(self.entry), http=self.relay.http,
@@ -73,9 +103,31 @@ class SendJob:
         kept = await self._keep_images(message, fetch=False)
         return kept.message, [*call.image_notes, *kept.notes]
 
-    async def settle(self, call: Call, cancelled: bool) -> ReplyRecord:
+    def _attempt(self, call: Call) -> None:
+        self.call = call
+
+    def crashed(self, exc: Exception) -> None:
+        if self.call is not None:
+            self.call.outcome = _unexpected(exc, self.call)
+
+    async def settle(self, cancelled: bool) -> ReplyRecord | None:
         """The record of a call that ended: complete, failed, or cut (``outcome`` None) by the
-        caller's cancel (``cancelled``) or by the server shutting down."""
+        caller's cancel (``cancelled``) or by the server shutting down; None when cut before its
+        first attempt. Then the stream's memory goes (the record has it all)."""
+        call = self.call
+        if call is None:
+            return None
+        try:
+            return await self._settled(call, cancelled)
+        except Exception:
+            logger.exception("send_message model=%s: unexpected failure while settling the reply", self.model)
+            now = time.time()
+            return ReplyRecord("failed", self.model, now, now, text=call.accumulator.text(), error=UNEXPECTED,
+                               notes=[UNEXPECTED])  # fmt: skip
+        finally:
+            self.call = None
+
+    async def _settled(self, call: Call, cancelled: bool) -> ReplyRecord:
         accumulator, attempt = call.accumulator, call.request
         outcome = call.outcome
         now = time.time()

@@ -33,7 +33,7 @@ from pydantic import SecretStr
 from .._errors import InputError, RelayError, RequestRejectedError, UnavailableError
 from ._net import keyless, require_safe_url
 
-__all__ = ["Downloaded", "download", "safe_filename", "save_bytes"]
+__all__ = ["Downloaded", "download", "fetch", "safe_filename", "save_bytes"]
 
 MAX_REDIRECTS = 5
 MAX_NAME_CHARS = 120
@@ -216,6 +216,36 @@ async def download(
             sink.discard()
             raise
         return Downloaded(path, sink.size, media_type or mimetypes.guess_type(path.name)[0])
+    finally:
+        await response.aclose()
+
+
+async def fetch(
+    http: httpx2.AsyncClient, url: str, *, max_bytes: int, key: SecretStr | None = None
+) -> tuple[bytes, str | None]:
+    """The bytes at ``url`` (e.g. a cover to preview) and their media type, by the same rules as
+    ``download`` (https, no credentials, checked redirects, ``max_bytes``, the declared length
+    checked), kept in memory."""
+    response = await _open(http, url, key)
+    try:
+        if response.status_code != 200:
+            cls = RequestRejectedError if response.status_code < 500 else UnavailableError
+            raise cls(f"Could not download the file: the server answered HTTP {response.status_code}",
+                      fix="try again", status=response.status_code)  # fmt: skip
+        declared = _declared_length(response)
+        if declared is not None and declared > max_bytes:
+            raise _too_large(max_bytes, declared)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in _chunks(response):
+            size += len(chunk)
+            if size > max_bytes:
+                raise _too_large(max_bytes, None)
+            chunks.append(chunk)
+        if declared is not None and size != declared:
+            raise _truncated(size, declared)
+        media_type = response.headers.get("content-type", "").partition(";")[0].strip().lower() or None
+        return b"".join(chunks), media_type
     finally:
         await response.aclose()
 

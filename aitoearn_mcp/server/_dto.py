@@ -28,6 +28,7 @@ from .._errors import InputError
 __all__ = [
     "INPUT_MODELS",
     "GenerateImageInput",
+    "GenerateVideoInput",
     "GetReplyInput",
     "ListConversationsInput",
     "ListModelsInput",
@@ -35,6 +36,7 @@ __all__ = [
     "input_schema",
     "input_schemas_json",
     "parse_generate_image_args",
+    "parse_generate_video_args",
     "parse_get_reply_args",
     "parse_list_conversations_args",
     "parse_list_models_args",
@@ -43,6 +45,7 @@ __all__ = [
 MAX_TOKENS_LIMIT = 9007199254740991  # ClaudeChatProxyDto's maximum (2**53 - 1)
 MAX_MODELS = 8
 MAX_WAIT = 3600
+MAX_REFERENCES = 20  # per kind; each model's own limit (at most 9 today) is checked against its catalogue entry
 WAIT_DESCRIPTION = "Seconds to wait before answering status running with a reply_id (default: what the host allows)."
 
 logger = logging.getLogger("aitoearn_mcp")
@@ -139,12 +142,49 @@ class GetReplyInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reply_id: StrictStr = Field(min_length=1, description="The reply_id of a send_message result.")
+    reply_id: StrictStr = Field(min_length=1, description="The reply_id of a send_message or generate_video result.")
     wait_seconds: Annotated[StrictFloat | StrictInt, Field(ge=0, le=MAX_WAIT)] | None_ = Field(
         None, description=WAIT_DESCRIPTION
     )
     offset: StrictInt = Field(0, ge=0, description="Start at this character of the reply text (from next_offset).")
-    cancel: StrictBool = Field(False, description="Stop the generation now (billing stops); returns what arrived.")
+    cancel: StrictBool = Field(
+        False, description="Stop the generation now (billing stops); a video: stop waiting (its credits may be spent)."
+    )
+
+
+References = Annotated[list[Annotated[StrictStr, Field(min_length=1)]], Field(max_length=MAX_REFERENCES)]
+
+
+class GenerateVideoInput(BaseModel):
+    """Arguments of generate_video."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: StrictStr = Field(min_length=1, description="What the video shows: 1 to 4,000 characters.")
+    model: Name = Field(description="Video model name, e.g. seedance-2-fast-beta (list_models kind: video).")
+    mode: StrictStr | None_ = Field(
+        None,
+        description="One of the model's modes: text2video, image2video, flf2video, multi-image2video, multi-ref, "
+        "video2video. Default: derived from the inputs.",
+    )
+    images: References | None_ = Field(
+        None, description="Reference images: local paths (inside the roots; stdio only) or https URLs."
+    )
+    image_tail: StrictStr | None_ = Field(None, description="flf2video's last frame: a local path or https URL.")
+    videos: References | None_ = Field(None, description="Reference videos: local paths or https URLs.")
+    audios: References | None_ = Field(None, description="Reference audio: local paths or https URLs.")
+    resolution: StrictStr | None_ = Field(None, description="e.g. 720p; default: the model's.")
+    ratio: StrictStr | None_ = Field(None, description="Aspect ratio, e.g. 16:9; default: the model's.")
+    duration: Annotated[StrictFloat | StrictInt, Field(gt=0)] | None_ = Field(
+        None, description="Seconds, one the model lists; default: the model's."
+    )
+    wait_seconds: Annotated[StrictFloat | StrictInt, Field(ge=0, le=MAX_WAIT)] | None_ = Field(
+        None, description=WAIT_DESCRIPTION
+    )
+    save_to: StrictStr | None_ = Field(
+        None, description="Folder for the video, inside the roots (stdio). Default: the first root."
+    )
+    download: StrictBool = Field(True, description="Save the video to disk; false: only its URL.")
 
 
 class ListModelsInput(BaseModel):
@@ -207,6 +247,7 @@ INPUT_MODELS: dict[str, type[BaseModel]] = {
     "list_models": ListModelsInput,
     "send_message": SendMessageInput,
     "get_reply": GetReplyInput,
+    "generate_video": GenerateVideoInput,
     "list_conversations": ListConversationsInput,
     "generate_image": GenerateImageInput,
 }
@@ -285,9 +326,17 @@ _FIXES: dict[str, str] = {
     "size": 'pass a size from list_models kind image, e.g. "1024x1024", or leave it out',
     "quality": "pass one of the model's qualities (list_models kind image), or leave it out",
     "style": "pass one of the model's styles (list_models kind image), or leave it out",
-    "images": "pass a list of local image paths or https URLs",
+    "images": f"pass a list of up to {MAX_REFERENCES} local paths or https URLs",
     "mask": "pass one PNG path or https URL, or leave it out",
     "save_to": "pass a folder path inside the roots, or leave it out",
+    "mode": "pass one of the model's modes, or leave it out to derive it from the inputs",
+    "image_tail": "pass one local path or https URL (flf2video's last frame)",
+    "videos": f"pass a list of up to {MAX_REFERENCES} local paths or https URLs",
+    "audios": f"pass a list of up to {MAX_REFERENCES} local paths or https URLs",
+    "resolution": 'pass one of the model\'s resolutions, e.g. "720p", or leave it out',
+    "ratio": 'pass one of the model\'s aspect ratios, e.g. "16:9", or leave it out',
+    "duration": "pass a number of seconds the model lists, or leave it out",
+    "download": "pass true or false",
 }
 
 
@@ -359,6 +408,13 @@ def parse_get_reply_args(arguments: dict[str, Any]) -> GetReplyInput:
         return GetReplyInput.model_validate(_without_host_controls(arguments, "get_reply"))
     except ValidationError as exc:
         raise _explain(exc, "get_reply") from None
+
+
+def parse_generate_video_args(arguments: dict[str, Any]) -> GenerateVideoInput:
+    try:
+        return GenerateVideoInput.model_validate(_without_host_controls(arguments, "generate_video"))
+    except ValidationError as exc:
+        raise _explain(exc, "generate_video") from None
 
 
 def parse_send_message_args(arguments: dict[str, Any]) -> tuple[SendMessageInput, dict[str, Any]]:

@@ -1,5 +1,5 @@
 """Files the server reads for the caller, so an agent can show a model a file without first
-reading it into its own context.
+reading it into its own context, or opens for an upload (generate_video's local references).
 
 Only files inside the allowed roots (see ``_roots``) are read. Other local users may swap what
 is on disk while the server reads it, so each file is opened exactly once and checked on the
@@ -30,7 +30,7 @@ import anyio.to_thread
 from .._errors import InputError
 from ._roots import Roots
 
-__all__ = ["Opened", "attach_files", "folder_inside", "open_reference", "read_files"]
+__all__ = ["OpenedFile", "attach_files", "folder_inside", "open_files", "read_files"]
 
 _IMAGES = {
     b"\x89PNG\r\n\x1a\n": "image/png",
@@ -97,12 +97,14 @@ def _check(raw: str, field: str, roots: Roots, tool: str = "send_message") -> _C
         why = f" (only these: {roots.why_none})" if roots.why_none else ""
         raise refuse(
             f"`{field}` {raw!r} is outside the allowed roots ({allowed}){why}; fix: pass a file inside them, or add "
-            "its directory to the client's roots or to AITOEARN_FILES_ROOTS"
+            "its directory to the client's roots or to AITOEARN_FILES_ROOTS",
+            tool,
         )
     if any(path == tree or path.is_relative_to(tree) for tree in _KERNEL_TREES):
         raise refuse(
             f"`{field}` {raw!r} is a kernel file ({path}), not a file on disk; fix: copy what you need into a file "
-            "inside the roots, or put it in `messages`"
+            "inside the roots, or put it in `messages`",
+            tool,
         )
     return _Checked(field, raw, path, root, tool)
 
@@ -264,48 +266,67 @@ async def read_files(paths: Sequence[str], roots: Roots, max_bytes: int) -> list
 
 
 @dataclass(frozen=True)
-class Opened:
-    """A reference file opened for the caller: read it from ``fd`` (the caller closes it)."""
+class OpenedFile:
+    """A regular file opened for the caller inside the roots: ``fd`` is the caller's to close;
+    ``size`` is the open file's own, read after opening."""
 
-    fd: int
+    field: str
     path: Path
+    fd: int
     size: int
 
 
-def _open_reference(raw: str, field: str, roots: Roots, max_bytes: int, tool: str) -> Opened:
-    checked = _check(raw, field, roots, tool)
+def _open_checked(item: _Checked) -> OpenedFile:
     try:
-        descriptor = _open(checked)
+        descriptor = _open(item)
     except OSError as exc:
-        raise _open_error(checked, exc) from None
+        raise _open_error(item, exc) from None
     try:
-        opened = os.fstat(descriptor)
-        if not stat.S_ISREG(opened.st_mode):
-            raise _refuse(f"`{field}` {raw!r} is not a regular file ({_kind(opened.st_mode)}); fix: pass a regular "
-                          "file", tool)  # fmt: skip
+        found = os.fstat(descriptor)
+        if not stat.S_ISREG(found.st_mode):
+            raise _refuse(f"`{item.field}` {item.raw!r} is not a regular file ({_kind(found.st_mode)}); fix: pass a "
+                          "regular file", item.tool)  # fmt: skip
         try:  # the file opened is the one at the checked path now (not one swapped in since)
-            same = os.path.samestat(opened, os.stat(checked.path, follow_symlinks=False))
+            same = os.path.samestat(found, os.stat(item.path, follow_symlinks=False))
         except OSError:
             same = False
         if not same:
-            raise _refuse(f"`{field}` {raw!r} {_SWAPPED}; fix: pass a file that is not being replaced", tool)
-        if opened.st_size > max_bytes:
-            raise _refuse(f"`{field}` {raw!r} is {opened.st_size:,} bytes, over the limit of {max_bytes:,} "
-                          "(AITOEARN_FILES_MAX_BYTES); fix: pass a smaller file", tool)  # fmt: skip
+            raise _refuse(f"`{item.field}` {item.raw!r} {_SWAPPED}; fix: pass a file that is not being replaced",
+                          item.tool)  # fmt: skip
         os.set_blocking(descriptor, True)  # opened non-blocking against FIFOs; a regular file reads alike
-        return Opened(descriptor, checked.path, opened.st_size)
+        return OpenedFile(item.field, item.path, descriptor, found.st_size)
     except BaseException:
         os.close(descriptor)
         raise
 
 
-async def open_reference(raw: str, field: str, roots: Roots, max_bytes: int, *, tool: str) -> Opened:
-    """``raw`` opened once for streaming (e.g. an upload), by the same rules as ``read_files``:
+def _open_files(paths: Sequence[tuple[str, str]], roots: Roots, max_bytes: int, tool: str) -> list[OpenedFile]:
+    checked = [_check(raw, field, roots, tool) for field, raw in paths]  # every path before any is opened
+    opened: list[OpenedFile] = []
+    try:
+        total = 0
+        for item in checked:
+            opened.append(_open_checked(item))
+            total += opened[-1].size
+            if total > max_bytes:
+                size = opened[-1].size
+                raise _refuse(f"the local files add up to more than {max_bytes:,} bytes (AITOEARN_FILES_MAX_BYTES; "
+                              f"`{item.field}` is {size:,}); fix: pass smaller files, https URLs, or raise "
+                              "AITOEARN_FILES_MAX_BYTES", tool)  # fmt: skip
+    except BaseException:
+        for item in opened:
+            os.close(item.fd)
+        raise
+    return opened
+
+
+async def open_files(paths: Sequence[tuple[str, str]], roots: Roots, max_bytes: int, tool: str) -> list[OpenedFile]:
+    """Open each (field, path) for streaming (an upload), by the same rules as ``read_files``:
     inside the roots, no symbolic link or swapped folder followed, a regular file (a FIFO swapped
-    in cannot stall the server), the open file compared with the one at the path, at most
-    ``max_bytes``. Nothing is read here; the caller closes ``fd``."""
-    work = functools.partial(_open_reference, raw, field, roots, max_bytes, tool)
-    return await anyio.to_thread.run_sync(work)
+    in cannot stall the server), the open file compared with the one at the path, together at most
+    ``max_bytes`` by the open descriptors. Nothing is read: the caller streams from them and closes them."""
+    # Not abandoned on a cancel: the thread must hand back (or close) what it opened.
+    return await anyio.to_thread.run_sync(functools.partial(_open_files, paths, roots, max_bytes, tool))
 
 
 def _folder_inside(raw: str, field: str, roots: Roots, tool: str) -> Path:

@@ -40,7 +40,6 @@ from .._config import Config
 from .._errors import InputError, MissingKeyError, RelayError
 from .._paths import cache_dir, private_dir
 from ..media._catalogue import Catalogue
-from ..media._client import MediaClient
 from ..media._download import download, safe_filename, save_bytes
 from ..media._images import MAX_PREVIEW_BYTES, inspect_image, preview
 from ..media._models import ImageEditModel, ImageModel
@@ -52,7 +51,7 @@ from ..views._image_view import MAX_PREVIEW_TOTAL, ShownImage, image_result
 from ..views._media_models_view import image_models_result, video_models_result
 from ..views._result import error_result
 from ._dto import GenerateImageInput, ListModelsInput, parse_generate_image_args
-from ._files import Opened, folder_inside, open_reference
+from ._files import OpenedFile, folder_inside, open_files
 from ._roots import Roots, allowed_roots
 from ._spend import check_spend
 from ._state import State
@@ -85,7 +84,7 @@ async def media_models(args: ListModelsInput, state: State, key: SecretStr | Non
     if args.channel is not None or args.modality is not None:
         return failed(f"Invalid arguments for list_models: `channel` and `modality` filter chat models only; fix: "
                       f"leave them out with kind {args.kind}.")  # fmt: skip
-    client = MediaClient(state.media_http, key)
+    client = state.media(key)
     catalogue = state.media_catalogue
     try:
         if args.kind == "image":
@@ -216,9 +215,9 @@ async def generate_image(
         wrong = next((field for field, _ in local), "save_to" if args.save_to is not None else None)
         if wrong is not None:
             return failed(LOCAL_OVER_HTTP.format(field=wrong))
-    client = MediaClient(state.media_http, key)
+    client = state.media(key)
     labels["model"] = args.model or ""
-    opened: list[tuple[str, Opened]] = []
+    opened: list[OpenedFile] = []
     try:
         # The request, checked against the catalogue (local references stand in as placeholders).
         try:
@@ -249,8 +248,7 @@ async def generate_image(
             if isinstance(roots, InputRequiredResult):
                 labels["outcome"] = "input_required"
                 return roots
-            for field, value in local:
-                opened.append((field, await open_reference(value, field, roots, config.files_max_bytes, tool=OP)))
+            opened = await open_files(local, roots, config.files_max_bytes, OP)
             folder = await _save_folder(args, roots, ctx, config)
         # The spend guard, before anything is sent.
         entry = prepared.entry
@@ -264,7 +262,7 @@ async def generate_image(
         labels["outcome"] = "error"
         # Uploads, then the image.
         body = dict(prepared.body)
-        for (field, handle), (_, value) in zip(opened, local, strict=True):
+        for handle, (field, value) in zip(opened, local, strict=True):
             asset = await client.upload(handle.fd, handle.path.name, asset_type="imageEdit")
             placeholder = _placeholder(local.index((field, value)))
             if field == "mask":
@@ -280,7 +278,7 @@ async def generate_image(
     except RelayError as exc:
         return failed(str(exc))
     finally:
-        for _, handle in opened:
+        for handle in opened:
             os.close(handle.fd)
     return await _answer(state, key, made, prepared, folder, edit, labels)
 

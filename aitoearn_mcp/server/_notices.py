@@ -47,11 +47,13 @@ async def log_to_client(ctx: Context, message: str) -> None:
 
 
 async def report_progress(
-    ctx: Context, progress: Progress, *, since: float | None = None, first: str | None = None
-) -> None:
+    ctx: Context, progress: Progress, *, since: float | None = None, first: str | None = None,
+    quiet: Callable[[float], str] | None = None,
+) -> None:  # fmt: skip
     """Send progress while text flows, at most one per PROGRESS_INTERVAL, and one every HEARTBEAT
     while none does; the value strictly rising (characters received, or one more than the last
-    value while silent). ``since``: when the call started (unix time; default now)."""
+    value while silent). ``since``: when the call started (unix time; default now); ``quiet``:
+    what a heartbeat says, given the seconds elapsed (work without text: a video rendering)."""
     started = time.time() if since is None else since
     last = time.monotonic()
     await ctx.report_progress(0, None, first or "Request sent; waiting for the first tokens")
@@ -66,5 +68,9 @@ async def report_progress(
             await ctx.report_progress(received, None, f"{received:,} characters received: …{tail}")
         elif now - last >= HEARTBEAT:
             reported, last = reported + 1, now
+            elapsed = time.time() - started
+            if quiet is not None:
+                await ctx.report_progress(reported, None, quiet(elapsed))
+                continue
             what = "thinking (no text yet)" if received == 0 else f"working ({received:,} characters so far)"
-            await ctx.report_progress(reported, None, f"The model has been {what} for {time.time() - started:.0f} s")
+            await ctx.report_progress(reported, None, f"The model has been {what} for {elapsed:.0f} s")

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["IMAGE_SCHEMA", "INPUT_SCHEMAS", "INPUT_SCHEMAS_FILE", "MESSAGE_SCHEMA", "MODELS_SCHEMA"]
+__all__ = ["IMAGE_SCHEMA", "INPUT_SCHEMAS", "INPUT_SCHEMAS_FILE", "MESSAGE_SCHEMA", "MODELS_SCHEMA", "VIDEO_SCHEMA"]
 
 
 INPUT_SCHEMAS_FILE = Path(__file__).with_name("input_schemas.json")
@@ -97,6 +97,22 @@ IMAGE_SCHEMA: dict[str, Any] = {
         },
         "urls": _STRINGS,
         "saved": _STRINGS,
+    },
+    "required": ["status"],
+}
+
+VIDEO_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "status and reply_id first; complete: path (the saved file), video_url, cover_url, notes, credits, "
+    "duration, resolution, ratio, mode; running: stage, relay_status, next.",
+    "properties": {
+        "status": {"enum": ["complete", "running", "failed", "cancelled", "refused"]},
+        "reply_id": {"type": "string"},
+        "path": _NULLABLE_STRING,
+        "video_url": _NULLABLE_STRING,
+        "error": {"type": "string"},
+        "notes": _STRINGS,
+        "credits": {"type": "object"},
     },
     "required": ["status"],
 }

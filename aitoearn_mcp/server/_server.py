@@ -36,7 +36,7 @@ from .._version import __version__
 from ..delegation._drain import Drain
 from ..views._uris import CONVERSATION_URI, REPLY_URI
 from ._notices import set_logging_level
-from ._schemas import IMAGE_SCHEMA, INPUT_SCHEMAS, MESSAGE_SCHEMA, MODELS_SCHEMA
+from ._schemas import IMAGE_SCHEMA, INPUT_SCHEMAS, MESSAGE_SCHEMA, MODELS_SCHEMA, VIDEO_SCHEMA
 from ._state import State
 from ._tasks import Tasks
 
@@ -54,7 +54,8 @@ INSTRUCTIONS = (
     "Delegate work to other models sold through AiToEarn (GPT, Gemini, DeepSeek, Claude and more): list_models "
     "shows the catalogue; send_message asks one model, or several at once for second opinions; a long reply "
     "comes back as status running with a reply_id: collect it with get_reply. generate_image makes or edits "
-    "images (list_models kind image shows sizes and prices)."
+    "images (list_models kind image shows sizes and prices); generate_video renders a video the same way as a "
+    "long reply (collect it with get_reply)."
 )
 
 LIST_MODELS_DESCRIPTION = (
@@ -86,9 +87,17 @@ LIST_CONVERSATIONS_DESCRIPTION = (
 )
 
 GET_REPLY_DESCRIPTION = (
-    "Collect a send_message reply by its reply_id: waits up to `wait_seconds` while it runs, then returns it "
-    "like send_message does. A long reply comes in parts: pass the result's next_offset as `offset`. "
-    "`cancel: true` stops the generation (billing stops) and returns what arrived."
+    "Collect a send_message reply or a generate_video video by its reply_id: waits up to `wait_seconds` while it "
+    "runs, then returns it like the tool that started it. A long reply comes in parts: pass the result's "
+    "next_offset as `offset`. `cancel: true` stops the generation (a video: stops waiting) and returns what arrived."
+)
+
+GENERATE_VIDEO_DESCRIPTION = (
+    "Generate a video with an AiToEarn video model (Seedance, HappyHorse, Grok, ...) from text, or from reference "
+    "images, videos or audio (https URLs, or local files it uploads). Rendering takes minutes: status running with "
+    "a reply_id comes first; get_reply collects the saved file's path, the video URL and a cover image. Spends "
+    "credits (the catalogue's price; over AITOEARN_MAX_CREDITS_PER_CALL it is refused); a submitted video cannot "
+    "be stopped."
 )
 
 
@@ -226,12 +235,17 @@ def create_server(
             ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True),
         ),
         tool(
+            counted("generate_video", lambda w: w.generate_video), "generate_video", "Generate a video (AiToEarn)",
+            GENERATE_VIDEO_DESCRIPTION, INPUT_SCHEMAS["generate_video"], VIDEO_SCHEMA,
+            ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True),
+        ),
+        tool(
             list_conversations, "list_conversations", "List your AiToEarn conversations",
             LIST_CONVERSATIONS_DESCRIPTION, INPUT_SCHEMAS["list_conversations"], None,
             ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
         ),
     ]  # fmt: skip
-    # send_message as an MCP task for clients that declare the tasks extension (2026-07-28).
+    # send_message and generate_video as MCP tasks for clients that declare the tasks extension (2026-07-28).
     tasks = Tasks(work, state_and_key, metrics)
     server = MCPServer("aitoearn-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, tools=tools,
                        extensions=[tasks])  # fmt: skip

@@ -1,7 +1,8 @@
-"""What the server's lifespan holds for the calls: the relay's client, the catalogue, the store
-and the delegations running in this process. Each is built by the first call that uses it:
-listing the tools needs none of them, so a server starting up loads none of their modules
-(headless hosts list tools without waiting for a server still starting).
+"""What the server's lifespan holds for the calls: the relay's client, the catalogue, the store,
+the media services (their HTTP client and catalogues) and the delegations running in this
+process. Each is built by the first call that uses it: listing the tools needs none of them, so a
+server starting up loads none of their modules (headless hosts list tools without waiting for a
+server still starting).
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from anyio.abc import TaskGroup
 
 if TYPE_CHECKING:
     import httpx2
+    from pydantic import SecretStr
 
     from .._config import Config
     from .._metrics import Metrics
     from ..delegation._delegation import Delegations
     from ..delegation._drain import Drain
     from ..media._catalogue import MediaCatalogue
+    from ..media._client import MediaClient
     from ..relay._catalogue import Catalogue
     from ..relay._client import RelayClient
     from ..store._protocol import Store
@@ -64,9 +67,10 @@ class State:
 
     @functools.cached_property
     def media_http(self) -> httpx2.AsyncClient:
-        """The media routes' client (a MediaClient per caller's key wraps it): rooted at the site,
-        and a read timeout of at least ``MEDIA_READ_TIMEOUT``, since a synchronous image call
-        sends nothing until the image is made."""
+        """The media routes' client (a MediaClient per caller's key wraps it), also used for uploads
+        to storage and downloads, which carry no key: rooted at the site, and a read timeout of at
+        least ``MEDIA_READ_TIMEOUT``, since a synchronous image call sends nothing until the image
+        is made."""
         import httpx2
 
         from .._version import __version__
@@ -83,6 +87,12 @@ class State:
         from ..media._catalogue import MediaCatalogue
 
         return MediaCatalogue(ttl=self._config.models_cache_ttl)
+
+    def media(self, key: SecretStr | None) -> MediaClient:
+        """A media client for one caller's key (cheap: the HTTP client is shared)."""
+        from ..media._client import MediaClient
+
+        return MediaClient(self.media_http, key, max_retries=self._config.max_retries)
 
     @property
     def store(self) -> Store:

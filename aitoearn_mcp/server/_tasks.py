@@ -1,9 +1,11 @@
-"""MCP Tasks (``io.modelcontextprotocol/tasks``, 2026-07-28) for send_message, where the client
-declares them: the host polls the delegation instead of the agent spending turns on get_reply.
+"""MCP Tasks (``io.modelcontextprotocol/tasks``, 2026-07-28) for send_message and generate_video,
+where the client declares them: the host polls the delegation instead of the agent spending
+turns on get_reply.
 
 A task is a delegation seen through the extension: its task id is the reply id (get_reply and
 ``tasks/get`` read the same record), it belongs to the caller's key like the reply, and
-``tasks/cancel`` stops the relay like get_reply's ``cancel``. A task is offered only on a
+``tasks/cancel`` stops it like get_reply's ``cancel`` (a video: stops waiting; the relay cannot
+stop a submitted video). A task is offered only on a
 2026-07-28 request whose own capabilities declare the extension (the spec forbids a task to any
 other), for one model (several models answer as send_message does), and only once its record is
 in the store, so the first ``tasks/get`` resolves. Everything else is send_message unchanged.
@@ -40,7 +42,7 @@ if TYPE_CHECKING:  # the call path loads with the first call
 __all__ = ["TASKS", "Tasks", "declares_tasks", "task_json", "task_status"]
 
 TASKS = "io.modelcontextprotocol/tasks"
-TOOL = "send_message"
+TOOLS = ("send_message", "generate_video")
 POLL_MS = 2000  # how often the host should poll: a reply is worth reading about every 2 s
 
 TaskStatus = Literal["working", "completed", "failed", "cancelled"]
@@ -61,6 +63,10 @@ def _iso(unix: float) -> str:
 
 def status_message(reply_id: str, record: ReplyRecord, now: float) -> str:
     """What the task's status means, in words a host may show the user or the model."""
+    if record.media is not None:
+        from ..views._media_view import media_status_message  # with the first call, not at start-up
+
+        return media_status_message(reply_id, record, now)
     if record.status == "running":
         elapsed = max(now - record.started, 0.0)
         arrived = f"{record.chars:,} characters so far" if record.chars else "thinking, no text yet"
@@ -113,7 +119,7 @@ Caller = Callable[[Context], tuple[State, SecretStr | None]]
 
 
 class Tasks(Extension):
-    """send_message as a task for clients that declare the extension. ``work``: the tools' work,
+    """send_message and generate_video as tasks for clients that declare the extension. ``work``: the tools' work,
     built on first use; ``caller``: the state and the caller's key for a request, as the tools
     get them."""
 
@@ -140,14 +146,16 @@ class Tasks(Extension):
         self, params: CallToolRequestParams, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
         arguments = params.arguments or {}
-        if params.name != TOOL or not declares_tasks(ctx):
+        if params.name not in TOOLS or not declares_tasks(ctx):
             return await call_next(ctx)
-        context = Context(request_context=ctx)
+        context = Context(request_context=ctx, input_params=params)  # its input responses: roots
         state, key = self._caller(context)
         labels = {"model": str(arguments.get("model", "")), "route": "", "outcome": "cancelled"}
-        self._metrics.call_started(TOOL)
+        self._metrics.call_started(params.name)
+        work = self._work()
+        start = work.start_send if params.name == "send_message" else work.start_video
         try:
-            started = await self._work().start_send(dict(arguments), context, state, key, labels)
+            started = await start(dict(arguments), context, state, key, labels)
             if not isinstance(started, tuple):  # refused before anything was sent (or input required): as usual
                 return started
             delegations, seconds = started
@@ -159,11 +167,11 @@ class Tasks(Extension):
                 raise
             record = first.snapshot()
             if not stored or record.done:  # not durable, or over already: answered as usual, at once
-                return await self._work().answer_send(context, state, delegations, seconds, labels)
+                return await work.answer(context, state, delegations, seconds, labels)
             labels["outcome"] = "task"
             return {"resultType": "task", **task_json(first.id, record, ttl_ms=self._ttl_ms, now=record.updated)}
         finally:
-            self._metrics.call_finished(TOOL, **labels)
+            self._metrics.call_finished(params.name, **labels)
 
     @staticmethod
     async def _stored(state: State, delegation: Delegation, key: SecretStr | None) -> bool:
@@ -185,7 +193,8 @@ class Tasks(Extension):
             raise MCPError(INVALID_PARAMS, str(MissingKeyError()))
         try:
             owner = await state.store.owner_tag(key)  # a task exists only once stored: under the store's tag
-            record = await state.delegations.read(task_id, owner)
+            # A video no process looks after any more is taken over by the process the host polls.
+            record = await state.delegations.read(task_id, owner, self._work().resume_for(state, key))
         except StoreUnavailableError as exc:
             raise MCPError(INTERNAL_ERROR, f"The reply store is not answering ({exc}); poll again shortly.") from None
         if record is None:
@@ -206,7 +215,7 @@ class Tasks(Extension):
         state, owner, record = await self._owned(ctx, params.task_id)
         if not record.done:
             try:
-                await state.delegations.cancel(params.task_id, owner)
+                await state.delegations.cancel(params.task_id, owner)  # _owned took over an orphaned video
             except StoreUnavailableError as exc:
                 raise MCPError(INTERNAL_ERROR, f"The reply store is not answering ({exc}); cancel again.") from None
         return {"resultType": "complete"}

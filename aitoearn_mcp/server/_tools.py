@@ -1,10 +1,11 @@
-"""The tools' work: list_models reads the catalogue; send_message starts delegations and waits
-for them as long as the host allows; get_reply waits, pages and cancels; the reply resources
-read the same records. The server loads this module, and the call path with it, on the first
-call: listing the tools needs none of it.
+"""The tools' work: list_models reads the catalogue; send_message and generate_video start
+delegations and wait for them as long as the host allows; get_reply waits, pages and cancels
+(and takes over a video no process looks after); the reply resources read the same records.
+The server loads this module, and the call path with it, on the first call: listing the tools
+needs none of it.
 
-Data flows one way: tool arguments → DTO → SendJob per model → Delegation (relay → events →
-accumulator → record) → result shaped from the record.
+Data flows one way: tool arguments → DTO → SendJob per model, or a RenderJob → Delegation
+(relay → events → accumulator, or the video task polled → record) → result shaped from the record.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pydantic import SecretStr
 from .._config import Config
 from .._errors import InputError, MissingKeyError, RelayError, StoreUnavailableError
 from .._metrics import Metrics
-from ..delegation._delegation import Delegation, Delegations
+from ..delegation._delegation import Delegation, Delegations, Job, Resume
 from ..delegation._record import ReplyRecord
 from ..delegation._send import SendJob, prepare_job
 from ..delegation._turns import begin
@@ -35,10 +36,11 @@ from ..relay._credits import estimate_request_credits
 from ..store._open import default_ttl
 from ..store._protocol import STORE_DOWN, Store, owner_hmac
 from ..views._hosts import client_name, profile_for, result_budget
+from ..views._media_view import media_progress, media_view
 from ..views._models_view import models_result
 from ..views._reply_view import combined_view, reply_view
 from ..views._result import error_result
-from ._dto import parse_get_reply_args, parse_list_models_args, parse_send_message_args
+from ._dto import parse_generate_video_args, parse_get_reply_args, parse_list_models_args, parse_send_message_args
 from ._files import attach_files, read_files
 from ._notices import log_to_client, report_progress
 from ._reply_files import save_reply_file
@@ -127,9 +129,25 @@ class Tools:
         return None
 
     async def view(self, reply_id: str, record: ReplyRecord, budget: int, offset: int = 0) -> CallToolResult:
-        """The record as a result, with a preview of each image its reply saved."""
+        """The record as a result: a video's (small, whatever the budget), or a reply's with a preview
+        of each image it saved."""
+        if record.media is not None:
+            return media_view(reply_id, record, time.time())
         result = reply_view(reply_id, record, budget=budget, offset=offset, now=time.time(), save_file=self._save_file)
         return await with_previews(result, record, offset)
+
+    def resume_for(self, state: State, key: SecretStr) -> Resume:
+        """How this caller's request takes over a running video no process looks after."""
+
+        def resume(record: ReplyRecord) -> Job | None:
+            if record.media is None:
+                return None
+            from ..delegation._render import RenderJob
+
+            return RenderJob.resume(record, media=state.media(key), http=state.media_http, key=key,
+                                    deadline=self.config.deadline)  # fmt: skip
+
+        return resume
 
     # --- list_models -------------------------------------------------------------------------
 
@@ -172,7 +190,7 @@ class Tools:
         started = await self.start_send(arguments, ctx, state, key, labels)
         if not isinstance(started, tuple):  # refused, or the client's roots asked for first
             return started
-        return await self.answer_send(ctx, state, *started, labels)
+        return await self.answer(ctx, state, *started, labels)
 
     async def start_send(
         self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
@@ -227,7 +245,7 @@ class Tools:
             raise
         return started, self.wait_seconds(request.wait_seconds, ctx)
 
-    async def answer_send(
+    async def answer(
         self, ctx: Context, state: State, started: list[Delegation], seconds: float, labels: dict[str, str]
     ) -> CallToolResult:
         """Wait for the delegations up to ``seconds``, then answer with what they have; one still
@@ -260,16 +278,24 @@ class Tools:
         pressed stop); otherwise they go on."""
 
         def progress() -> tuple[int, str]:
-            chars = sum(d.chars for d in delegations)
-            return chars, next((d.latest_text(200) for d in reversed(delegations) if d.chars), "")
+            seen = [d.progress() for d in delegations]
+            return sum(chars for chars, _ in seen), next((latest for chars, latest in reversed(seen) if chars), "")
 
+        def video_line(elapsed: float) -> str:
+            return media_progress(delegations[0].snapshot(), elapsed)
+
+        # A video has no text: progress tells its stage and the relay's status instead.
+        quiet = video_line if delegations[0].snapshot().media is not None else None
+        if quiet is not None and first is None:
+            first = quiet(time.time() - delegations[0].record.started)
         on_retry = functools.partial(log_to_client, ctx)
         for delegation in delegations:
             delegation.retry_listeners.add(on_retry)
         try:
             async with anyio.create_task_group() as beside:
                 since = delegations[0].record.started
-                beside.start_soon(functools.partial(report_progress, ctx, progress, since=since, first=first))
+                beside.start_soon(functools.partial(report_progress, ctx, progress, since=since, first=first,
+                                                    quiet=quiet))  # fmt: skip
                 with anyio.move_on_after(seconds):
                     for delegation in delegations:
                         await delegation.finished.wait()
@@ -282,6 +308,47 @@ class Tools:
         finally:
             for delegation in delegations:
                 delegation.retry_listeners.discard(on_retry)
+
+    # --- generate_video ----------------------------------------------------------------------
+
+    async def generate_video(
+        self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
+    ) -> CallToolResult | InputRequiredResult:
+        started = await self.start_video(arguments, ctx, state, key, labels)
+        if not isinstance(started, tuple):  # refused, or the client's roots asked for first
+            return started
+        return await self.answer(ctx, state, *started, labels)
+
+    async def start_video(
+        self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
+    ) -> CallToolResult | InputRequiredResult | tuple[list[Delegation], float]:
+        """Check everything, then start the video's delegation: it and how long the call may wait
+        for it, or the refusal (nothing was sent or spent)."""
+        labels["outcome"] = "input_error"
+        try:
+            args = parse_generate_video_args(arguments)
+        except InputError as exc:
+            return error_result(str(exc))
+        if key is None:
+            return error_result(str(MissingKeyError()))
+        from ._video import prepare_video  # here: only a video needs the media services
+
+        try:
+            job = await prepare_video(args, ctx, self.config, state, key, http=self.http)
+        except InputError as exc:
+            return error_result(str(exc))
+        except RelayError as exc:
+            labels["outcome"] = "relay"
+            return error_result(f"{exc} Nothing was sent.")
+        if isinstance(job, InputRequiredResult):
+            labels["outcome"] = "input_required"
+            return job
+        if isinstance(job, CallToolResult):  # the spend guard's answer
+            labels["outcome"] = "refused"
+            return job
+        owner = await self._owner(state.store, key)
+        delegation = await state.delegations.start(job, owner)
+        return [delegation], self.wait_seconds(args.wait_seconds, ctx)
 
     # --- get_reply ---------------------------------------------------------------------------
 
@@ -296,17 +363,15 @@ class Tools:
         if key is None:
             return error_result(str(MissingKeyError()))
         delegations = state.delegations
+        resume = self.resume_for(state, key)
         try:
             owner = await self._owner(state.store, key)
             if args.cancel:
-                found = await delegations.cancel(args.reply_id, owner)
+                found = await delegations.cancel(args.reply_id, owner, resume)
             elif (live := delegations.live(args.reply_id, owner)) is not None:
-                first = f"Waiting for reply {live.id} ({live.chars:,} characters so far)"
-                seconds = self.wait_seconds(args.wait_seconds, ctx)
-                await self._wait(ctx, [live], seconds, stop_on_cancel=False, first=first)
-                found = live.snapshot()
+                found = await self._wait_live(ctx, live, args.wait_seconds)
             else:
-                found = await self._wait_remote(ctx, delegations, args.reply_id, owner, args.wait_seconds)
+                found = await self._wait_remote(ctx, delegations, args.reply_id, owner, args.wait_seconds, resume)
         except StoreUnavailableError as exc:
             labels["outcome"] = "store_unavailable"
             return error_result(f"{STORE_DOWN} ({exc}); try get_reply again shortly.")
@@ -319,24 +384,43 @@ class Tools:
         labels.update(model=found.model, route=found.route or "", outcome=_outcome(found))
         return await self.view(args.reply_id, found, self.budget(ctx), args.offset)
 
+    async def _wait_live(self, ctx: Context, live: Delegation, wait: float | None) -> ReplyRecord:
+        """A reply this process runs: wait for it, with progress; it goes on after the wait."""
+        chars = live.progress()[0]
+        first = None if live.snapshot().media else f"Waiting for reply {live.id} ({chars:,} characters so far)"
+        await self._wait(ctx, [live], self.wait_seconds(wait, ctx), stop_on_cancel=False, first=first)
+        return live.snapshot()
+
     async def _wait_remote(
-        self, ctx: Context, delegations: Delegations, reply_id: str, owner: str, wait: float | None
+        self, ctx: Context, delegations: Delegations, reply_id: str, owner: str, wait: float | None, resume: Resume
     ) -> ReplyRecord | None:
-        """A reply another process runs (or one that has ended): poll its record, with progress."""
+        """A reply another process runs (or one that has ended): poll its record, with progress;
+        a video no process looks after is taken over here first."""
         latest: list[ReplyRecord] = []
 
         def progress() -> tuple[int, str]:
             return (latest[-1].chars, latest[-1].text[-200:]) if latest else (0, "")
 
-        first = await delegations.read(reply_id, owner)
+        first = await delegations.read(reply_id, owner, resume)
+        if (live := delegations.live(reply_id, owner)) is not None:  # taken over just now
+            return await self._wait_live(ctx, live, wait)
         if first is None or first.done:
             return first
         latest.append(first)
+
+        def video_line(elapsed: float) -> str:
+            return media_progress(latest[-1], elapsed)
+
+        quiet = video_line if first.media is not None else None
+        waiting = f"Waiting for reply {reply_id} ({first.chars:,} characters so far)"
+        if quiet is not None:
+            waiting = quiet(time.time() - first.started)
         found: ReplyRecord | None = first
         async with anyio.create_task_group() as beside:
-            waiting = f"Waiting for reply {reply_id} ({first.chars:,} characters so far)"
-            beside.start_soon(functools.partial(report_progress, ctx, progress, since=first.started, first=waiting))
-            found = await delegations.wait(reply_id, owner, self.wait_seconds(wait, ctx), on_record=latest.append)
+            beside.start_soon(functools.partial(report_progress, ctx, progress, since=first.started, first=waiting,
+                                                quiet=quiet))  # fmt: skip
+            found = await delegations.wait(reply_id, owner, self.wait_seconds(wait, ctx), on_record=latest.append,
+                                           resume=resume)  # fmt: skip
             beside.cancel_scope.cancel()
         return found
 

@@ -16,6 +16,7 @@ import functools
 import io
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -184,6 +185,10 @@ class FakeMedia:
         self.storage_headers: dict[str, dict[str, str]] = {}
         self.upload_mode = "put"  # put | form | no_url | no_confirm_url
         self.files: dict[str, tuple[str, bytes]] = {}
+        # Videos walk through these status strings, one per poll; with ``video_seconds`` set, by
+        # the time since submit instead (e.g. 20 s for a realistic render, none for a fast test).
+        self.video_steps: list[str] = list(VIDEO_STEPS)
+        self.video_seconds: float | None = None
         self.routes: dict[str, Callable[[Recorded], Answer]] = {}
         self.key = KEY  # the key the native routes accept
         self.forward: str | None = None  # paths this fake does not serve go there (the chat fake relay)
@@ -303,8 +308,9 @@ class FakeMedia:
     def _submit_video(self, body: dict[str, Any]) -> Answer:
         task_id = f"vid-{len(self.videos) + 1}"
         prompt = str(body.get("prompt", ""))
-        self.videos[task_id] = {"polls": 0, "body": body, "fate": "fail" if "fail" in prompt else
-                                "expire" if "expire" in prompt else "slow" if "slow" in prompt else "ok"}  # fmt: skip
+        self.videos[task_id] = {"polls": 0, "body": body, "submitted": time.monotonic(),
+                                "fate": "fail" if "fail" in prompt else "expire" if "expire" in prompt else
+                                "slow" if "slow" in prompt else "cut" if "cut" in prompt else "ok"}  # fmt: skip
         return Answer.json(envelope({"id": task_id, "status": "queued", "points": 48}))
 
     def _video_status(self, task_id: str) -> Answer:
@@ -313,16 +319,22 @@ class FakeMedia:
             return Answer.error(12302, "无效的 AI 任务 ID")
         step = task["polls"]
         task["polls"] += 1
+        steps = self.video_steps
+        if self.video_seconds is not None:  # by time: the step the render has reached, past the last when done
+            steps = steps or VIDEO_STEPS
+            elapsed = time.monotonic() - task["submitted"]
+            step = int(elapsed / self.video_seconds * len(steps)) if elapsed < self.video_seconds else len(steps)
         data: dict[str, Any] = {"id": task_id, "model": task["body"].get("model"), "input": {"prompt": "…"},
                                 "submittedAt": "2026-07-02T12:00:00.000Z", "startedAt": "2026-07-02T12:00:01.000Z"}  # fmt: skip
-        if task["fate"] == "slow" or step < len(VIDEO_STEPS):
-            data["status"] = VIDEO_STEPS[min(step, len(VIDEO_STEPS) - 1)]
+        if steps and (task["fate"] == "slow" or step < len(steps)):
+            data["status"] = steps[min(step, len(steps) - 1)]
         elif task["fate"] == "fail":
             data |= {"status": "rendering", "error": {"message": "The content was refused by the safety check"}}
         elif task["fate"] == "expire":
             data["status"] = "EXPIRED"
         else:
-            data |= {"status": "success", "videoUrl": f"{self.url}/files/{task_id}.mp4",
+            video = "truncated.bin" if task["fate"] == "cut" else f"{task_id}.mp4"  # cut: the download breaks off
+            data |= {"status": "success", "videoUrl": f"{self.url}/files/{video}",
                      "coverUrl": f"{self.url}/files/cover.png", "mediaId": "m-1",
                      "finishedAt": "2026-07-02T12:03:00.000Z"}  # fmt: skip
         return Answer.json(envelope(data))
