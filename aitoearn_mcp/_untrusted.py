@@ -38,6 +38,8 @@ MAX_PREFIX_SCAN = 4000  # texts up to this long are searched for a cut key's beg
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"')
 _BRACKET = re.compile(r"[\[\]{}]")
+_BYTES_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"')
+_BYTES_BRACKET = re.compile(rb"[\[\]{}]")
 
 
 def one_line(text: str, limit: int) -> str:
@@ -48,15 +50,25 @@ def one_line(text: str, limit: int) -> str:
     return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
-def too_deep(data: str) -> bool:
+def too_deep(data: str | bytes) -> bool:
     """Whether JSON text nests past MAX_JSON_DEPTH (cheap: most texts are too short or have too
     few brackets). JSON nesting past it opens and closes that many brackets; shorter text that
     is not JSON fails to parse within twice the depth, far from the recursion limit."""
-    if len(data) <= 2 * MAX_JSON_DEPTH or data.count("{") + data.count("[") <= MAX_JSON_DEPTH:
+    if len(data) <= 2 * MAX_JSON_DEPTH:
         return False
+    if isinstance(data, bytes):
+        if data.count(b"{") + data.count(b"[") <= MAX_JSON_DEPTH:
+            return False
+        brackets = _BYTES_BRACKET.finditer(_BYTES_STRING.sub(b"", data))
+        opening = (b"[", b"{")
+    else:
+        if data.count("{") + data.count("[") <= MAX_JSON_DEPTH:
+            return False
+        brackets = _BRACKET.finditer(_STRING.sub("", data))
+        opening = ("[", "{")
     depth = 0
-    for bracket in _BRACKET.finditer(_STRING.sub("", data)):
-        depth += 1 if bracket.group() in "[{" else -1
+    for bracket in brackets:
+        depth += 1 if bracket.group() in opening else -1
         if depth > MAX_JSON_DEPTH:
             return True
     return False

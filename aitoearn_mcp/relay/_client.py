@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import anyio
 import httpx2
+import orjson
 from pydantic import SecretStr
 
 from .._config import Config
@@ -35,6 +36,7 @@ from ._error_forms import error_from_response, provider_error, request_id_from, 
 from ._gemini_accumulator import is_gemini_response
 from ._reply import ReplyAccumulator
 from ._routes import Route
+from ._sse import Event, EventTooLargeError, iter_events
 
 __all__ = ["MODELS_PATH", "RelayClient", "new_http_client", "read_capped"]
 
@@ -184,7 +186,7 @@ class RelayClient:
                     return accumulator.message()
                 except RelayError as exc:
                     raise _Failure(exc) from None
-                except (httpx2.TransportError, StreamFormatError) as exc:
+                except (httpx2.TransportError, StreamFormatError, EventTooLargeError) as exc:
                     raise _Failure(_stream_failure(exc, self._config, request_id)) from None
 
         try:
@@ -315,37 +317,36 @@ async def _read_event_stream(
     on_first_event: Callable[[], None] | None,
     max_bytes: int,
 ) -> None:
-    # EventSource.__aiter__ is an async generator; kept by hand so it can be resumed and closed.
-    events = cast(
-        AsyncGenerator[httpx2.ServerSentEvent, None],
-        aiter(httpx2.EventSource(response, max_event_size=MAX_EVENT_BYTES)),
-    )
+    # Kept by hand so it can be resumed (to drain the connection) and closed.
+    events = cast(AsyncGenerator[Event, None], iter_events(response.aiter_bytes(), MAX_EVENT_BYTES))
     received = 0  # bytes of event data: what the reply would hold in memory
     try:
-        async for sse in events:
-            data = sse.data
-            if sse.event == "ping" or not data:
+        async for name, data in events:
+            if name == "ping" or not data:
                 continue
-            if data == "[DONE]":  # the end of an OpenAI stream
+            if data == b"[DONE]":  # the end of an OpenAI stream
                 accumulator.done()
                 break
-            received += len(data) if data.isascii() else len(data.encode())
+            received += len(data)
             if received > max_bytes:  # what arrived so far is kept; this event and the rest are not
                 raise _too_large(max_bytes, request_id, streamed=True)
-            try:  # load_json inlined: this loop runs once per delta
+            try:  # load_json inlined, on orjson: this loop runs once per delta
                 if too_deep(data):
                     raise ValueError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
-                event = json.loads(data)
+                try:
+                    event = orjson.loads(data)
+                except orjson.JSONDecodeError:  # bytes that are not UTF-8, NaN, huge numbers: as json reads them
+                    event = json.loads(data.decode("utf-8", "replace"))
             except ValueError as exc:
-                if sse.event == "error":  # the relay's own mid-stream failure, in plain text
-                    raise stream_error_text(data, request_id) from None
+                if name == "error":  # the relay's own mid-stream failure, in plain text
+                    raise stream_error_text(data.decode("utf-8", "replace"), request_id) from None
                 raise StreamFormatError(f"an event's data is not JSON ({exc}): {data[:80]!r}") from None
             if type(event) is not dict:
                 raise StreamFormatError(f"an event's data is not a JSON object: {data[:80]!r}")
             kind = event.get("type")
             if kind is None and "choices" not in event and not is_gemini_response(event):
                 # not an OpenAI chunk nor a Gemini response: the type is on the event: line
-                kind = event["type"] = "error" if "error" in event else sse.event
+                kind = event["type"] = "error" if "error" in event else name
             if kind == "error":
                 error = event.get("error")
                 raise provider_error(error if isinstance(error, dict) else event, status=200, request_id=request_id)
@@ -403,7 +404,7 @@ def _read_timeout(config: Config, request_id: str | None) -> RelayError:
 def _stream_failure(exc: Exception, config: Config, request_id: str | None) -> RelayError:
     if isinstance(exc, httpx2.TimeoutException):
         return _read_timeout(config, request_id)
-    if isinstance(exc, httpx2.SSEError):
+    if isinstance(exc, EventTooLargeError):
         return RelayError(
             f"The relay sent an event over {MAX_EVENT_BYTES:,} bytes",
             request_id=request_id,
