@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -129,18 +128,26 @@ async def test_a_running_record_never_lands_after_the_final_one() -> None:
     store must end up with the final record, not the running one written later."""
     store = SlowRunningSaves(ttl=60, max_bytes=10**6)
     ended = anyio.Event()
-    arrived = SimpleNamespace(text=lambda: "so far", chars_received=6)
-    call = SimpleNamespace(accumulator=arrived, request=SimpleNamespace(route=SimpleNamespace(value="messages")))
 
     class Job:
+        """A job that has received some text and ends when told (the Job protocol, nothing else)."""
+
         model = "m"
+        news = 6
 
-        async def send(self, on_attempt: Any, on_retry: Any) -> Any:
-            on_attempt(call)
+        def progress(self) -> tuple[int, str]:
+            return 6, "so far"
+
+        def running(self, started: float) -> ReplyRecord:
+            return ReplyRecord("running", "m", started, started, route="messages", text="so far", chars=6)
+
+        async def run(self, on_retry: Any) -> None:
             await ended.wait()
-            return call
 
-        async def settle(self, call: Any, cancelled: bool) -> ReplyRecord:
+        def crashed(self, exc: Exception) -> None:
+            raise AssertionError(f"the job crashed: {exc!r}")
+
+        async def settle(self, cancelled: bool) -> ReplyRecord:
             return ReplyRecord("complete", "m", 0, 0, text="the whole reply")
 
     async with anyio.create_task_group() as tasks:
