@@ -24,7 +24,7 @@ import anyio.to_thread
 from pydantic import SecretStr
 
 from .._errors import StoreUnavailableError, TooLargeToStoreError
-from .._paths import private_dir
+from .._paths import make_dirs, private_dir
 from ._protocol import (
     Conversation,
     ConversationSummary,
@@ -133,7 +133,7 @@ class SQLiteStore:
         if self._private_folder:
             private_dir(self.path.parent)
         else:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_dirs(self.path.parent)
         # Made (or narrowed to) 0600 before SQLite opens it: its -wal and -shm files copy this mode.
         descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:

@@ -462,6 +462,30 @@ def test_reply_files_go_in_a_private_folder_and_expire(home: Path) -> None:
     assert old.read_text(encoding="utf-8") == "again"
 
 
+async def test_every_folder_the_server_makes_is_private_and_existing_parents_are_left_alone(
+    relay: FakeRelay, home: Path
+) -> None:
+    (home / ".local").mkdir(mode=0o755)  # the user's own: not ours to narrow
+    (home / ".local").chmod(0o755)
+    relay.enqueue(MESSAGES, Reply.sse(sse.text_reply([LONG])))
+    async with Client(make_server(relay, max_result_chars=3000)) as client:
+        result = await client.call_tool("send_message", ask("long"))
+    path = Path(result.structured_content["truncated"]["path"])  # type: ignore[index]
+    made = [home / ".cache", home / ".cache" / "aitoearn-mcp", path.parent,
+            home / ".local" / "state", state(home)]  # fmt: skip
+    assert {str(folder.relative_to(home)): stat.S_IMODE(folder.stat().st_mode) for folder in made} == {
+        str(folder.relative_to(home)): 0o700 for folder in made
+    }
+    assert stat.S_IMODE((home / ".local").stat().st_mode) == 0o755
+
+
+async def test_a_named_store_files_new_folders_are_private(relay: FakeRelay, home: Path) -> None:
+    target = home / "a" / "b" / "mine.db"
+    async with Client(make_server(relay, conversations=f"sqlite://{target}")) as client:
+        assert not (await client.call_tool("send_message", ask("a"))).is_error
+    assert [stat.S_IMODE((home / p).stat().st_mode) for p in ("a", "a/b")] == [0o700, 0o700]
+
+
 @pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs root to hand a folder to nobody")
 async def test_another_users_reply_folder_is_never_used(relay: FakeRelay, home: Path) -> None:
     from aitoearn_mcp.server._reply_files import reply_folder
