@@ -29,7 +29,6 @@ from ..delegation._delegation import Delegation, Delegations
 from ..delegation._record import ReplyRecord
 from ..delegation._send import prepare_job
 from ..delegation._turns import begin
-from ..store._open import default_ttl
 from ..store._protocol import STORE_DOWN, Store, owner_hmac
 from ..views._hosts import client_name, profile_for, result_budget
 from ..views._models_view import models_result
@@ -38,7 +37,7 @@ from ..views._result import error_result
 from ._dto import parse_get_reply_args, parse_list_models_args, parse_send_message_args
 from ._files import attach_files, read_files
 from ._notices import log_to_client, report_progress
-from ._reply_files import save_reply_file
+from ._reply_files import reply_ttl, save_reply_file
 from ._roots import allowed_roots
 from ._state import State
 
@@ -93,8 +92,7 @@ class Tools:
 
     @property
     def reply_ttl(self) -> float:
-        """Seconds a reply is kept after its last use: as long as conversations, in this store."""
-        return self.config.conversation_ttl or default_ttl(self.config.conversations)
+        return reply_ttl(self.config)
 
     def budget(self, ctx: Context) -> int:
         """AITOEARN_MAX_RESULT_CHARS, else what the host (``clientInfo.name``) shows the model whole."""

@@ -462,6 +462,26 @@ def test_reply_files_go_in_a_private_folder_and_expire(home: Path) -> None:
     assert old.read_text(encoding="utf-8") == "again"
 
 
+async def test_expired_reply_files_go_on_a_timer_too(relay: FakeRelay, home: Path) -> None:
+    from aitoearn_mcp.server._reply_files import reply_folder
+
+    left = reply_folder() / "r_left0000001.txt"  # by a server that did not exit cleanly
+    left.parent.mkdir(parents=True, mode=0o700)
+    left.write_text("old")
+    os.utime(left, (time.time() - 120, time.time() - 120))
+    relay.enqueue(MESSAGES, Reply.sse(sse.text_reply([LONG])))
+    async with Client(make_server(relay, max_result_chars=3000, conversation_ttl=1)) as client:
+        result = await client.call_tool("send_message", ask("long"))
+        path = Path(result.structured_content["truncated"]["path"])  # type: ignore[index]
+        assert path.exists() and not left.exists()  # the write looked too
+        left.write_text("old")
+        os.utime(left, (time.time() - 120, time.time() - 120))
+        with anyio.fail_after(20):  # no other reply is written: only the timer removes them
+            while path.exists() or left.exists():
+                await anyio.sleep(0.1)
+        assert not (await client.call_tool("list_models", {})).is_error
+
+
 async def test_every_folder_the_server_makes_is_private_and_existing_parents_are_left_alone(
     relay: FakeRelay, home: Path
 ) -> None:
