@@ -26,7 +26,7 @@ from ..relay._request import PreparedRequest, prepare_request
 from ..relay._routes import Route, plan_route
 from ..store._protocol import STORE_DOWN, Store
 from ._call import Call, outcome_label, send_on_routes
-from ._notes import call_notes
+from ._notes import Unknown, call_notes, unknown_note
 from ._record import ReplyRecord
 from ._turns import Continuation, record, with_history
 
@@ -51,6 +51,7 @@ class SendJob:
     catalogue: Catalogue
     store: Store
     metrics: Metrics
+    unknown: Unknown = ()  # fields the caller sent that no one knows: sent as given, and said
 
     async def send(self, on_attempt: Callable[[Call], None], on_retry: Callable[[str], Awaitable[None]]) -> Call:
         return await send_on_routes(self.relay, self.prepared, self.key, on_attempt, on_retry)
@@ -107,8 +108,9 @@ class SendJob:
 
     def _notes(self, message: Mapping[str, Any], attempt: PreparedRequest) -> tuple[list[str], dict[str, Any]]:
         return call_notes(
-            message, route=attempt.route, dropped=attempt.dropped, max_tokens=attempt.max_tokens, entry=self.entry
-        )
+            message, route=attempt.route, dropped=attempt.dropped, max_tokens=attempt.max_tokens, entry=self.entry,
+            unknown=self.unknown,
+        )  # fmt: skip
 
     async def _failed(self, done: ReplyRecord, error: RelayError, attempt: PreparedRequest) -> None:
         done.status = "failed"
@@ -116,7 +118,8 @@ class SendJob:
             error.fix = await self._model_suggestion(attempt.route)
             error.args = (error.render(),)
         if not isinstance(error, IncompleteReplyError):
-            done.error, done.notes = str(error), [str(error)]
+            # A field name mistyped may be what the relay refused: said beside its refusal.
+            done.error, done.notes = str(error), [str(error), *filter(None, [unknown_note(self.unknown)])]
             return
         summary = f"{error} {len(error.text):,} characters of text arrived before the failure"
         notes, extras = self._notes(error.partial, attempt)
@@ -148,7 +151,7 @@ class SendJob:
 
 async def prepare_job(
     model: str, max_tokens: int, given: dict[str, Any], continuation: Continuation, key: SecretStr, *,
-    route_setting: str, relay: RelayClient, catalogue: Catalogue, store: Store, metrics: Metrics,
+    route_setting: str, relay: RelayClient, catalogue: Catalogue, store: Store, metrics: Metrics, unknown: Unknown = (),
 ) -> SendJob:  # fmt: skip
     """The job for ``model``: its catalogue entry, the stored turns, the request per route.
     Raises InputError for anything the caller must fix (nothing is sent)."""
@@ -158,4 +161,5 @@ async def prepare_job(
     full = with_history(arguments, continuation, channel)
     plan = plan_route(route_setting, entry)
     prepared = [prepare_request(route, full, max_tokens, entry) for route in plan.routes]
-    return SendJob(model, key, prepared, entry, channel, continuation, arguments, relay, catalogue, store, metrics)
+    return SendJob(model, key, prepared, entry, channel, continuation, arguments, relay, catalogue, store, metrics,
+                   unknown)  # fmt: skip

@@ -34,7 +34,7 @@ from ..views._hosts import client_name, profile_for, result_budget
 from ..views._models_view import models_result
 from ..views._reply_view import combined_view, reply_view
 from ..views._result import error_result
-from ._dto import parse_get_reply_args, parse_list_models_args, parse_send_message_args
+from ._dto import parse_get_reply_args, parse_list_models_args, parse_send_message_args, unknown_fields
 from ._files import attach_files, read_files
 from ._notices import log_to_client, report_progress
 from ._reply_files import reply_ttl, save_reply_file
@@ -165,7 +165,7 @@ class Tools:
             prepare = functools.partial(prepare_job, max_tokens=request.max_tokens, given=given,
                                         continuation=continuation, key=key, route_setting=self.config.route,
                                         relay=state.relay, catalogue=state.catalogue, store=state.store,
-                                        metrics=self.metrics)  # fmt: skip
+                                        metrics=self.metrics, unknown=unknown_fields(given))  # fmt: skip
             jobs = [await prepare(model) for model in models]
         except InputError as exc:
             return error_result(str(exc))
