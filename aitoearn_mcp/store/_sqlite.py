@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from .._errors import StoreUnavailableError, TooLargeToStoreError
 from .._paths import make_dirs, private_dir
 from ._protocol import (
+    UNLISTED,
     Conversation,
     ConversationSummary,
     ReplySummary,
@@ -244,7 +245,7 @@ class SQLiteStore:
 
     async def save_reply(self, reply_id: str, owner: str, record: str) -> None:
         size = self._fits(record)
-        summary = reply_summary(reply_id, record, 0).to_json()
+        summary = found.to_json() if (found := reply_summary(reply_id, record, 0)) else UNLISTED
 
         def work(db: sqlite3.Connection) -> None:
             now = time.time()
@@ -283,9 +284,9 @@ class SQLiteStore:
     async def _recent(self, owner: str, kind: str, limit: int) -> list[tuple[str, float, str]]:
         return await self._run(
             lambda db: db.execute(
-                "SELECT id, used, summary FROM items WHERE owner = ? AND kind = ? AND expires > ? "
+                "SELECT id, used, summary FROM items WHERE owner = ? AND kind = ? AND expires > ? AND summary != ? "
                 "ORDER BY used DESC LIMIT ?",
-                (owner, kind, time.time(), limit),
+                (owner, kind, time.time(), UNLISTED, limit),
             ).fetchall()
         )
 

@@ -282,6 +282,37 @@ async def test_replies_cancel_and_listing_in_every_store(any_store: Store) -> No
     assert await store.load_reply(rid, alice) is None and not await store.cancel_requested(rid)
 
 
+async def test_a_call_that_failed_before_any_text_is_stored_but_not_listed(any_store: Store) -> None:
+    store = any_store
+    unique = str(time.monotonic_ns())[-10:]
+    owner = await store.owner_tag(SecretStr(f"sk-listing-{unique}"))
+    empty, partial, ran = f"r_{unique}empty", f"r_{unique}partl", f"r_{unique}ranxx"
+    await store.save_reply(partial, owner, record("half a reply", "failed"))
+    await store.save_reply(empty, owner, record("", "failed"))
+    await store.save_reply(ran, owner, record("", "running"))  # handed out while running: listed ...
+    assert [r.id for r in await store.recent_replies(owner, 5)] == [ran, partial]
+    await store.save_reply(ran, owner, record("", "failed"))  # ... until it failed with no text
+    assert json.loads(await store.load_reply(ran, owner) or "")["status"] == "failed"  # its id still answers
+    assert json.loads(await store.load_reply(empty, owner) or "")["status"] == "failed"  # a use: not listed again
+    assert [(r.id, r.status) for r in await store.recent_replies(owner, 1)] == [(partial, "failed")]
+
+
+async def test_list_conversations_leaves_out_calls_that_failed_before_any_text(relay: FakeRelay, home: Path) -> None:
+    refused = Reply.json(400, {"type": "error", "error": {"type": "invalid_request_error", "message": "nope"}})
+    relay.enqueue(MESSAGES, *[refused] * 3)
+    async with Client(make_server(relay)) as client:
+        for _ in range(3):
+            assert (await client.call_tool("send_message", ask("fails"))).is_error
+        ok = await client.call_tool("send_message", ask("works"))
+        listed = await client.call_tool("list_conversations", {})
+        resources = await client.list_resources()
+    assert [r["id"] for r in listed.structured_content["replies"]] == [reply_of(ok)]  # type: ignore[index]
+    assert listed.content[0].text.count("aitoearn://replies/") == 1  # type: ignore[union-attr]
+    assert [str(r.uri) for r in resources.resources if "/replies/" in str(r.uri)] == [
+        f"aitoearn://replies/{reply_of(ok)}"
+    ]
+
+
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 async def test_one_key_cannot_push_out_another_keys_items(kind: str, tmp_path: Path) -> None:
     cap = 1_000_000
