@@ -117,10 +117,12 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def _run(args: argparse.Namespace) -> int:
     import logging
 
-    from .._config import Config, ConfigError, HttpSettings, with_overrides
+    from .._config import Config, ConfigError, HttpSettings, normalize_base_url, with_overrides
 
     given = vars(args)
     try:
+        if given.get("base_url") is not None:  # checked here, so that the error names the flag
+            given["base_url"] = normalize_base_url(given["base_url"], "--base-url")
         config = with_overrides(
             Config.from_env(),
             **{name: given.get(name) for name in ("base_url", "max_retries", "connect_timeout", "read_timeout",

@@ -302,6 +302,15 @@ def test_version_and_help_answer_without_importing_the_sdk(flag: str) -> None:
     assert not {m for m in modules if m.split(".")[0] in ("mcp", "pydantic", "httpx2", "anyio")}
 
 
+@pytest.mark.parametrize("argv", [[], ["check"]])
+def test_a_bad_base_url_flag_is_named_as_the_flag(argv: list[str]) -> None:
+    done = subprocess.run([SCRIPT, "--base-url", "aitoearn.ai", *argv], capture_output=True, text=True, timeout=30,
+                          env={"PATH": os.environ["PATH"], "AITOEARN_API_KEY": KEY})  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith("aitoearn-mcp: --base-url must be an http(s) URL"), done.stderr
+    assert "AITOEARN_BASE_URL" not in done.stderr
+
+
 def test_serving_with_no_arguments_takes_the_parsers_defaults() -> None:
     from aitoearn_mcp.cli._main import NO_ARGUMENTS, _parser  # pyright: ignore[reportPrivateUsage]
 
