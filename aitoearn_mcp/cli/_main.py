@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         parents=[flags],
         description="MCP server for the chat models sold through AiToEarn's relay. Serves stdio by default.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     http = parser.add_argument_group("streamable HTTP")
     http.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")

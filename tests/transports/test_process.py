@@ -291,12 +291,16 @@ def module_names(importtime: str) -> set[str]:
     return {m.group(1) for m in re.finditer(r"import time:\s+\d+ \|\s+\d+ \|\s*(\S+)", importtime)}
 
 
-@pytest.mark.parametrize("flag", ["--version", "--help"])
+@pytest.mark.parametrize("flag", ["--version", "-V", "--help"])
 def test_version_and_help_answer_without_importing_the_sdk(flag: str) -> None:
+    from aitoearn_mcp._version import __version__
+
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "aitoearn_mcp", flag], capture_output=True,
                           text=True, timeout=30)  # fmt: skip
     assert done.returncode == 0
     assert "aitoearn-mcp" in done.stdout
+    if flag != "--help":
+        assert done.stdout == f"aitoearn-mcp {__version__}\n"
     modules = module_names(done.stderr)
     assert "aitoearn_mcp.cli._main" in modules  # the measurement sees our imports at all
     assert not {m for m in modules if m.split(".")[0] in ("mcp", "pydantic", "httpx2", "anyio")}
