@@ -315,6 +315,19 @@ def test_a_bad_base_url_flag_is_named_as_the_flag(argv: list[str]) -> None:
     assert "AITOEARN_BASE_URL" not in done.stderr
 
 
+def test_starting_without_a_key_says_so_once(relay: FakeRelay) -> None:
+    from ..conftest import HttpServer
+
+    env = {"PATH": os.environ["PATH"], "AITOEARN_BASE_URL": relay.url}
+    stdio = subprocess.run([SCRIPT], input=b"", capture_output=True, env=env, timeout=30).stderr.decode()
+    with_key = subprocess.run([SCRIPT], input=b"", capture_output=True, env=env_for(relay), timeout=30)
+    http = HttpServer(relay, key=None)
+    http.stop()
+    assert stdio.count("AITOEARN_API_KEY is not set: every call will fail until it is set") == 1, stdio
+    assert http.log().count("AITOEARN_API_KEY is not set: each caller must send its own key") == 1, http.log()
+    assert "every call will fail" not in http.log() and with_key.stderr == b""
+
+
 def test_serving_with_no_arguments_takes_the_parsers_defaults() -> None:
     from aitoearn_mcp.cli._main import NO_ARGUMENTS, _parser  # pyright: ignore[reportPrivateUsage]
 
