@@ -44,8 +44,9 @@ class ConfigError(ValueError):
     """A setting has a value the server cannot start with."""
 
 
-def normalize_base_url(raw: str) -> str:
-    """Return the site root for a pasted base URL, or raise ConfigError.
+def normalize_base_url(raw: str, source: str = "AITOEARN_BASE_URL") -> str:
+    """Return the site root for a pasted base URL, or raise ConfigError naming ``source`` (the
+    setting or flag it came from).
 
     ``https://aitoearn.ai``, ``https://aitoearn.ai/`` and ``https://aitoearn.ai/api/ai/``
     all give ``https://aitoearn.ai``; a deployment under a path prefix keeps its prefix.
@@ -54,10 +55,10 @@ def normalize_base_url(raw: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(
-            f"AITOEARN_BASE_URL must be an http(s) URL such as {DEFAULT_BASE_URL} or https://aitoearn.cn, got {text!r}"
+            f"{source} must be an http(s) URL such as {DEFAULT_BASE_URL} or https://aitoearn.cn, got {text!r}"
         )
     if parts.query or parts.fragment:
-        raise ConfigError(f"AITOEARN_BASE_URL must not carry a query or fragment, got {text!r}")
+        raise ConfigError(f"{source} must not carry a query or fragment, got {text!r}")
     path = parts.path.rstrip("/")
     for suffix in _SDK_SUFFIXES:
         if path.endswith(suffix):

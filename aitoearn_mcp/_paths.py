@@ -6,12 +6,13 @@ Hand-written rather than platformdirs: three platforms, two directories, one rul
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import sys
 from pathlib import Path
 
-__all__ = ["STORE_FILE", "cache_dir", "private_dir", "state_dir", "store_file"]
+__all__ = ["STORE_FILE", "cache_dir", "make_dirs", "private_dir", "state_dir", "store_file"]
 
 APP = "aitoearn-mcp"
 
@@ -44,7 +45,7 @@ def private_dir(path: Path) -> Path:
     """``path`` as a directory only this user can enter: made 0700 when missing (parents too),
     narrowed to 0700 when it is ours. Raises PermissionError when it is a symlink, not a
     directory, or another user's: someone else could then swap the files put in it."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_dirs(path)
     found = os.lstat(path)
     if not stat.S_ISDIR(found.st_mode):
         raise PermissionError(f"{path} is not a directory (a symlink or a file); move it away")
@@ -54,6 +55,19 @@ def private_dir(path: Path) -> Path:
         if stat.S_IMODE(found.st_mode) & 0o077:
             os.chmod(path, 0o700)
     return path
+
+
+def make_dirs(path: Path) -> None:
+    """Make ``path`` and each missing parent 0700 (``mkdir(parents=True, mode=...)`` gives the
+    parents the umask's mode, so a new ``~/.cache`` could be listed by others); parents that
+    existed are left as they are: they are not ours to change."""
+    missing: list[Path] = []
+    while not os.path.lexists(path) and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile: checked like any other
+            folder.mkdir(mode=0o700)
 
 
 STORE_FILE = "conversations.sqlite3"

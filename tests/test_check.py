@@ -23,11 +23,19 @@ def test_check_passes_and_masks_the_key(relay: FakeRelay) -> None:
     done = check(relay.url)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"Base URL:  {relay.url}" in done.stdout
-    assert f"set (…{KEY[-4:]}, from AITOEARN_API_KEY)" in done.stdout
+    assert f"set ({len(KEY)} characters, ending …{KEY[-4:]}, from AITOEARN_API_KEY)" in done.stdout
     assert "Catalogue: reachable, 5 chat models (channels: anthropic, deepseek, gemini, openai)" in done.stdout
     assert "skipped (add --send" in done.stdout
     assert KEY not in done.stdout + done.stderr
     assert relay.requests_to(MESSAGES) == []
+
+
+def test_check_shows_a_short_keys_length_and_never_much_of_a_key() -> None:
+    from aitoearn_mcp.cli._check import mask
+
+    assert mask("sk-shortkey") == "11 characters"  # under 12: no character of it
+    assert mask("sk-abcd12345") == "12 characters, ending …2345"
+    assert mask("x" * 200 + "wxyz") == "204 characters, ending …wxyz"
 
 
 def test_check_send_makes_one_minimal_call(relay: FakeRelay) -> None:

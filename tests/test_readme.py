@@ -194,6 +194,17 @@ def test_host_set_up_comes_first_and_operators_material_lives_in_docs() -> None:
     assert "--transport streamable-http" not in README and "PROMETHEUS" not in README
 
 
+def test_the_readme_says_which_python_and_what_the_tests_download() -> None:
+    floor = re.search(r'requires-python = ">=(\d+\.\d+)"', (ROOT / "pyproject.toml").read_text())
+    assert floor is not None
+    start = README.index("bash scripts/test")
+    assert f"Python {floor.group(1)} or newer" in README[:start]  # running from a clone
+    setup = README[start : README.index("mcp-name:")]
+    named = ["redis-server", "Debian", "PyPI", "Node 22", "conformance", "Inspector", "mcpb", "TypeScript SDK",
+             "Claude Code", "Codex", "Gemini CLI", "MB", "10 minutes", f"Python {floor.group(1)} or newer"]  # fmt: skip
+    assert [word for word in named if word not in setup] == []
+
+
 # --- performance figures ----------------------------------------------------------------------
 
 FIGURE = re.compile(r"(?<![\w.,])(-?\d+(?:,\d{3})*(?:\.\d+)?)\s?(ms|s|x|MiB|KiB|µs)(?![\w])")

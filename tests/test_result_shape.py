@@ -263,3 +263,29 @@ async def test_over_http_the_name_counts_where_the_request_carries_it(
         outcomes[mode] = "truncated" in result.structured_content
         assert_within(result, profile_for(None if outcomes[mode] else gemini.name).max_result_chars)
     assert outcomes == {"legacy": True, "auto": False}
+
+
+async def test_every_error_result_carries_its_text_in_the_structured_content_too(relay: FakeRelay) -> None:
+    import jsonschema
+
+    relay.enqueue(MESSAGES, Reply.json(403, {"type": "error", "error": {"type": "permission_error", "message": "no"}}))
+    async with Client(make_server(relay)) as client, Client(make_server(relay, key=None)) as keyless:
+        schemas = {tool.name: tool.output_schema for tool in (await client.list_tools()).tools}
+        failed = await client.call_tool("send_message", ASK)  # refused by the relay: it has a reply_id
+        short = await client.call_tool("send_message", ASK)  # "Hello, world."
+        calls = [("list_models", {"refresh": "yes"}), ("list_models", {"detail": "no-such-model"}),
+                 ("send_message", {"model": "claude-sonnet-5"}), ("get_reply", {"reply_id": "r_nope"}),
+                 ("get_reply", {"reply_id": short.structured_content["reply_id"], "offset": 50}),  # type: ignore[index]
+                 ("list_conversations", {"conversation_id": "c_nope"})]  # fmt: skip
+        results = [(name, await client.call_tool(name, args)) for name, args in calls]
+        results.append(("send_message", await keyless.call_tool("send_message", ASK)))
+    for name, result in results:
+        [text] = [c.text for c in result.content if c.type == "text"]
+        assert result.is_error and result.structured_content == {"status": "failed", "error": text}, (name, text)
+        if schemas[name] is not None:
+            jsonschema.validate(result.structured_content, schemas[name])
+    assert failed.is_error and failed.structured_content is not None
+    assert list(failed.structured_content)[:3] == ["status", "reply_id", "error"]
+    assert failed.structured_content["status"] == "failed" and failed.structured_content["model"] == "claude-sonnet-5"
+    assert failed.structured_content["error"] == failed.content[0].text  # type: ignore[union-attr]
+    jsonschema.validate(failed.structured_content, schemas["send_message"])  # type: ignore[arg-type]

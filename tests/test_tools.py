@@ -61,7 +61,7 @@ async def test_tool_definitions_are_compact_and_annotated(relay: FakeRelay) -> N
     }  # fmt: skip
     assert "stream" not in schema["properties"]
     assert sm.output_schema and "content" in sm.output_schema["properties"]
-    assert lm.output_schema and lm.output_schema["required"] == ["models"]
+    assert lm.output_schema and "models" in lm.output_schema["properties"]
 
 
 def test_the_published_input_schemas_are_the_ones_the_models_check() -> None:
@@ -159,6 +159,20 @@ async def test_send_message_passes_everything_on_and_returns_the_exact_reply(rel
     assert message is not None and message["stop_reason"] == "tool_use"
     assert [b["type"] for b in message["content"]] == ["thinking", "text", "tool_use"]
     assert message["content"][2]["input"] == {"city": "北京", "days": 3}
+
+
+async def test_an_unknown_field_is_sent_as_is_and_said_with_the_nearest_known_name(relay: FakeRelay) -> None:
+    async with Client(make_server(relay)) as client:
+        result = await client.call_tool("send_message", {**HELLO, "temprature": 0.2, "reasoning_effort": "high"})
+        known = await client.call_tool("send_message", {**HELLO, "temperature": 0.2, "service_tier": "auto"})
+    assert not result.is_error and result.structured_content is not None
+    body = relay.requests_to(MESSAGES)[0].json()
+    assert body["temprature"] == 0.2 and body["reasoning_effort"] == "high"  # the relay may know them
+    note = ("[Unknown field `temprature` sent as is; did you mean `temperature`? "
+            "Unknown field `reasoning_effort` sent as is.]")  # fmt: skip
+    assert note in result.content[1].text.splitlines()  # type: ignore[union-attr]
+    assert note in result.structured_content["notes"]
+    assert "Unknown field" not in str(known.content) + str(known.structured_content)
 
 
 async def test_max_tokens_cut_is_said_in_one_line(relay: FakeRelay) -> None:

@@ -17,8 +17,10 @@ __all__ = ["mask", "run_check"]
 
 
 def mask(secret: str) -> str:
-    """At most the last 4 characters, and none of a key too short to spare them."""
-    return f"…{secret[-4:]}" if len(secret) >= 16 else "…"
+    """What lets a user recognise the key: its length, and its last 4 characters unless it is
+    under 12 characters long (too short to spare any)."""
+    length = f"{len(secret)} characters"
+    return f"{length}, ending …{secret[-4:]}" if len(secret) >= 12 else length
 
 
 async def run_check(config: Config, *, send: bool, model: str | None, say: Callable[[str], None]) -> bool:

@@ -30,6 +30,15 @@ TERMINAL_HINT = (
     "instead of running it here. Ctrl-C quits."
 )
 STOPPED = "aitoearn-mcp: stopped."
+# Said once at start-up without a key: otherwise the first sign is every call failing.
+NO_KEY_STDIO = (
+    "AITOEARN_API_KEY is not set: every call will fail until it is set in this server's environment "
+    "(create a key in Settings → API Key on the AiToEarn site)."
+)
+NO_KEY_HTTP = (
+    "AITOEARN_API_KEY is not set: each caller must send its own key (X-Api-Key or Authorization: Bearer), "
+    "or its calls fail."
+)
 
 
 def _settings_flags() -> argparse.ArgumentParser:
@@ -63,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         parents=[flags],
         description="MCP server for the chat models sold through AiToEarn's relay. Serves stdio by default.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     http = parser.add_argument_group("streamable HTTP")
     http.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
@@ -117,10 +126,12 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def _run(args: argparse.Namespace) -> int:
     import logging
 
-    from .._config import Config, ConfigError, HttpSettings, with_overrides
+    from .._config import Config, ConfigError, HttpSettings, normalize_base_url, with_overrides
 
     given = vars(args)
     try:
+        if given.get("base_url") is not None:  # checked here, so that the error names the flag
+            given["base_url"] = normalize_base_url(given["base_url"], "--base-url")
         config = with_overrides(
             Config.from_env(),
             **{name: given.get(name) for name in ("base_url", "max_retries", "connect_timeout", "read_timeout",
@@ -152,6 +163,8 @@ def _run(args: argparse.Namespace) -> int:
     # Plain lines on stderr. Set up first, so the SDK does not install its rich handler, which
     # took ~3 ms a call to lay out one log line.
     logging.basicConfig(level=args.log_level, stream=sys.stderr, format=LOG_FORMAT)
+    if config.api_key is None:
+        logging.getLogger("aitoearn_mcp").warning(NO_KEY_STDIO if http is None else NO_KEY_HTTP)
     if http is None:
         return _serve_stdio(config)
     return _serve_http(config, http, args.log_level)

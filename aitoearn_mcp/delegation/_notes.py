@@ -1,6 +1,7 @@
 """The notes a call adds to its reply: why it stopped, the fields one route could not carry,
-the route that served it and the credits it cost. They are the record's data, written once when
-the call settles; the views put them in both parts of every result.
+the fields the caller sent that no one knows, the route that served it and the credits it cost.
+They are the record's data, written once when the call settles; the views put them in both
+parts of every result.
 """
 
 from __future__ import annotations
@@ -9,10 +10,15 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from .._untrusted import MAX_NAME_CHARS, one_line
 from ..relay._credits import estimate_reply_credits
 from ..relay._routes import Route
 
-__all__ = ["call_notes"]
+__all__ = ["Unknown", "call_notes", "unknown_note"]
+
+# Fields the caller sent that are neither Anthropic Messages fields nor ours, each with the
+# nearest known name (None: nothing close). They are sent as given: the relay may know them.
+Unknown = tuple[tuple[str, str | None], ...]
 
 MAX_DROPPED_SHOWN = 8
 
@@ -59,9 +65,19 @@ def _dropped_note(dropped: tuple[str, ...], route: Route) -> str:
     return f"[Not sent, no {route.protocol} equivalent: {shown}{more}.]"
 
 
+def unknown_note(unknown: Unknown) -> str:
+    """ "[Unknown field `temprature` sent as is; did you mean `temperature`?]", or "" for none."""
+    said = [
+        f"Unknown field `{one_line(name, MAX_NAME_CHARS)}` sent as is" + (f"; did you mean `{near}`?" if near else ".")
+        for name, near in unknown[:MAX_DROPPED_SHOWN]
+    ]
+    more = f" And {len(unknown) - MAX_DROPPED_SHOWN} more unknown fields." if len(unknown) > MAX_DROPPED_SHOWN else ""
+    return f"[{' '.join(said)}{more}]" if said else ""
+
+
 def call_notes(
     message: Mapping[str, Any], *, route: Route, dropped: tuple[str, ...], max_tokens: int | None,
-    entry: Mapping[str, Any] | None,
+    entry: Mapping[str, Any] | None, unknown: Unknown = (),
 ) -> tuple[list[str], dict[str, Any]]:  # fmt: skip
     """The notes for the text content and the members added to the structured content."""
     estimate = estimate_reply_credits(entry.get("pricing"), message) if entry else None
@@ -73,7 +89,8 @@ def call_notes(
             "the catalogue pricing has no usable rates")  # fmt: skip
         credits = {"estimate": None, "basis": basis}
         credits_line = f"Credits: no estimate ({basis})."
-    notes = [note for note in (_stop_note(message, max_tokens), _dropped_note(dropped, route)) if note]
+    notes = [note for note in (_stop_note(message, max_tokens), unknown_note(unknown), _dropped_note(dropped, route))
+             if note]  # fmt: skip
     model = message.get("model") or "The model"
     served = f"[{model} answered over the relay's {route.protocol} route. {credits_line}]"
     return [*notes, served], {"route": route.value, "credits": credits, "notes": notes}

@@ -28,7 +28,7 @@ from ..store._protocol import STORE_DOWN, Store
 from ._call import Call, outcome_label, send_on_routes
 from ._delegation import UNEXPECTED
 from ._images import KeptImages, keep_images, reply_stem
-from ._notes import call_notes
+from ._notes import Unknown, call_notes, unknown_note
 from ._record import ReplyRecord
 from ._turns import Continuation, record, with_history
 
@@ -64,6 +64,7 @@ class SendJob:
     catalogue: Catalogue
     store: Store
     metrics: Metrics
+    unknown: Unknown = ()  # fields the caller sent that no one knows: sent as given, and said
     call: Call | None = field(default=None, init=False, repr=False)  # the attempt on its way, its text filling
 
     @property
@@ -181,8 +182,9 @@ class SendJob:
     ) -> tuple[list[str], dict[str, Any]]:
         """The call's notes, the image notes first (in both parts: where each image is saved)."""
         notes, extras = call_notes(
-            message, route=attempt.route, dropped=attempt.dropped, max_tokens=attempt.max_tokens, entry=self.entry
-        )
+            message, route=attempt.route, dropped=attempt.dropped, max_tokens=attempt.max_tokens, entry=self.entry,
+            unknown=self.unknown,
+        )  # fmt: skip
         extras["notes"] = [*image_notes, *extras["notes"]]
         return [*image_notes, *notes], extras
 
@@ -192,7 +194,8 @@ class SendJob:
             error.fix = await self._model_suggestion(attempt.route)
             error.args = (error.render(),)
         if not isinstance(error, IncompleteReplyError):
-            done.error, done.notes = str(error), [str(error)]
+            # A field name mistyped may be what the relay refused: said beside its refusal.
+            done.error, done.notes = str(error), [str(error), *filter(None, [unknown_note(self.unknown)])]
             return
         summary = f"{error} {len(error.text):,} characters of text arrived before the failure"
         partial, image_notes = await self._with_images(error.partial, call)
@@ -226,7 +229,7 @@ class SendJob:
 
 async def prepare_job(
     model: str, max_tokens: int, given: dict[str, Any], continuation: Continuation, key: SecretStr, *,
-    route_setting: str, relay: RelayClient, catalogue: Catalogue, store: Store, metrics: Metrics,
+    route_setting: str, relay: RelayClient, catalogue: Catalogue, store: Store, metrics: Metrics, unknown: Unknown = (),
 ) -> SendJob:  # fmt: skip
     """The job for ``model``: its catalogue entry, the stored turns, the request per route.
     Raises InputError for anything the caller must fix (nothing is sent)."""
@@ -236,4 +239,5 @@ async def prepare_job(
     full = with_history(arguments, continuation, channel)
     plan = plan_route(route_setting, entry)
     prepared = [prepare_request(route, full, max_tokens, entry) for route in plan.routes]
-    return SendJob(model, key, prepared, entry, channel, continuation, arguments, relay, catalogue, store, metrics)
+    return SendJob(model, key, prepared, entry, channel, continuation, arguments, relay, catalogue, store, metrics,
+                   unknown)  # fmt: skip

@@ -41,6 +41,7 @@ __all__ = [
     "parse_list_conversations_args",
     "parse_list_models_args",
     "parse_send_message_args",
+    "unknown_fields",
 ]
 MAX_TOKENS_LIMIT = 9007199254740991  # ClaudeChatProxyDto's maximum (2**53 - 1)
 MAX_MODELS = 8
@@ -452,3 +453,19 @@ def _model_choice_refusal(request: SendMessageInput) -> str:
 
 # Arguments this server acts on itself; never sent upstream.
 _SERVER_FIELDS = ("conversation_id", "files", "models", "wait_seconds")
+
+# Anthropic Messages request fields the input model leaves unchecked (the relay takes them).
+_ANTHROPIC_FIELDS = frozenset({"stream", "container", "context_management", "mcp_servers", "service_tier"})
+
+
+def unknown_fields(given: dict[str, Any]) -> tuple[tuple[str, str | None], ...]:
+    """The top-level fields of ``given`` that are neither Anthropic Messages fields nor ours, each
+    with the nearest known name (None: none is close): they go to the relay as sent, and the
+    result says so, since a typo like `temprature` would otherwise be ignored in silence."""
+    known = sorted(set(SendMessageInput.model_fields) | _ANTHROPIC_FIELDS)
+    names = [name for name in given if name not in known]
+    if not names:
+        return ()
+    import difflib  # here: only an unknown field needs it, and start-up should not pay
+
+    return tuple((name, next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.75)), None)) for name in names)

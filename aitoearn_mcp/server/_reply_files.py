@@ -3,7 +3,8 @@ page through it (stdio: the server and the agent share a machine).
 
 The folder is the user's own cache folder, checked to be the user's and private (a shared
 ``/tmp`` folder let another local user swap the file the agent was told to read). A file goes
-when its stored reply would expire, and the files this process wrote go at a clean exit.
+when its stored reply would expire (checked when another is written, and on a timer: a server
+may run for days), and the files this process wrote go at a clean exit.
 """
 
 from __future__ import annotations
@@ -11,18 +12,27 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import stat
 import time
 from pathlib import Path
 
+from .._config import Config
 from .._paths import cache_dir, private_dir
+from ..store._open import default_ttl
 
-__all__ = ["remove_written", "reply_folder", "save_reply_file"]
+__all__ = ["expire_reply_files", "remove_written", "reply_folder", "reply_ttl", "save_reply_file"]
+
 
 _written: set[Path] = set()  # by this process: removed at exit
 
 
 def reply_folder() -> Path:
     return cache_dir() / "replies"
+
+
+def reply_ttl(config: Config) -> float:
+    """Seconds a reply is kept after its last use: as long as conversations, in this store."""
+    return config.conversation_ttl or default_ttl(config.conversations)
 
 
 def save_reply_file(reply_id: str, text: str, ttl: float) -> str:
@@ -51,6 +61,18 @@ def _remove_expired(folder: Path, ttl: float) -> None:
                 if entry.name.startswith("r_") and entry.stat(follow_symlinks=False).st_mtime < cutoff:
                     _written.discard(Path(entry.path))  # what this process keeps count of shrinks too
                     os.unlink(entry.path)
+
+
+def expire_reply_files(ttl: float) -> None:
+    """Remove the files older than ``ttl`` seconds, if the folder is there and the user's own (a
+    single lstat when there is nothing to do); never raises."""
+    folder = reply_folder()
+    try:
+        found = os.lstat(folder)
+        if stat.S_ISDIR(found.st_mode) and (not hasattr(os, "getuid") or found.st_uid == os.getuid()):
+            _remove_expired(folder, ttl)
+    except OSError:  # no folder yet, or one that cannot be read: nothing of ours to remove
+        pass
 
 
 def remove_written() -> None:

@@ -54,6 +54,8 @@ MESSAGE_SCHEMA: dict[str, Any] = {
 MODELS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
+        "status": {"enum": ["failed"]},  # a failed call: status and error instead of models
+        "error": {"type": "string"},
         "notes": _STRINGS,
         "models": {
             "type": "array",
@@ -64,7 +66,6 @@ MODELS_SCHEMA: dict[str, Any] = {
         },
         "entry": {"type": "object"},
     },
-    "required": ["models"],
 }
 
 IMAGE_SCHEMA: dict[str, Any] = {

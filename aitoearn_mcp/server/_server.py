@@ -50,6 +50,8 @@ __all__ = ["create_server", "key_from_headers"]
 
 Result = CallToolResult | InputRequiredResult  # input required: 2026-07-28's way to ask for the client's roots
 
+EXPIRE_EVERY = 600.0  # seconds between looks for expired reply files; more often when replies live shorter
+
 INSTRUCTIONS = (
     "Delegate work to other models sold through AiToEarn (GPT, Gemini, DeepSeek, Claude and more): list_models "
     "shows the catalogue; send_message asks one model, or several at once for second opinions; a long reply "
@@ -166,9 +168,16 @@ def create_server(
         metrics.label_models(built)
         return built
 
+    def expire_reply_files() -> None:
+        from ._reply_files import expire_reply_files, reply_ttl
+
+        expire_reply_files(reply_ttl(config))
+
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[State]:
         async with State.open(config, shared, catalogue, drain=drain, metrics=metrics) as state:
+            if not http:  # reply files are written in stdio mode only
+                state.every(min(config.conversation_ttl or EXPIRE_EVERY, EXPIRE_EVERY), expire_reply_files)
             yield state
 
     def state_and_key(ctx: Context) -> tuple[State, SecretStr | None]:

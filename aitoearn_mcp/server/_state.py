@@ -109,6 +109,17 @@ class State:
 
         return Delegations(self.store, self._tasks, self._drain)
 
+    def every(self, seconds: float, work: Callable[[], None]) -> None:
+        """Run ``work`` every ``seconds`` beside the calls until the lifespan ends, the first time
+        after ``seconds``: start-up does no more than schedule it. ``work`` must not raise."""
+
+        async def repeat() -> None:
+            while True:
+                await anyio.sleep(seconds)
+                work()
+
+        self._tasks.start_soon(repeat)
+
     @classmethod
     @asynccontextmanager
     async def open(

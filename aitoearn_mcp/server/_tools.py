@@ -33,17 +33,22 @@ from ..delegation._record import ReplyRecord
 from ..delegation._send import SendJob, prepare_job
 from ..delegation._turns import begin
 from ..relay._credits import estimate_request_credits
-from ..store._open import default_ttl
 from ..store._protocol import STORE_DOWN, Store, owner_hmac
 from ..views._hosts import client_name, profile_for, result_budget
 from ..views._media_view import media_progress, media_view
 from ..views._models_view import models_result
 from ..views._reply_view import combined_view, reply_view
 from ..views._result import error_result
-from ._dto import parse_generate_video_args, parse_get_reply_args, parse_list_models_args, parse_send_message_args
+from ._dto import (
+    parse_generate_video_args,
+    parse_get_reply_args,
+    parse_list_models_args,
+    parse_send_message_args,
+    unknown_fields,
+)
 from ._files import attach_files, read_files
 from ._notices import log_to_client, report_progress
-from ._reply_files import save_reply_file
+from ._reply_files import reply_ttl, save_reply_file
 from ._reply_images import with_previews
 from ._roots import allowed_roots
 from ._spend import check_spend
@@ -112,8 +117,7 @@ class Tools:
 
     @property
     def reply_ttl(self) -> float:
-        """Seconds a reply is kept after its last use: as long as conversations, in this store."""
-        return self.config.conversation_ttl or default_ttl(self.config.conversations)
+        return reply_ttl(self.config)
 
     def budget(self, ctx: Context) -> int:
         """AITOEARN_MAX_RESULT_CHARS, else what the host (``clientInfo.name``) shows the model whole."""
@@ -219,7 +223,7 @@ class Tools:
             prepare = functools.partial(prepare_job, max_tokens=request.max_tokens, given=given,
                                         continuation=continuation, key=key, route_setting=self.config.route,
                                         relay=state.relay, catalogue=state.catalogue, store=state.store,
-                                        metrics=self.metrics)  # fmt: skip
+                                        metrics=self.metrics, unknown=unknown_fields(given))  # fmt: skip
             jobs = [await prepare(model) for model in models]
         except InputError as exc:
             return error_result(str(exc))

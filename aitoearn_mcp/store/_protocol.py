@@ -25,6 +25,7 @@ from ..relay._accumulator import content_text
 
 __all__ = [
     "STORE_DOWN",
+    "UNLISTED",
     "Conversation",
     "ConversationSummary",
     "ReplySummary",
@@ -144,10 +145,15 @@ def conversation_summary(conversation: Conversation, last_used: float) -> Conver
     return ConversationSummary(conversation.id, last_used, len(conversation.turns), models, first)
 
 
-def reply_summary(reply_id: str, record: str, last_used: float) -> ReplySummary:
+# The summary a store keeps for a reply it does not list (where a summary must be text).
+UNLISTED = ""
+
+
+def reply_summary(reply_id: str, record: str, last_used: float) -> ReplySummary | None:
     """From the reply record's JSON (status, model, and the text, or for a finished reply the
     Message whose text blocks hold it); what cannot be read is shown as unknown rather than
-    failing the save."""
+    failing the save. None for a call that failed before any text: there is nothing to read
+    again, so it is not listed (it is still stored: its reply id answers with the failure)."""
     try:
         data = json.loads(record)
     except ValueError:
@@ -157,8 +163,10 @@ def reply_summary(reply_id: str, record: str, last_used: float) -> ReplySummary:
     text, message = data.get("text"), data.get("message")
     if "text" not in data and isinstance(message, dict):
         text = content_text(message.get("content"))
-    return ReplySummary(reply_id, last_used, str(data.get("status") or "unknown"), str(data.get("model") or ""),
-                        len(text) if isinstance(text, str) else 0)  # fmt: skip
+    status, characters = str(data.get("status") or "unknown"), len(text) if isinstance(text, str) else 0
+    if status == "failed" and not characters:
+        return None
+    return ReplySummary(reply_id, last_used, status, str(data.get("model") or ""), characters)
 
 
 def history(conversation: Conversation, channel: str | None) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from .._errors import StoreUnavailableError, TooLargeToStoreError
 from ._protocol import (
+    UNLISTED,
     Conversation,
     ConversationSummary,
     ReplySummary,
@@ -60,19 +61,23 @@ local owner = redis.call('HGET', KEYS[1], 'owner')
 if owner and owner ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'data', ARGV[2], 'summary', ARGV[3], 'used', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[6])
-redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1 - tonumber(ARGV[7]))
+if ARGV[3] == '' then
+  redis.call('ZREM', KEYS[2], ARGV[6])
+else
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[6])
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1 - tonumber(ARGV[7]))
+end
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return 1
 """
 
 # A use: the owner's record, with its TTL and its place in the owner's index renewed.
 _USE_SCRIPT = """
-local found = redis.call('HMGET', KEYS[1], 'owner', 'data')
+local found = redis.call('HMGET', KEYS[1], 'owner', 'data', 'summary')
 if not found[1] or found[1] ~= ARGV[1] then return false end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[1], 'used', ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+if found[3] ~= '' then redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4]) end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'cancel', '1') end
 return found[2]
@@ -150,8 +155,8 @@ class RedisStore:
             raise TooLargeToStoreError(size, self.max_bytes)
         used = time.time()
         keys = [self.PREFIX + "r:" + reply_id, self._index(owner, "r")]
-        args = [owner, record, reply_summary(reply_id, record, used).to_json(), repr(used), self._ms(), reply_id,
-                MAX_INDEXED]  # fmt: skip
+        summary = found.to_json() if (found := reply_summary(reply_id, record, used)) else UNLISTED
+        args = [owner, record, summary, repr(used), self._ms(), reply_id, MAX_INDEXED]
         await self._call(lambda: self._save_reply(keys=keys, args=args))
 
     async def load_reply(self, reply_id: str, owner: str) -> str | None:
@@ -178,8 +183,8 @@ class RedisStore:
 
         found, gone = [], []
         for item_id, (item_owner, used, summary) in zip(ids, await self._call(fetch), strict=True):
-            if item_owner is None or summary is None:
-                gone.append(item_id)  # expired since it was indexed
+            if item_owner is None or not summary:
+                gone.append(item_id)  # expired since it was indexed (or not listed)
             elif item_owner.decode() == owner:
                 found.append((item_id.decode(), float(used), summary))
         if gone:

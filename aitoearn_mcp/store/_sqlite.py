@@ -24,8 +24,9 @@ import anyio.to_thread
 from pydantic import SecretStr
 
 from .._errors import StoreUnavailableError, TooLargeToStoreError
-from .._paths import private_dir
+from .._paths import make_dirs, private_dir
 from ._protocol import (
+    UNLISTED,
     Conversation,
     ConversationSummary,
     ReplySummary,
@@ -133,7 +134,7 @@ class SQLiteStore:
         if self._private_folder:
             private_dir(self.path.parent)
         else:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_dirs(self.path.parent)
         # Made (or narrowed to) 0600 before SQLite opens it: its -wal and -shm files copy this mode.
         descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -244,7 +245,7 @@ class SQLiteStore:
 
     async def save_reply(self, reply_id: str, owner: str, record: str) -> None:
         size = self._fits(record)
-        summary = reply_summary(reply_id, record, 0).to_json()
+        summary = found.to_json() if (found := reply_summary(reply_id, record, 0)) else UNLISTED
 
         def work(db: sqlite3.Connection) -> None:
             now = time.time()
@@ -283,9 +284,9 @@ class SQLiteStore:
     async def _recent(self, owner: str, kind: str, limit: int) -> list[tuple[str, float, str]]:
         return await self._run(
             lambda db: db.execute(
-                "SELECT id, used, summary FROM items WHERE owner = ? AND kind = ? AND expires > ? "
+                "SELECT id, used, summary FROM items WHERE owner = ? AND kind = ? AND expires > ? AND summary != ? "
                 "ORDER BY used DESC LIMIT ?",
-                (owner, kind, time.time(), limit),
+                (owner, kind, time.time(), UNLISTED, limit),
             ).fetchall()
         )
 

@@ -75,7 +75,8 @@ def reply_view(
         return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
     failed = record.status == "failed"
     if record.message is None:  # failed before any reply: the error says it all
-        return error_result("\n".join(record.notes) or record.error or "The call failed.")
+        error = "\n".join(record.notes) or record.error or "The call failed."
+        return error_result(error, {**_head(reply_id, record), "model": record.model, "error": error})
     if failed and not record.text and offset == 0:
         return error_result("\n".join(record.notes), {**_head(reply_id, record), **record.message})
     if offset > 0:
@@ -135,11 +136,7 @@ def combined_view(results: list[tuple[str, str, CallToolResult]]) -> CallToolRes
     for model, reply_id, result in results:
         content.append(TextContent(type="text", text=f"## {model}"))
         content += result.content
-        structured = result.structured_content
-        if structured is None:  # a failure with nothing else: its text is the error
-            error = "\n".join(c.text for c in result.content if isinstance(c, TextContent))
-            structured = {"status": "failed", "reply_id": reply_id, "model": model, "error": error}
-        replies.append(structured)
+        replies.append(ordered({"reply_id": reply_id, "model": model, **(result.structured_content or {})}))
     status = "running" if any(r.get("status") == "running" for r in replies) else "complete"
     every_failed = all(result.is_error for _, _, result in results)
     return CallToolResult(content=content, structured_content={"status": status, "replies": replies},

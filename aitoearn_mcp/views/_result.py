@@ -41,9 +41,11 @@ def ordered(structured: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def error_result(text: str, structured: dict[str, Any] | None = None) -> CallToolResult:
+    """A failed call: ``text``, and in the structured content (hosts that show only that part)
+    ``status`` failed and the same ``text`` as ``error`` unless ``structured`` says more."""
     return CallToolResult(
         content=[TextContent(type="text", text=text)],
-        structured_content=ordered(structured) if structured is not None else None,
+        structured_content=ordered(structured if structured is not None else {"status": "failed", "error": text}),
         is_error=True,
     )
 

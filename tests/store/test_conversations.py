@@ -110,7 +110,8 @@ async def test_a_failed_or_cancelled_call_leaves_the_conversation_as_it_was(rela
                                                                             "message": "nope"}}))  # fmt: skip
         failed = await client.call_tool("send_message", {"model": "claude-sonnet-5", "conversation_id": cid,
                                                          "messages": [user("fails")]})  # fmt: skip
-        assert failed.is_error and failed.structured_content is None
+        assert failed.is_error and failed.structured_content is not None
+        assert "conversation_id" not in failed.structured_content
         relay.enqueue(MESSAGES, slow_reply(sse.text_reply([f"t{i} " for i in range(200)]), delay=0.05))
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(client.call_tool, "send_message", {"model": "claude-sonnet-5", "conversation_id": cid,

@@ -282,6 +282,37 @@ async def test_replies_cancel_and_listing_in_every_store(any_store: Store) -> No
     assert await store.load_reply(rid, alice) is None and not await store.cancel_requested(rid)
 
 
+async def test_a_call_that_failed_before_any_text_is_stored_but_not_listed(any_store: Store) -> None:
+    store = any_store
+    unique = str(time.monotonic_ns())[-10:]
+    owner = await store.owner_tag(SecretStr(f"sk-listing-{unique}"))
+    empty, partial, ran = f"r_{unique}empty", f"r_{unique}partl", f"r_{unique}ranxx"
+    await store.save_reply(partial, owner, record("half a reply", "failed"))
+    await store.save_reply(empty, owner, record("", "failed"))
+    await store.save_reply(ran, owner, record("", "running"))  # handed out while running: listed ...
+    assert [r.id for r in await store.recent_replies(owner, 5)] == [ran, partial]
+    await store.save_reply(ran, owner, record("", "failed"))  # ... until it failed with no text
+    assert json.loads(await store.load_reply(ran, owner) or "")["status"] == "failed"  # its id still answers
+    assert json.loads(await store.load_reply(empty, owner) or "")["status"] == "failed"  # a use: not listed again
+    assert [(r.id, r.status) for r in await store.recent_replies(owner, 1)] == [(partial, "failed")]
+
+
+async def test_list_conversations_leaves_out_calls_that_failed_before_any_text(relay: FakeRelay, home: Path) -> None:
+    refused = Reply.json(400, {"type": "error", "error": {"type": "invalid_request_error", "message": "nope"}})
+    relay.enqueue(MESSAGES, *[refused] * 3)
+    async with Client(make_server(relay)) as client:
+        for _ in range(3):
+            assert (await client.call_tool("send_message", ask("fails"))).is_error
+        ok = await client.call_tool("send_message", ask("works"))
+        listed = await client.call_tool("list_conversations", {})
+        resources = await client.list_resources()
+    assert [r["id"] for r in listed.structured_content["replies"]] == [reply_of(ok)]  # type: ignore[index]
+    assert listed.content[0].text.count("aitoearn://replies/") == 1  # type: ignore[union-attr]
+    assert [str(r.uri) for r in resources.resources if "/replies/" in str(r.uri)] == [
+        f"aitoearn://replies/{reply_of(ok)}"
+    ]
+
+
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 async def test_one_key_cannot_push_out_another_keys_items(kind: str, tmp_path: Path) -> None:
     cap = 1_000_000
@@ -460,6 +491,50 @@ def test_reply_files_go_in_a_private_folder_and_expire(home: Path) -> None:
     assert save_reply_file("r_new0000001", "新", ttl=60) == str(fresh)  # a reply is written once
     assert save_reply_file("r_old0000001", "again", ttl=60) == str(old)  # gone, so forgotten: written anew
     assert old.read_text(encoding="utf-8") == "again"
+
+
+async def test_expired_reply_files_go_on_a_timer_too(relay: FakeRelay, home: Path) -> None:
+    from aitoearn_mcp.server._reply_files import reply_folder
+
+    left = reply_folder() / "r_left0000001.txt"  # by a server that did not exit cleanly
+    left.parent.mkdir(parents=True, mode=0o700)
+    left.write_text("old")
+    os.utime(left, (time.time() - 120, time.time() - 120))
+    relay.enqueue(MESSAGES, Reply.sse(sse.text_reply([LONG])))
+    async with Client(make_server(relay, max_result_chars=3000, conversation_ttl=1)) as client:
+        result = await client.call_tool("send_message", ask("long"))
+        path = Path(result.structured_content["truncated"]["path"])  # type: ignore[index]
+        assert path.exists() and not left.exists()  # the write looked too
+        left.write_text("old")
+        os.utime(left, (time.time() - 120, time.time() - 120))
+        with anyio.fail_after(20):  # no other reply is written: only the timer removes them
+            while path.exists() or left.exists():
+                await anyio.sleep(0.1)
+        assert not (await client.call_tool("list_models", {})).is_error
+
+
+async def test_every_folder_the_server_makes_is_private_and_existing_parents_are_left_alone(
+    relay: FakeRelay, home: Path
+) -> None:
+    (home / ".local").mkdir(mode=0o755)  # the user's own: not ours to narrow
+    (home / ".local").chmod(0o755)
+    relay.enqueue(MESSAGES, Reply.sse(sse.text_reply([LONG])))
+    async with Client(make_server(relay, max_result_chars=3000)) as client:
+        result = await client.call_tool("send_message", ask("long"))
+    path = Path(result.structured_content["truncated"]["path"])  # type: ignore[index]
+    made = [home / ".cache", home / ".cache" / "aitoearn-mcp", path.parent,
+            home / ".local" / "state", state(home)]  # fmt: skip
+    assert {str(folder.relative_to(home)): stat.S_IMODE(folder.stat().st_mode) for folder in made} == {
+        str(folder.relative_to(home)): 0o700 for folder in made
+    }
+    assert stat.S_IMODE((home / ".local").stat().st_mode) == 0o755
+
+
+async def test_a_named_store_files_new_folders_are_private(relay: FakeRelay, home: Path) -> None:
+    target = home / "a" / "b" / "mine.db"
+    async with Client(make_server(relay, conversations=f"sqlite://{target}")) as client:
+        assert not (await client.call_tool("send_message", ask("a"))).is_error
+    assert [stat.S_IMODE((home / p).stat().st_mode) for p in ("a", "a/b")] == [0o700, 0o700]
 
 
 @pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs root to hand a folder to nobody")

@@ -291,15 +291,41 @@ def module_names(importtime: str) -> set[str]:
     return {m.group(1) for m in re.finditer(r"import time:\s+\d+ \|\s+\d+ \|\s*(\S+)", importtime)}
 
 
-@pytest.mark.parametrize("flag", ["--version", "--help"])
+@pytest.mark.parametrize("flag", ["--version", "-V", "--help"])
 def test_version_and_help_answer_without_importing_the_sdk(flag: str) -> None:
+    from aitoearn_mcp._version import __version__
+
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "aitoearn_mcp", flag], capture_output=True,
                           text=True, timeout=30)  # fmt: skip
     assert done.returncode == 0
     assert "aitoearn-mcp" in done.stdout
+    if flag != "--help":
+        assert done.stdout == f"aitoearn-mcp {__version__}\n"
     modules = module_names(done.stderr)
     assert "aitoearn_mcp.cli._main" in modules  # the measurement sees our imports at all
     assert not {m for m in modules if m.split(".")[0] in ("mcp", "pydantic", "httpx2", "anyio")}
+
+
+@pytest.mark.parametrize("argv", [[], ["check"]])
+def test_a_bad_base_url_flag_is_named_as_the_flag(argv: list[str]) -> None:
+    done = subprocess.run([SCRIPT, "--base-url", "aitoearn.ai", *argv], capture_output=True, text=True, timeout=30,
+                          env={"PATH": os.environ["PATH"], "AITOEARN_API_KEY": KEY})  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith("aitoearn-mcp: --base-url must be an http(s) URL"), done.stderr
+    assert "AITOEARN_BASE_URL" not in done.stderr
+
+
+def test_starting_without_a_key_says_so_once(relay: FakeRelay) -> None:
+    from ..conftest import HttpServer
+
+    env = {"PATH": os.environ["PATH"], "AITOEARN_BASE_URL": relay.url}
+    stdio = subprocess.run([SCRIPT], input=b"", capture_output=True, env=env, timeout=30).stderr.decode()
+    with_key = subprocess.run([SCRIPT], input=b"", capture_output=True, env=env_for(relay), timeout=30)
+    http = HttpServer(relay, key=None)
+    http.stop()
+    assert stdio.count("AITOEARN_API_KEY is not set: every call will fail until it is set") == 1, stdio
+    assert http.log().count("AITOEARN_API_KEY is not set: each caller must send its own key") == 1, http.log()
+    assert "every call will fail" not in http.log() and with_key.stderr == b""
 
 
 def test_serving_with_no_arguments_takes_the_parsers_defaults() -> None:
