@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .. import sse
 from ..conftest import KEY
@@ -50,6 +50,13 @@ def send_arguments(size: int) -> dict[str, Any]:
     return {"model": MODEL, "messages": [{"role": "user", "content": f"reply:{size}"}]}
 
 
+class Upstream(Protocol):
+    """What our server is pointed at (AITOEARN_BASE_URL): the fake relay, or the fake media relay."""
+
+    @property
+    def url(self) -> str: ...
+
+
 @dataclass
 class ServerEntry:
     """Our stdio server as a host config names it: behind the wrapper, which logs to ``log``."""
@@ -60,7 +67,7 @@ class ServerEntry:
     log: Path
 
     @classmethod
-    def make(cls, tmp: Path, relay: FakeRelay, server: list[str] | None = None) -> ServerEntry:
+    def make(cls, tmp: Path, relay: Upstream, server: list[str] | None = None) -> ServerEntry:
         """``server``: the command behind the wrapper, ours (``SERVER``) unless given."""
         log = tmp / "server-wrapper.log"
         env = {"AITOEARN_API_KEY": KEY, "AITOEARN_BASE_URL": relay.url, "PATH": os.environ["PATH"]}

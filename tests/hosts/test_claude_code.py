@@ -27,6 +27,7 @@ from .harness import (
     Run,
     Seen,
     ServerEntry,
+    Upstream,
     check_reply_reaches_model,
     check_the_rest_reaches_model,
     check_tools_ready_at_once,
@@ -42,7 +43,7 @@ pytestmark = pytest.mark.timeout(900)
 CLIENT_NAME = "claude-code"
 
 
-def claude(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Script, *,
+def claude(hosts_bin: Path, tmp: Path, relay: Upstream, script: model_api.Script, *,
            server: list[str] | None = None, **server_env: str) -> Run:  # fmt: skip
     """One headless run; ``server``: another stdio server in our entry's place (``ServerEntry.make``)."""
     entry = ServerEntry.make(tmp, relay, server)

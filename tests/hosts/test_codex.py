@@ -24,6 +24,7 @@ from .harness import (
     SIZES,
     Run,
     ServerEntry,
+    Upstream,
     check_reply_reaches_model,
     check_the_rest_reaches_model,
     check_tools_ready_at_once,
@@ -60,7 +61,7 @@ default_tools_approval_mode = "approve"
 """
 
 
-def codex(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Script, *,
+def codex(hosts_bin: Path, tmp: Path, relay: Upstream, script: model_api.Script, *,
           server: list[str] | None = None) -> Run:  # fmt: skip
     """One headless run; ``server``: another stdio server in our entry's place (``ServerEntry.make``)."""
     entry = ServerEntry.make(tmp, relay, server)

@@ -22,6 +22,7 @@ from .harness import (
     SIZES,
     Run,
     ServerEntry,
+    Upstream,
     check_reply_reaches_model,
     check_the_rest_reaches_model,
     host_env,
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.timeout(900)
 CLIENT_NAME = "gemini-cli-mcp-client"
 
 
-def gemini(hosts_bin: Path, tmp: Path, relay: FakeRelay, script: model_api.Script, *,
+def gemini(hosts_bin: Path, tmp: Path, relay: Upstream, script: model_api.Script, *,
            server: list[str] | None = None, model: str = "gemini-2.5-pro") -> Run:  # fmt: skip
     """One headless run; ``server``: another stdio server in our entry's place (``ServerEntry.make``)."""
     entry = ServerEntry.make(tmp, relay, server)

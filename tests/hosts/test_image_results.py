@@ -93,22 +93,24 @@ def _data_url(url: str) -> tuple[str, bytes]:
 # --- the tool result in each API's request ----------------------------------------------------
 
 
-def _anthropic(requests: list[tuple[str, Any]]) -> tuple[list[Part], Any, str]:
+# Each reader takes the requests the scripted model API got and finds the result of the model's
+# ``call``-th call of our tools (0: the first) in the first request that carries it: that
+# result, and what the host added beside it in the same message, as the model first read them.
+
+
+def _anthropic(requests: list[tuple[str, Any]], call: int = 0) -> tuple[list[Part], Any, str]:
     for path, body in requests:
         if not path.startswith("/v1/messages") or "/count_tokens" in path:
             continue
-        for message in body.get("messages") or []:
-            content = message.get("content")
-            if not isinstance(content, list):
-                continue
-            ours = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"
-                    and str(b.get("tool_use_id", "")).startswith("toolu_ours_")]  # fmt: skip
-            if not ours:
-                continue
-            result = ours[0]
-            parts = _anthropic_blocks("result", result.get("content"))
-            parts += _anthropic_blocks("beside", [b for b in content if b is not result])
-            return parts, message, str(body.get("model"))
+        ours = [(message, block) for message in body.get("messages") or [] if isinstance(message.get("content"), list)
+                for block in message["content"] if isinstance(block, dict) and block.get("type") == "tool_result"
+                and str(block.get("tool_use_id", "")).startswith("toolu_ours_")]  # fmt: skip
+        if len(ours) <= call:
+            continue
+        message, result = ours[call]
+        parts = _anthropic_blocks("result", result.get("content"))
+        parts += _anthropic_blocks("beside", [b for b in message["content"] if b is not result])
+        return parts, message, str(body.get("model"))
     return [], None, ""
 
 
@@ -129,15 +131,16 @@ def _anthropic_blocks(where: str, content: Any) -> list[Part]:
     return parts
 
 
-def _responses(requests: list[tuple[str, Any]]) -> tuple[list[Part], Any, str]:
+def _responses(requests: list[tuple[str, Any]], call: int = 0) -> tuple[list[Part], Any, str]:
     for path, body in requests:
         if not path.rstrip("/").endswith("/responses"):
             continue
         items = [item for item in body.get("input") or [] if isinstance(item, dict)]
-        index = next((i for i, item in enumerate(items) if item.get("type") == "function_call_output"
-                      and str(item.get("call_id", "")).startswith("call_ours_")), None)  # fmt: skip
-        if index is None:
+        outputs = [i for i, item in enumerate(items) if item.get("type") == "function_call_output"
+                   and str(item.get("call_id", "")).startswith("call_ours_")]  # fmt: skip
+        if len(outputs) <= call:
             continue
+        index = outputs[call]
         parts = _responses_content("result", items[index].get("output"))
         for item in items[index + 1 :]:  # anything the host added after the output, before the model's turn
             parts += _responses_content("beside", item.get("content") if item.get("type") == "message" else [item])
@@ -162,24 +165,25 @@ def _responses_content(where: str, output: Any) -> list[Part]:
     return parts
 
 
-def _gemini(requests: list[tuple[str, Any]]) -> tuple[list[Part], Any, str]:
+def _gemini(requests: list[tuple[str, Any]], call: int = 0) -> tuple[list[Part], Any, str]:
     for path, body in requests:
         if ":generateContent" not in path and ":streamGenerateContent" not in path:
             continue
-        for content in body.get("contents") or []:
-            found = content.get("parts") or []
-            index = next((i for i, p in enumerate(found) if "functionResponse" in p
-                          and re.search(r"_render(_unstructured)?$", p["functionResponse"].get("name", ""))), None)  # fmt: skip
-            if index is None:
-                continue
-            response = found[index]["functionResponse"]
-            body_ = response.get("response")
-            output = body_.get("output") if isinstance(body_, dict) and set(body_) == {"output"} else None
-            text = output if isinstance(output, str) else json.dumps(body_, ensure_ascii=False)
-            parts = [Part("result", "text", "functionResponse.response", text=text)]
-            parts += _gemini_parts("result", response.get("parts") or [], "functionResponse.parts.")
-            parts += _gemini_parts("beside", [p for i, p in enumerate(found) if i != index], "")
-            return parts, content, path.split("/models/")[-1].split(":")[0]
+        # No call ids: our calls are the functions the CLI names ``mcp_aitoearn_<tool>``.
+        ours = [(content, i) for content in body.get("contents") or [] for i, p in enumerate(content.get("parts") or [])
+                if p.get("functionResponse", {}).get("name", "").startswith("mcp_aitoearn_")]  # fmt: skip
+        if len(ours) <= call:
+            continue
+        content, index = ours[call]
+        found = content["parts"]
+        response = found[index]["functionResponse"]
+        body_ = response.get("response")
+        output = body_.get("output") if isinstance(body_, dict) and set(body_) == {"output"} else None
+        text = output if isinstance(output, str) else json.dumps(body_, ensure_ascii=False)
+        parts = [Part("result", "text", "functionResponse.response", text=text)]
+        parts += _gemini_parts("result", response.get("parts") or [], "functionResponse.parts.")
+        parts += _gemini_parts("beside", [p for i, p in enumerate(found) if i != index], "")
+        return parts, content, path.split("/models/")[-1].split(":")[0]
     return [], None, ""
 
 
