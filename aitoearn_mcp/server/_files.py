@@ -28,9 +28,10 @@ from typing import Any
 import anyio.to_thread
 
 from .._errors import InputError
+from .._paths import cache_dir, private_dir
 from ._roots import Roots
 
-__all__ = ["OpenedFile", "attach_files", "folder_inside", "open_files", "read_files"]
+__all__ = ["OpenedFile", "attach_files", "folder_inside", "open_files", "read_files", "save_folder"]
 
 _IMAGES = {
     b"\x89PNG\r\n\x1a\n": "image/png",
@@ -353,3 +354,20 @@ def attach_files(messages: list[dict[str, Any]], blocks: list[dict[str, Any]]) -
     if isinstance(content, str):
         content = [{"type": "text", "text": content}] if content else []
     return [*messages[:last], {**turn, "content": [*blocks, *content]}, *messages[last + 1 :]]
+
+
+async def save_folder(
+    save_to: str | None, roots: Roots, *, client_roots: bool, configured: tuple[str, ...], tool: str, kind: str
+) -> Path:
+    """Where a tool saves what it made: ``save_to`` (a folder inside the roots); else the client's
+    first root (``client_roots``: the client gave roots); else the first of AITOEARN_FILES_ROOTS;
+    else the user's private cache folder ``kind`` (``images``, ``videos``). Never the working
+    directory a client without roots gets for reading: for a desktop host that is wherever it
+    started the server, often ``/``."""
+    if save_to is not None:
+        return await folder_inside(save_to, "save_to", roots, tool=tool)
+    if client_roots and len(roots.paths) > len(configured):
+        return roots.paths[0]
+    if configured:
+        return await folder_inside(configured[0], "AITOEARN_FILES_ROOTS", roots, tool=tool)
+    return await anyio.to_thread.run_sync(lambda: private_dir(cache_dir() / kind))

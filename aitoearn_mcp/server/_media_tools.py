@@ -38,7 +38,6 @@ from pydantic import SecretStr
 
 from .._config import Config
 from .._errors import InputError, MissingKeyError, RelayError
-from .._paths import cache_dir, private_dir
 from ..media._catalogue import Catalogue
 from ..media._download import download, safe_filename, save_bytes
 from ..media._images import MAX_PREVIEW_BYTES, inspect_image, preview
@@ -50,9 +49,9 @@ from ..relay._credits import plain_decimal
 from ..views._image_view import MAX_PREVIEW_TOTAL, ShownImage, image_result
 from ..views._media_models_view import image_models_result, video_models_result
 from ..views._result import error_result
-from ._dto import GenerateImageInput, ListModelsInput, parse_generate_image_args
-from ._files import OpenedFile, folder_inside, open_files
-from ._roots import Roots, allowed_roots
+from ._dto import ListModelsInput, parse_generate_image_args
+from ._files import OpenedFile, open_files, save_folder
+from ._roots import allowed_roots, client_gives_roots
 from ._spend import check_spend
 from ._state import State
 
@@ -124,20 +123,6 @@ def _cheaper(entry: ImageModel | ImageEditModel) -> str:
     cheapest = rows[0].price
     sizes = ", ".join(str(row.size) for row in rows if row.price == cheapest)[:200]
     return f"a smaller size ({plain_decimal(cheapest or Decimal(0))} credits: {sizes})"
-
-
-async def _save_folder(args: GenerateImageInput, roots: Roots, ctx: Context[Any, Any], config: Config) -> Path:
-    """``save_to``; else the client's first root; else the first of AITOEARN_FILES_ROOTS; else the
-    user's cache folder (never the working directory a client without roots gets for reading:
-    for a desktop host that is wherever it started the server, often ``/``)."""
-    if args.save_to is not None:
-        return await folder_inside(args.save_to, "save_to", roots, tool=OP)
-    capabilities = ctx.client_capabilities
-    if capabilities is not None and capabilities.roots is not None and len(roots.paths) > len(config.files_roots):
-        return roots.paths[0]
-    if config.files_roots:
-        return await folder_inside(config.files_roots[0], "AITOEARN_FILES_ROOTS", roots, tool=OP)
-    return await anyio.to_thread.run_sync(lambda: private_dir(cache_dir() / "images"))
 
 
 def _name(model: str, image: GeneratedImage, index: int, media_type: str | None) -> str:
@@ -249,7 +234,8 @@ async def generate_image(
                 labels["outcome"] = "input_required"
                 return roots
             opened = await open_files(local, roots, config.files_max_bytes, OP)
-            folder = await _save_folder(args, roots, ctx, config)
+            folder = await save_folder(args.save_to, roots, client_roots=client_gives_roots(ctx),
+                                       configured=config.files_roots, tool=OP, kind="images")  # fmt: skip
         # The spend guard, before anything is sent.
         entry = prepared.entry
         size = prepared.body.get("size")

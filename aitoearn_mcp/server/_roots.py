@@ -75,12 +75,17 @@ class _RootsQuestion:
 ROOTS_ASK = _RootsQuestion(_ASK["roots"], next(iter(_PLANS.values())).wire_key)
 
 
+def client_gives_roots(ctx: Context[Any, Any]) -> bool:
+    """Whether the client declared roots (then its first root is the user's working folder)."""
+    capabilities = ctx.client_capabilities
+    return capabilities is not None and capabilities.roots is not None
+
+
 async def allowed_roots(ctx: Context[Any, Any], extra: tuple[str, ...]) -> Roots | InputRequiredResult:
     """The roots for this call, or (on 2026-07-28) the input-required result that asks the
     client for them: return it as the tool's result, and the call comes back with the answer."""
     configured = tuple(Path(p) for p in extra)
-    capabilities = ctx.client_capabilities
-    if capabilities is None or capabilities.roots is None:
+    if not client_gives_roots(ctx):
         return Roots((Path.cwd(), *configured))
     why = f"the client offers roots but did not answer roots/list within {ROOTS_WAIT:g} s"
     with anyio.move_on_after(ROOTS_WAIT), warnings.catch_warnings():

@@ -25,15 +25,14 @@ from pydantic import SecretStr
 
 from .._config import Config
 from .._errors import InputError
-from .._paths import cache_dir, private_dir
 from ..delegation._render import RenderJob, Upload, VideoAsk
 from ..media._download import safe_filename
 from ..media._models import VideoModel
 from ..media._prices import video_price
 from ..media._validate import MediaFacts, PreparedVideo, VideoRequest, check_video
 from ._dto import GenerateVideoInput
-from ._files import OpenedFile, open_files
-from ._roots import Roots, allowed_roots
+from ._files import OpenedFile, open_files, save_folder
+from ._roots import Roots, allowed_roots, client_gives_roots
 from ._spend import check_spend
 from ._state import State
 
@@ -71,29 +70,13 @@ def _references(args: GenerateVideoInput) -> list[tuple[str, str]]:
     return named
 
 
-def _save_folder(args: GenerateVideoInput, roots: Roots, http: bool, configured: Sequence[str]) -> str | None:
-    """The folder the video goes to, checked; None when it is not downloaded."""
+async def _save_folder(args: GenerateVideoInput, roots: Roots, ctx: Context[Any, Any], config: Config) -> str | None:
+    """The folder the video goes to, checked; None when it is not downloaded. Over HTTP the roots
+    are the server's own (AITOEARN_FILES_ROOTS, else its cache folder)."""
     if not args.download:
         return None
-    if http:  # the server's own folders only: AITOEARN_FILES_ROOTS, else its cache
-        return str(Path(configured[0]).resolve()) if configured else str(private_dir(cache_dir() / "videos"))
-    if args.save_to is None:
-        return str(roots.paths[0].resolve()) if roots.paths else str(private_dir(cache_dir() / "videos"))
-    raw = args.save_to
-    try:
-        candidate = Path(raw).expanduser()
-        if not candidate.is_absolute() and roots.paths:
-            candidate = roots.paths[0] / candidate
-        folder = candidate.resolve(strict=True)
-    except (OSError, RuntimeError, ValueError):
-        raise _refuse(f"`save_to` {raw!r} does not exist; fix: create the folder first, or leave it out") from None
-    if not folder.is_dir():
-        raise _refuse(f"`save_to` {raw!r} is not a folder; fix: pass a folder")
-    resolved = [root.resolve() for root in roots.paths]
-    if not any(folder == root or folder.is_relative_to(root) for root in resolved):
-        allowed = ", ".join(str(r) for r in resolved) or f"none: {roots.why_none}"
-        raise _refuse(f"`save_to` {raw!r} is outside the allowed roots ({allowed}); fix: pass a folder inside them, "
-                      "or add it to the client's roots or to AITOEARN_FILES_ROOTS")  # fmt: skip
+    folder = await save_folder(args.save_to, roots, client_roots=client_gives_roots(ctx), configured=config.files_roots,
+                               tool=TOOL, kind="videos")  # fmt: skip
     return str(folder)
 
 
@@ -150,7 +133,7 @@ async def prepare_video(
         if isinstance(found, InputRequiredResult):  # 2026-07-28: the call comes back with the client's roots
             return found
         roots = found
-    save_to = _save_folder(args, roots, http, config.files_roots)  # before any file is opened
+    save_to = await _save_folder(args, roots, ctx, config)  # before any file is opened
     opened = await open_files(local, roots, config.files_max_bytes, TOOL) if local else []
     try:
         placeholders = {item.field: _PLACEHOLDER.format(index=i, name=safe_filename(item.path.name))
