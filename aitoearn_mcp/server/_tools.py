@@ -27,14 +27,15 @@ from .._errors import InputError, MissingKeyError, RelayError, StoreUnavailableE
 from .._metrics import Metrics
 from ..delegation._delegation import Delegation, Delegations
 from ..delegation._record import ReplyRecord
-from ..delegation._send import prepare_job
 from ..delegation._turns import begin
+from ..relay._choose import Aliases
 from ..store._open import default_ttl
 from ..store._protocol import STORE_DOWN, Store, owner_hmac
 from ..views._hosts import client_name, profile_for, result_budget
 from ..views._models_view import models_result
 from ..views._reply_view import combined_view, reply_view
 from ..views._result import error_result
+from ._choosing import aliases_view, plan_send
 from ._dto import parse_get_reply_args, parse_list_models_args, parse_send_message_args
 from ._files import attach_files, read_files
 from ._notices import log_to_client, report_progress
@@ -125,9 +126,9 @@ class Tools:
         except (InputError, RelayError) as exc:
             return error_result(str(exc))
         labels["outcome"] = "ok"
-        return models_result(
-            entries, channel=args.channel, modality=args.modality, detail=args.detail, budget=self.budget(ctx)
-        )
+        aliases = Aliases(entries, self.config.model_aliases, self.config.allowed_models)
+        return models_result(aliases.entries, channel=args.channel, modality=args.modality, detail=args.detail,
+                             budget=self.budget(ctx), aliases=aliases_view(aliases, self.config))  # fmt: skip
 
     # --- send_message ------------------------------------------------------------------------
 
@@ -152,7 +153,6 @@ class Tools:
             return error_result(str(exc))
         if key is None:
             return error_result(str(MissingKeyError()))
-        models = request.models or [str(request.model)]
         try:  # everything the caller named is checked before anything is sent
             continuation = await begin(state.store, request.conversation_id, key)
             if request.files:
@@ -164,25 +164,15 @@ class Tools:
                     return roots
                 blocks = await read_files(request.files, roots, self.config.files_max_bytes)
                 given = {**given, "messages": attach_files(given["messages"], blocks)}
-            prepare = functools.partial(prepare_job, max_tokens=request.max_tokens, given=given,
-                                        continuation=continuation, key=key, route_setting=self.config.route,
-                                        relay=state.relay, catalogue=state.catalogue, store=state.store,
-                                        metrics=self.metrics)  # fmt: skip
-            jobs = [await prepare(model) for model in models]
+            plan = await plan_send(request, given, continuation, key, config=self.config, state=state,
+                                   metrics=self.metrics)  # fmt: skip
         except InputError as exc:
             return error_result(str(exc))
         except StoreUnavailableError as exc:
             labels["outcome"] = "store_unavailable"
             return error_result(f"{STORE_DOWN} ({exc}). Nothing was sent.")
         owner = await self._owner(state.store, key)
-        started: list[Delegation] = []
-        try:
-            for job in jobs:
-                started.append(await state.delegations.start(job, owner))
-        except anyio.get_cancelled_exc_class():  # the host's stop while they start: none goes on
-            for delegation in started:
-                delegation.cancel()
-            raise
+        started = await plan.start(state.delegations, owner)
         return started, self.wait_seconds(request.wait_seconds, ctx)
 
     async def answer_send(
