@@ -92,7 +92,8 @@ class SendMessageInput(_Open):
 
     model: Name | None_ = Field(
         None,
-        description="Model name from list_models (e.g. claude-sonnet-5) or an alias from it (claude, gpt, gemini, ...).",
+        description="Model name from list_models (e.g. claude-sonnet-5) or an alias it lists "
+        "(claude, gpt, gemini, ...).",
     )
     models: Annotated[list[Name], Field(min_length=2, max_length=MAX_MODELS)] | None_ = Field(
         None, description="Instead of model: 2-8 names; the same request goes to each at once, one reply each."

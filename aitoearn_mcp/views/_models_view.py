@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult, ContentBlock, TextContent
 
 from ._budget import json_weight, weight
 from ._result import error_result, ordered
@@ -144,7 +144,7 @@ def models_result(
     structured = ordered({"notes": notes, "models": summaries} if notes else {"models": summaries})
     if aliases:
         structured.update(aliases)
-    content = [TextContent(type="text", text="\n".join([*lines, *notes]))]
+    content: list[ContentBlock] = [TextContent(type="text", text="\n".join([*lines, *notes]))]
     if after:  # a block of its own: the list stays one line per model
         content.append(TextContent(type="text", text="\n".join(after)))
     return CallToolResult(content=content, structured_content=structured)
