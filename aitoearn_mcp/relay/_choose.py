@@ -11,6 +11,7 @@ the whole version, then catalogue order.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -18,7 +19,7 @@ from typing import Any
 
 from .._errors import InputError
 
-__all__ = ["Aliases", "Choice", "allowed", "check_allowed", "family_of", "flagships", "names_list"]
+__all__ = ["AliasCache", "Aliases", "Choice", "allowed", "check_allowed", "family_of", "flagships", "names_list"]
 
 # Tier words, strongest first; a name with none of them ranks between "sonnet" and "flash".
 _TIERS = ("ultra", "opus", "pro", "max", "plus", "sonnet", "", "flash", "haiku", "mini", "lite", "nano")
@@ -155,3 +156,26 @@ class Aliases:
                 f"({names_list(listed)}), or correct AITOEARN_MODEL_ALIASES. Nothing was sent."
             )
         return Choice(asked, asked)
+
+
+class AliasCache:
+    """The aliases built once per catalogue version and setting, not once per call: the catalogue
+    replaces its list when it refreshes, so the list's identity names the version. The lists are
+    held, so an identity is never reused while remembered; the least recently used go first."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._built: OrderedDict[int, tuple[Sequence[Mapping[str, Any]], tuple[Any, ...], Aliases]] = OrderedDict()
+
+    def get(self, entries: Sequence[Mapping[str, Any]], configured: Sequence[tuple[str, str]],
+            patterns: Sequence[str]) -> Aliases:  # fmt: skip
+        setting = (tuple(configured), tuple(patterns))
+        found = self._built.get(id(entries))
+        if found is not None and found[0] is entries and found[1] == setting:
+            self._built.move_to_end(id(entries))
+            return found[2]
+        aliases = Aliases(entries, configured, patterns)
+        self._built[id(entries)] = (entries, setting, aliases)
+        while len(self._built) > self._size:
+            self._built.popitem(last=False)
+        return aliases

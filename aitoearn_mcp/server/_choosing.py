@@ -6,7 +6,7 @@ day's credits reserved, all before anything is sent.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -23,17 +23,23 @@ from ..delegation._fallback import Candidate, ChoiceJob
 from ..delegation._panel import JUDGE_SYSTEM, JudgeJob
 from ..delegation._send import SendJob, prepare_job
 from ..delegation._turns import Continuation
-from ..relay._choose import Aliases, Choice, check_allowed, family_of
+from ..relay._choose import AliasCache, Aliases, Choice, check_allowed, family_of
 from ._dto import SendMessageInput
 from ._state import State
 
-__all__ = ["Plan", "aliases_for", "plan_send"]
+__all__ = ["Plan", "aliases_for", "aliases_over", "aliases_view", "plan_send"]
+
+
+_ALIASES = AliasCache()  # built once per catalogue version, not per call
+
+
+def aliases_over(entries: Sequence[Mapping[str, Any]], config: Config) -> Aliases:
+    return _ALIASES.get(entries, config.model_aliases, config.allowed_models)
 
 
 async def aliases_for(config: Config, state: State, key: SecretStr | None) -> Aliases:
     """The aliases over the catalogue as this call reads it (cached; refreshed when stale)."""
-    entries = await state.catalogue.listed(state.relay, key)
-    return Aliases(entries, config.model_aliases, config.allowed_models)
+    return aliases_over(await state.catalogue.listed(state.relay, key), config)
 
 
 def aliases_view(aliases: Aliases, config: Config) -> dict[str, Any]:

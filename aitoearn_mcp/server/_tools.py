@@ -28,14 +28,13 @@ from .._metrics import Metrics
 from ..delegation._delegation import Delegation, Delegations
 from ..delegation._record import ReplyRecord
 from ..delegation._turns import begin
-from ..relay._choose import Aliases
 from ..store._open import default_ttl
 from ..store._protocol import STORE_DOWN, Store, owner_hmac
 from ..views._hosts import client_name, profile_for, result_budget
 from ..views._models_view import models_result
 from ..views._reply_view import combined_view, reply_view
 from ..views._result import error_result
-from ._choosing import aliases_view, plan_send
+from ._choosing import aliases_over, aliases_view, plan_send
 from ._dto import parse_get_reply_args, parse_list_models_args, parse_send_message_args
 from ._files import attach_files, read_files
 from ._notices import log_to_client, report_progress
@@ -126,7 +125,7 @@ class Tools:
         except (InputError, RelayError) as exc:
             return error_result(str(exc))
         labels["outcome"] = "ok"
-        aliases = Aliases(entries, self.config.model_aliases, self.config.allowed_models)
+        aliases = aliases_over(entries, self.config)
         return models_result(aliases.entries, channel=args.channel, modality=args.modality, detail=args.detail,
                              budget=self.budget(ctx), aliases=aliases_view(aliases, self.config))  # fmt: skip
 
