@@ -239,7 +239,7 @@ async def test_a_panel_of_three_with_a_judge_one_member_failing(relay: FakeRelay
         members = result.structured_content["panel"]
         fetched = {m["model"]: await client.call_tool("get_reply", {"reply_id": m["reply_id"]}) for m in members}
     assert not result.is_error, text_of(result)
-    assert result.content[0].text == "A and B agree; A is best."  # the synthesis leads
+    assert text_of(result).startswith("A and B agree; A is best.\n[Reply ")  # the synthesis leads
     assert result.structured_content["model"] == "gemini-3.1-pro-preview"
     [prompt] = [m["content"] for m in judged[0]["messages"] if m["role"] == "user"]
     everything = json.dumps({k: v for k, v in judged[0].items() if k != "model"}, ensure_ascii=False)
@@ -254,7 +254,7 @@ async def test_a_panel_of_three_with_a_judge_one_member_failing(relay: FakeRelay
                 if member.get("label") else "[deepseek-v4-pro gave no reply for the judge (failed)")  # fmt: skip
         assert line in text_of(result) and member["reply_id"] in text_of(result)
     assert "context too long" in next(m for m in members if m["model"] == "deepseek-v4-pro")["error"]
-    assert fetched["gpt-5.5"].content[0].text == "As GPT-5.5 I say no; Claude would agree."  # whole, unmasked
+    assert text_of(fetched["gpt-5.5"]).startswith("As GPT-5.5 I say no; Claude would agree.\n")  # whole, unmasked
     assert fetched["deepseek-v4-pro"].is_error
 
 
