@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
@@ -92,6 +93,25 @@ def _flag(env: Mapping[str, str], name: str) -> bool | None:
     raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
 
 
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}")
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    """A comma-separated list, blanks dropped, each name once."""
+    return tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
+
+
+def _aliases(raw: str) -> tuple[tuple[str, str], ...]:
+    """``review=gpt-5.5,cheap=deepseek``: the last pair for a name wins."""
+    pairs: dict[str, str] = {}
+    for item in _names(raw):
+        alias, equals, target = item.partition("=")
+        if not equals:
+            raise ConfigError(f"AITOEARN_MODEL_ALIASES must be comma-separated name=model pairs, got {item!r}")
+        pairs[alias.strip()] = target.strip()
+    return tuple(pairs.items())
+
+
 def _check_conversations(setting: str) -> None:
     """AITOEARN_CONVERSATIONS: empty, ``memory``, a file (absolute path or ``sqlite:///…``), or Redis."""
     scheme = urlsplit(setting).scheme if "://" in setting else ""
@@ -134,6 +154,13 @@ class Config:
     max_credits_per_call: float = 200.0  # any image and a short video; a paid call priced above it asks first
     max_result_chars: int | None = None  # weighted characters (see _budget); None: what the host shows (_hosts)
     max_reply_bytes: int = 32 * 1024 * 1024  # one reply's stream data; past it the stream is closed
+    # Choosing models (docs/tools.md): name=target pairs over the catalogue's family aliases, the
+    # allowlist (names or glob patterns; empty: every model), models tried in turn when one fails
+    # before any text, and a per-key cap on a UTC day's credits (None: no cap).
+    model_aliases: tuple[tuple[str, str], ...] = ()
+    allowed_models: tuple[str, ...] = ()
+    fallback: tuple[str, ...] = ()
+    max_credits_per_day: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalize_base_url(self.base_url))
@@ -159,6 +186,17 @@ class Config:
             raise ConfigError(f"AITOEARN_MAX_REPLY_BYTES must be 1024 or more, got {self.max_reply_bytes}")
         if self.max_credits_per_call < 0:
             raise ConfigError(f"AITOEARN_MAX_CREDITS_PER_CALL must be zero or more, got {self.max_credits_per_call:g}")
+        if self.max_credits_per_day is not None and not 0 < self.max_credits_per_day < 1e12:
+            raise ConfigError(f"AITOEARN_MAX_CREDITS_PER_DAY must be more than zero, got {self.max_credits_per_day:g}")
+        for alias, target in self.model_aliases:
+            if not _MODEL_NAME.fullmatch(alias) or not _MODEL_NAME.fullmatch(target):
+                raise ConfigError(
+                    "AITOEARN_MODEL_ALIASES must be comma-separated name=model pairs such as "
+                    f"review=gpt-5.5,cheap=deepseek, got {alias}={target!r}"
+                )
+        for name in (*self.allowed_models, *self.fallback):
+            if not _MODEL_NAME.fullmatch(name.replace("*", "x").replace("?", "x").replace("[", "").replace("]", "")):
+                raise ConfigError(f"AITOEARN_MODELS and AITOEARN_FALLBACK take model names, got {name!r}")
 
     @property
     def site(self) -> str:
@@ -190,6 +228,10 @@ class Config:
             max_result_chars=None if max_result_chars is None else int(max_result_chars),
             max_reply_bytes=int(_number(env, "AITOEARN_MAX_REPLY_BYTES", 32 * 1024 * 1024, integer=True) or 0),
             max_credits_per_call=_number(env, "AITOEARN_MAX_CREDITS_PER_CALL", 200.0) or 0.0,
+            model_aliases=_aliases(env.get("AITOEARN_MODEL_ALIASES", "")),
+            allowed_models=_names(env.get("AITOEARN_MODELS", "")),
+            fallback=_names(env.get("AITOEARN_FALLBACK", "")),
+            max_credits_per_day=_number(env, "AITOEARN_MAX_CREDITS_PER_DAY", None) or None,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -211,6 +253,10 @@ class Config:
             "AITOEARN_MAX_RESULT_CHARS": "" if self.max_result_chars is None else str(self.max_result_chars),
             "AITOEARN_MAX_REPLY_BYTES": str(self.max_reply_bytes),
             "AITOEARN_MAX_CREDITS_PER_CALL": str(self.max_credits_per_call),
+            "AITOEARN_MODEL_ALIASES": ",".join(f"{alias}={target}" for alias, target in self.model_aliases),
+            "AITOEARN_MODELS": ",".join(self.allowed_models),
+            "AITOEARN_FALLBACK": ",".join(self.fallback),
+            "AITOEARN_MAX_CREDITS_PER_DAY": "" if self.max_credits_per_day is None else str(self.max_credits_per_day),
         }
 
 

@@ -688,6 +688,7 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--redraw", type=Path, help="only draw the chart and table from a JSON this wrote")
     parser.add_argument("--delegations", action="store_true", help="only the delegation rows (print them)")
+    parser.add_argument("--choosing", action="store_true", help="only the rows of choosing models (print them)")
     options = parser.parse_args()
     if options.redraw:
         figures = json.loads(options.redraw.read_text())
@@ -695,6 +696,11 @@ if __name__ == "__main__":
         print(table(figures))
         raise SystemExit(0)
     options.repeats = 2 if options.quick else 7
+    if options.choosing:
+        from benchmarks.choosing import choosing_rows
+
+        print(json.dumps(anyio.run(choosing_rows, options.repeats), indent=2))
+        raise SystemExit(0)
     if options.delegations:
         print(json.dumps(anyio.run(delegations_only, options), indent=2))
         raise SystemExit(0)

@@ -70,6 +70,14 @@ class Catalogue:
     async def entry(self, name: str, relay: RelayClient, key: SecretStr | None) -> dict[str, Any] | None:
         """The model's catalogue entry, or None when the catalogue does not list it or cannot
         be had quickly."""
+        return (await self._lookup(relay, key)).by_name.get(name)
+
+    async def listed(self, relay: RelayClient, key: SecretStr | None) -> list[dict[str, Any]]:
+        """The catalogue as a call reads it (aliases, the allowlist): as ``entry`` does, the cached
+        list, fetched when stale within a short wait; empty when it cannot be had quickly."""
+        return (await self._lookup(relay, key)).entries
+
+    async def _lookup(self, relay: RelayClient, key: SecretStr | None) -> _Cached:
         cached = self._cache(key)
         now = time.monotonic()
         stale = now - cached.fetched_at >= max(self.ttl, LOOKUP_MIN_AGE)
@@ -82,7 +90,7 @@ class Catalogue:
                             await _fetch(cached, relay, key, retries=0)
             if waited.cancelled_caught:  # a hung endpoint (or a fetch in another call) outlasted the wait
                 cached.failed_at = time.monotonic()
-        return cached.by_name.get(name)
+        return cached
 
 
 async def _fetch(

@@ -96,9 +96,21 @@ class ToolChoice(_Open):
 class SendMessageInput(_Open):
     """Arguments of send_message: an Anthropic Messages request (``ClaudeChatProxyDto``)."""
 
-    model: Name | None_ = Field(None, description="Model name from list_models, e.g. claude-sonnet-5.")
+    model: Name | None_ = Field(
+        None,
+        description="Model name from list_models (e.g. claude-sonnet-5) or an alias it lists "
+        "(claude, gpt, gemini, ...).",
+    )
     models: Annotated[list[Name], Field(min_length=2, max_length=MAX_MODELS)] | None_ = Field(
         None, description="Instead of model: 2-8 names; the same request goes to each at once, one reply each."
+    )
+    judge: Name | None_ = Field(
+        None,
+        description="With models: a model that reads their replies, anonymised, and writes a synthesis.",
+    )
+    fallback: Annotated[list[Name], Field(min_length=1, max_length=MAX_MODELS)] | None_ = Field(
+        None,
+        description="Models tried in turn if model (or judge) fails before any text (overloaded, unavailable).",
     )
     messages: list[InputMessage] = Field(
         min_length=1,
@@ -313,6 +325,8 @@ _FIXES: dict[str, str] = {
     "conversation_id": "pass the conversation_id of an earlier send_message result, or leave it out",
     "files": 'pass a list of file paths, e.g. ["notes.md"]',
     "models": f"pass 2 to {MAX_MODELS} distinct model names from list_models, or one name as `model`",
+    "judge": "pass one model name or alias, with `models` (the panel it judges)",
+    "fallback": f"pass 1 to {MAX_MODELS} model names or aliases, tried in turn after `model` (or `judge`)",
     "wait_seconds": f"pass a number of seconds from 0 to {MAX_WAIT}, or leave it out",
     "reply_id": "pass the reply_id of a send_message or get_reply result",
     "offset": "pass a whole number of characters, 0 or more (a result's next_offset)",
@@ -444,6 +458,11 @@ def _model_choice_refusal(request: SendMessageInput) -> str:
         return f"`model` is required; fix: {_FIXES['model']} (or `models` with 2 to {MAX_MODELS} names)"
     if request.model is not None and request.models is not None:
         return "`model` and `models` are both given; fix: pass one model as `model`, or several as `models`, not both"
+    if request.judge is not None and request.models is None:
+        return f"`judge` needs `models`; fix: {_FIXES['judge']}, or leave `judge` out"
+    if request.fallback is not None and request.models is not None and request.judge is None:
+        return (f"`fallback` applies to `model` or to a panel's `judge`, not to `models`; fix: {_FIXES['fallback']}, "
+                "or leave it out")  # fmt: skip
     names = request.models or []
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
@@ -452,7 +471,7 @@ def _model_choice_refusal(request: SendMessageInput) -> str:
 
 
 # Arguments this server acts on itself; never sent upstream.
-_SERVER_FIELDS = ("conversation_id", "files", "models", "wait_seconds")
+_SERVER_FIELDS = ("conversation_id", "files", "models", "wait_seconds", "judge", "fallback")
 
 # Anthropic Messages request fields the input model leaves unchecked (the relay takes them).
 _ANTHROPIC_FIELDS = frozenset({"stream", "container", "context_management", "mcp_servers", "service_tier"})

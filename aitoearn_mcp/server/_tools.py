@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import secrets
 import time
 from decimal import Decimal
@@ -28,24 +27,19 @@ from pydantic import SecretStr
 from .._config import Config
 from .._errors import InputError, MissingKeyError, RelayError, StoreUnavailableError
 from .._metrics import Metrics
+from ..delegation._daily import call_estimate
 from ..delegation._delegation import Delegation, Delegations, Job, Resume
 from ..delegation._record import ReplyRecord
-from ..delegation._send import SendJob, prepare_job
+from ..delegation._send import SendJob
 from ..delegation._turns import begin
-from ..relay._credits import estimate_request_credits
 from ..store._protocol import STORE_DOWN, Store, owner_hmac
 from ..views._hosts import client_name, profile_for, result_budget
 from ..views._media_view import media_progress, media_view
 from ..views._models_view import models_result
 from ..views._reply_view import combined_view, reply_view
 from ..views._result import error_result
-from ._dto import (
-    parse_generate_video_args,
-    parse_get_reply_args,
-    parse_list_models_args,
-    parse_send_message_args,
-    unknown_fields,
-)
+from ._choosing import aliases_over, aliases_view, plan_send
+from ._dto import parse_generate_video_args, parse_get_reply_args, parse_list_models_args, parse_send_message_args
 from ._files import attach_files, read_files
 from ._notices import log_to_client, report_progress
 from ._reply_files import reply_ttl, save_reply_file
@@ -75,12 +69,7 @@ async def _listing_changed(ctx: Context) -> None:
 def _request_price(jobs: list[SendJob], max_tokens: int) -> Decimal | None:
     """The credits the jobs may cost at most, estimated: each one's input plus ``max_tokens`` of
     output at its model's prices, summed (a model with no usable price adds nothing; none: None)."""
-    estimates = [
-        estimate_request_credits(job.entry.get("pricing"), json.loads(job.prepared[0].body), max_tokens)
-        for job in jobs
-        if job.entry is not None and job.prepared
-    ]
-    known = [estimate.amount for estimate in estimates if estimate is not None]
+    known = [price for price in (call_estimate(job, max_tokens) for job in jobs) if price is not None]
     return sum(known, Decimal(0)) if known else None
 
 
@@ -172,9 +161,9 @@ class Tools:
         except (InputError, RelayError) as exc:
             return error_result(str(exc))
         labels["outcome"] = "ok"
-        return models_result(
-            entries, channel=args.channel, modality=args.modality, detail=args.detail, budget=self.budget(ctx)
-        )
+        aliases = aliases_over(entries, self.config)
+        return models_result(aliases.entries, channel=args.channel, modality=args.modality, detail=args.detail,
+                             budget=self.budget(ctx), aliases=aliases_view(aliases, self.config))  # fmt: skip
 
     # --- generate_image ----------------------------------------------------------------------
 
@@ -208,7 +197,6 @@ class Tools:
             return error_result(str(exc))
         if key is None:
             return error_result(str(MissingKeyError()))
-        models = request.models or [str(request.model)]
         try:  # everything the caller named is checked before anything is sent
             continuation = await begin(state.store, request.conversation_id, key)
             if request.files:
@@ -220,33 +208,26 @@ class Tools:
                     return roots
                 blocks = await read_files(request.files, roots, self.config.files_max_bytes)
                 given = {**given, "messages": attach_files(given["messages"], blocks)}
-            prepare = functools.partial(prepare_job, max_tokens=request.max_tokens, given=given,
-                                        continuation=continuation, key=key, route_setting=self.config.route,
-                                        relay=state.relay, catalogue=state.catalogue, store=state.store,
-                                        metrics=self.metrics, unknown=unknown_fields(given))  # fmt: skip
-            jobs = [await prepare(model) for model in models]
+            plan = await plan_send(request, given, continuation, key, config=self.config, state=state,
+                                   metrics=self.metrics)  # fmt: skip
         except InputError as exc:
             return error_result(str(exc))
         except StoreUnavailableError as exc:
             labels["outcome"] = "store_unavailable"
             return error_result(f"{STORE_DOWN} ({exc}). Nothing was sent.")
+        jobs = [member.candidates[0].job for member in plan.members]  # a fallback runs only if the first fails
+        models = [job.model for job in jobs]
         several = f"{len(jobs)} models ({', '.join(models)}) at once" if len(jobs) > 1 else models[0]
         what = f"this request to {several}, with up to {request.max_tokens:,} output tokens{' each' * (len(jobs) > 1)}"
         price = _request_price(jobs, request.max_tokens)
         cheaper = "a smaller max_tokens, fewer models or a cheaper model"
         refusal = await check_spend(ctx, self.config, price, tool="send_message", what=what, cheaper=cheaper)
         if refusal is not None:
+            await plan.give_back()  # what it reserved of today's cap
             labels["outcome"] = "input_required" if isinstance(refusal, InputRequiredResult) else "refused"
             return refusal
         owner = await self._owner(state.store, key)
-        started: list[Delegation] = []
-        try:
-            for job in jobs:
-                started.append(await state.delegations.start(job, owner))
-        except anyio.get_cancelled_exc_class():  # the host's stop while they start: none goes on
-            for delegation in started:
-                delegation.cancel()
-            raise
+        started = await plan.start(state.delegations, owner)
         return started, self.wait_seconds(request.wait_seconds, ctx)
 
     async def answer(

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from .._errors import TooLargeToStoreError
 from ._protocol import (
+    COUNT_SECONDS,
     Conversation,
     ConversationSummary,
     ReplySummary,
@@ -52,6 +53,7 @@ class MemoryStore:
         self._items: OrderedDict[str, _Item] = OrderedDict()
         self._bytes = 0
         self._bytes_by_owner: dict[str, int] = {}
+        self._counts: dict[tuple[str, str], tuple[int, float]] = {}  # (owner, day) → (count, expires: monotonic)
 
     async def owner_tag(self, key: SecretStr) -> str:
         return owner_hmac(self._secret, key)
@@ -142,6 +144,14 @@ class MemoryStore:
         item = self._get(reply_id, None)
         return item is not None and item.cancel
 
+    async def add_credits(self, owner: str, day: str, micro: int) -> int:
+        now = time.monotonic()
+        for stale in [k for k, (_, expires) in self._counts.items() if expires <= now]:
+            del self._counts[stale]
+        count = self._counts.get((owner, day), (0, 0.0))[0] + micro
+        self._counts[owner, day] = (count, now + COUNT_SECONDS)
+        return count
+
     def _recent(self, owner: str, prefix: str, limit: int) -> list[Any]:
         now, found = time.monotonic(), []
         for item_id in reversed(self._items):
@@ -165,3 +175,4 @@ class MemoryStore:
         self._items.clear()
         self._bytes = 0
         self._bytes_by_owner.clear()
+        self._counts.clear()

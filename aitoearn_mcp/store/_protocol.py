@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from ..relay._accumulator import content_text
 
 __all__ = [
+    "COUNT_SECONDS",
     "STORE_DOWN",
     "UNLISTED",
     "Conversation",
@@ -47,6 +48,8 @@ _CONVERSATION_ID = re.compile(rf"^c_{_ID}$")
 _REPLY_ID = re.compile(rf"^r_{_ID}$")
 _THINKING = ("thinking", "redacted_thinking")
 FIRST_WORDS = 80  # characters of a conversation's first prompt shown when listing
+
+COUNT_SECONDS = 2 * 24 * 3600.0  # how long a day's credits count is kept after its last change
 
 STORE_DOWN = "The conversation store (AITOEARN_CONVERSATIONS) could not be used"
 
@@ -211,6 +214,13 @@ class Store(Protocol):
 
     async def cancel_requested(self, reply_id: str) -> bool:
         """Polled (about every 0.5 s) by the process running the reply."""
+        ...
+
+    # The daily credits count (AITOEARN_MAX_CREDITS_PER_DAY), shared like everything else here.
+    async def add_credits(self, owner: str, day: str, micro: int) -> int:
+        """Add ``micro`` millionths of a credit (negative gives back; 0 only reads) to ``owner``'s
+        count for the UTC ``day`` (``YYYY-MM-DD``) and return the new count, atomically for every
+        process sharing the store. A count is dropped two days after its last change."""
         ...
 
     # Listing: newest first, at most ``limit``.

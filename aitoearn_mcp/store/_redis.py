@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from .._errors import StoreUnavailableError, TooLargeToStoreError
 from ._protocol import (
+    COUNT_SECONDS,
     UNLISTED,
     Conversation,
     ConversationSummary,
@@ -84,6 +85,14 @@ return found[2]
 """
 
 
+# A day's credits count: added to and kept two days from its last change, in one step.
+_COUNT_SCRIPT = """
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return n
+"""
+
+
 class RedisStore:
     """Everything in Redis, shared by every server process that names the same URL. Redis
     bounds its own memory (``maxmemory``); items expire after ``ttl`` seconds unused."""
@@ -102,6 +111,7 @@ class RedisStore:
         self._save = self._redis.register_script(_SAVE_SCRIPT)
         self._save_reply = self._redis.register_script(_SAVE_REPLY_SCRIPT)
         self._use = self._redis.register_script(_USE_SCRIPT)
+        self._count = self._redis.register_script(_COUNT_SCRIPT)
         self._secret = secrets.token_hex(32)  # replaced by the shared one on first use
 
     async def _call(self, make: Callable[[], Awaitable[_T]]) -> _T:
@@ -170,6 +180,10 @@ class RedisStore:
 
     async def cancel_requested(self, reply_id: str) -> bool:
         return await self._call(lambda: self._redis.hget(self.PREFIX + "r:" + reply_id, "cancel")) is not None
+
+    async def add_credits(self, owner: str, day: str, micro: int) -> int:
+        keys, args = [f"{self.PREFIX}credits:{owner}:{day}"], [micro, int(COUNT_SECONDS * 1000)]
+        return int(await self._call(lambda: self._count(keys=keys, args=args)))
 
     async def _recent(self, owner: str, kind: str, limit: int) -> list[tuple[str, float, bytes]]:
         index = self._index(owner, kind)

@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from .._errors import StoreUnavailableError, TooLargeToStoreError
 from .._paths import make_dirs, private_dir
 from ._protocol import (
+    COUNT_SECONDS,
     UNLISTED,
     Conversation,
     ConversationSummary,
@@ -67,6 +68,11 @@ _SCHEMA = (
     """CREATE TRIGGER held_update AFTER UPDATE OF size ON items BEGIN
         UPDATE held SET size = size - old.size + new.size WHERE owner = new.owner; END""",
 )
+# The daily credits counts: made in any file of this schema version that lacks it (added after
+# version 1 shipped; an older server ignores it).
+_COUNTS = """CREATE TABLE IF NOT EXISTS credits (
+    owner TEXT NOT NULL, day TEXT NOT NULL, micro INTEGER NOT NULL, expires REAL NOT NULL,
+    PRIMARY KEY (owner, day))"""
 _FIX = "move it away (a new one is made) or set AITOEARN_CONVERSATIONS=memory (nothing kept on disk)"
 
 _T = TypeVar("_T")
@@ -281,6 +287,20 @@ class SQLiteStore:
 
         return await self._run(work)
 
+    async def add_credits(self, owner: str, day: str, micro: int) -> int:
+        def work(db: sqlite3.Connection) -> int:
+            now = time.time()
+            with _transaction(db):
+                db.execute("DELETE FROM credits WHERE expires <= ?", (now,))
+                db.execute(
+                    "INSERT INTO credits (owner, day, micro, expires) VALUES (?, ?, ?, ?) ON CONFLICT (owner, day) "
+                    "DO UPDATE SET micro = micro + excluded.micro, expires = excluded.expires",
+                    (owner, day, micro, now + COUNT_SECONDS),
+                )
+                return db.execute("SELECT micro FROM credits WHERE owner = ? AND day = ?", (owner, day)).fetchone()[0]
+
+        return await self._run(work)
+
     async def _recent(self, owner: str, kind: str, limit: int) -> list[tuple[str, float, str]]:
         return await self._run(
             lambda db: db.execute(
@@ -358,4 +378,5 @@ def _prepare(db: sqlite3.Connection, path: Path) -> bytes:
             f"the store file {path} has schema version {meta.get('schema')!r}, written by another version of "
             f"aitoearn-mcp (this one reads version {SCHEMA_VERSION}); fix: upgrade aitoearn-mcp, or {_FIX}"
         )
+    db.execute(_COUNTS)
     return bytes.fromhex(meta["owner-secret"])

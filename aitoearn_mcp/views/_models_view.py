@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult, ContentBlock, TextContent
 
 from ._budget import json_weight, weight
 from ._result import error_result, ordered
@@ -94,15 +94,32 @@ def _detail(entries: Sequence[Mapping[str, Any]], name: str) -> CallToolResult:
     )
 
 
+def alias_lines(aliases: Mapping[str, Any]) -> list[str]:
+    """The aliases section in words: ``aliases`` is ``{"aliases": {alias: model}, "unmatched":
+    [...], "allowed": [...]}`` (the last two when there are any)."""
+    table = aliases.get("aliases") or {}
+    lines = []
+    if table:
+        pairs = ", ".join(f"{alias} → {model}" for alias, model in table.items())
+        lines.append(f"Aliases (send_message's model, models, judge, fallback): {pairs}.")
+    if aliases.get("unmatched"):
+        lines.append(f"AITOEARN_MODEL_ALIASES names that match no model: {', '.join(aliases['unmatched'])}.")
+    if aliases.get("allowed"):
+        lines.append(f"Only these models are allowed here (AITOEARN_MODELS): {', '.join(aliases['allowed'])}.")
+    return lines
+
+
 def models_result(
-    entries: Sequence[Mapping[str, Any]], *, channel: str | None, modality: str | None, detail: str | None, budget: int
-) -> CallToolResult:
+    entries: Sequence[Mapping[str, Any]], *, channel: str | None, modality: str | None, detail: str | None, budget: int,
+    aliases: Mapping[str, Any] | None = None,
+) -> CallToolResult:  # fmt: skip
     """The catalogue, filtered by channel and modality, one summary per model, within the budget
-    in both parts; or one model's full entry (``detail``)."""
+    in both parts, then the aliases in effect; or one model's full entry (``detail``)."""
     if detail is not None:
         return _detail(entries, detail)
     chosen = [entry for entry in entries if _matches(entry, channel, modality)]
-    limit = min(budget, ONE_BLOCK_CHARS) - ROOM
+    after = alias_lines(aliases) if aliases else []
+    limit = min(budget, ONE_BLOCK_CHARS) - ROOM - max(weight("\n".join(after)), json_weight(aliases or {}))
     summaries: list[dict[str, Any]] = []
     lines: list[str] = []
     for entry in chosen:
@@ -125,5 +142,9 @@ def models_result(
     if notes:
         notes.append('`detail: "<model name>"` gives a model\'s full catalogue entry (all price tiers).')
     structured = ordered({"notes": notes, "models": summaries} if notes else {"models": summaries})
-    return CallToolResult(content=[TextContent(type="text", text="\n".join([*lines, *notes]))],
-                          structured_content=structured)  # fmt: skip
+    if aliases:
+        structured.update(aliases)
+    content: list[ContentBlock] = [TextContent(type="text", text="\n".join([*lines, *notes]))]
+    if after:  # a block of its own: the list stays one line per model
+        content.append(TextContent(type="text", text="\n".join(after)))
+    return CallToolResult(content=content, structured_content=structured)

@@ -1,0 +1,83 @@
+"""The daily cap (AITOEARN_MAX_CREDITS_PER_DAY): each key's credits on a UTC day, counted in the
+store so every replica sharing it shares the count.
+
+A call reserves its worst case before anything is sent (the input, estimated from its size,
+plus ``max_tokens`` at the output price): the reservation is one atomic add, so concurrent
+calls, in any process, cannot together pass the cap. One that would cross it is given back and
+the call refused. When the call ends, the reservation is replaced by the reply's own estimate
+(a cut reply too: the relay bills what it generated), so the day's count is the sum of the
+estimates of the calls that ran.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_CEILING, Decimal
+
+from .._errors import InputError
+from ..relay._credits import estimate_request_credits, plain_decimal
+from ..store._protocol import Store
+from ._send import SendJob
+
+__all__ = ["DailyCap", "call_estimate"]
+
+MICRO = Decimal(1_000_000)
+
+
+def call_estimate(job: SendJob, max_tokens: int) -> Decimal | None:
+    """The most a call may cost by the catalogue: its input plus ``max_tokens`` at the output
+    price (None: the catalogue has no usable price for the model)."""
+    if job.entry is None:
+        return None
+    found = estimate_request_credits(job.entry.get("pricing"), json.loads(job.prepared[0].body), max_tokens)
+    return None if found is None else found.amount
+
+
+def _micro(amount: Decimal) -> int:
+    return int((amount * MICRO).to_integral_value(ROUND_CEILING))
+
+
+def _credits(micro: int) -> str:
+    return plain_decimal((Decimal(micro) / MICRO).quantize(Decimal("0.000001")))
+
+
+@dataclass
+class DailyCap:
+    """One key's count for today, in ``store`` under ``owner`` (its tag)."""
+
+    store: Store
+    owner: str
+    limit: Decimal
+
+    @staticmethod
+    def today() -> str:
+        return datetime.now(UTC).strftime("%Y-%m-%d")
+
+    async def reserve(self, amount: Decimal | None, what: str) -> int:
+        """Count ``amount`` now (millionths of a credit, returned); InputError, counting nothing,
+        when it would take today past the limit. Raises StoreUnavailableError when the store
+        cannot count (the cap is not skipped)."""
+        micro = _micro(amount) if amount is not None else 0
+        day = self.today()
+        total = await self.store.add_credits(self.owner, day, micro)
+        if micro and total > _micro(self.limit):
+            before = await self.store.add_credits(self.owner, day, -micro)
+            raise InputError(
+                f"Not sent: {what} may cost up to {_credits(micro)} credits, and this key has used about "
+                f"{_credits(before)} of its {plain_decimal(self.limit)} credits today (UTC; "
+                "AITOEARN_MAX_CREDITS_PER_DAY); "
+                f"fix: lower max_tokens, pick a cheaper model from list_models, wait for tomorrow (UTC), or raise "
+                f"AITOEARN_MAX_CREDITS_PER_DAY in the server's environment. Nothing was sent."
+            )
+        return micro
+
+    async def settle(self, reserved: int, spent: Decimal | None) -> str:
+        """Replace the reservation by what the call cost; returns today's total (credits)."""
+        change = (_micro(spent) if spent is not None else 0) - reserved
+        return _credits(await self.store.add_credits(self.owner, self.today(), change))
+
+    def note(self, total: str) -> str:
+        return (f"[Today (UTC) this key has used about {total} of its {plain_decimal(self.limit)} credits "
+                "(AITOEARN_MAX_CREDITS_PER_DAY).]")  # fmt: skip
