@@ -30,10 +30,10 @@ async def test_tool_definitions_are_compact_and_annotated(relay: FakeRelay) -> N
         return len(json.dumps([tools[n].model_dump(mode="json", by_alias=True, exclude_none=True) for n in names]))
 
     # The four chat tools (get_reply collects long replies; list_conversations finds a thread again;
-    # send_message gained models and wait_seconds, then judge and fallback), then generate_image and
-    # generate_video with their output schemas: each definition is still kept tight, since agents pay
-    # for every character of it.
-    assert size(set(tools) - {"generate_image", "generate_video"}) < 10400, size(set(tools))
+    # send_message gained models and wait_seconds, then judge and fallback; list_models gained kind and
+    # error members in its output schema), then generate_image and generate_video with their output
+    # schemas: each definition is still kept tight, since agents pay for every character of it.
+    assert size(set(tools) - {"generate_image", "generate_video"}) < 11200, size(set(tools))
     assert size({"generate_image"}) < 4000, size({"generate_image"})
     assert size({"generate_video"}) < 3300, size({"generate_video"})
     gi = tools["generate_image"]

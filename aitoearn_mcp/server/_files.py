@@ -98,14 +98,12 @@ def _check(raw: str, field: str, roots: Roots, tool: str = "send_message") -> _C
         why = f" (only these: {roots.why_none})" if roots.why_none else ""
         raise refuse(
             f"`{field}` {raw!r} is outside the allowed roots ({allowed}){why}; fix: pass a file inside them, or add "
-            "its directory to the client's roots or to AITOEARN_FILES_ROOTS",
-            tool,
+            "its directory to the client's roots or to AITOEARN_FILES_ROOTS"
         )
     if any(path == tree or path.is_relative_to(tree) for tree in _KERNEL_TREES):
         raise refuse(
             f"`{field}` {raw!r} is a kernel file ({path}), not a file on disk; fix: copy what you need into a file "
-            "inside the roots, or put it in `messages`",
-            tool,
+            "inside the roots, or put it in `messages`"
         )
     return _Checked(field, raw, path, root, tool)
 
