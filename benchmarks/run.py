@@ -32,6 +32,9 @@ import openai
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+from benchmarks.media import media_rows
+from benchmarks.procfs import child_pid, cpu_seconds, rss_kib
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 OURS = [PY, "-m", "aitoearn_mcp"]
@@ -43,41 +46,6 @@ DEVNULL = open(os.devnull, "w")  # noqa: SIM115 (the servers' logs, for the whol
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
-
-
-def rss_kib(pid: int, field: str = "VmHWM") -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} for {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time of a process so far, all its threads, in nanoseconds' precision (schedstat; the
-    clock-tick counts of /proc/PID/stat are 10 ms coarse)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, ValueError):
-            continue  # a thread that ended meanwhile
-    return total / 1e9
-
-
-def child_pid(pattern: str) -> int:
-    """The pid of this process's child whose command line contains ``pattern``."""
-    me = os.getpid()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == me and pattern in cmdline:
-            return int(entry.name)
-    raise RuntimeError(f"no child running {pattern}")
 
 
 def message_args(deltas: int = 12, delay: float = 0.0, model: str = "claude-sonnet-5") -> dict[str, Any]:
@@ -571,6 +539,7 @@ def table(results: dict[str, Any]) -> str:
                      if k in results]  # fmt: skip
     replies = [results[k] for k in ("get_reply_memory", "get_reply_redis") if k in results]
     d = results.get("delegation_memory")
+    im, rv, dl = (results.get(k) for k in ("media_image_overhead", "media_running_videos", "media_download_rss"))
     t = results["throughput"]
     small, big = t[min(t, key=int)], t[max(t, key=int)]
     six = t.get("6000", small)
@@ -598,6 +567,16 @@ def table(results: dict[str, Any]) -> str:
         *([(f"running delegation, memory ({d['delegations']} at once)",
             f"{d['kib_per_delegation']:.1f} KiB each, RSS (models thinking: no text yet)",
             f"{d['kib_per_delegation'] * 1.024:.1f} KB", d["goal"])] if d else []),
+        *([("image result: generate_image − relay + download", f"{im['generate_image_ms']:.0f} − "
+            f"{im['relay_and_download_ms']:.0f} ms (2048×2048 PNG)", f"{im['overhead_ms']:.0f} ms", "< 150 ms")]
+          if im else []),
+        *([(f"running video ({rv['videos']} at once), memory", f"{rv['kib_per_video']:.1f} KiB each, RSS",
+            f"{rv['kb_per_video']:.1f} KB", "< 100 KB"),
+           (f"running video ({rv['videos']} at once), CPU", f"{rv['core_percent_all']:.2f}% of a core for all, "
+            f"over {rv['window_s']:.0f} s", f"{rv['core_percent_per_video']:.3f}% each", "< 1% each")] if rv else []),
+        *([("200 MiB video download, peak RSS", f"{dl['server_peak_rss_mib']:.1f} MiB (before "
+            f"{dl['server_rss_before_mib']:.1f})", f"+{dl['peak_minus_before_mib']:.1f} MiB", "< 10 MB")]
+          if dl else []),
         ("fan-out: 20 slow calls vs 1", f"{f['20_concurrent_s']:.2f} vs {f['one_call_s']:.2f} s", f"{f['ratio']:.3f}x",
          "≤ 1.2x"),
         ("peak RSS after 6,000 deltas", f"{six['server_peak_rss_mib']:.1f} MiB", "", "< 80 MiB"),
@@ -664,6 +643,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         results["capacity"] = await bench.capacity()
         print("CPU per short call over HTTP ...", file=sys.stderr)
         results["cpu_per_call"] = await bench.cpu_per_call()
+        print("images and videos ...", file=sys.stderr)
+        results.update(await media_rows(args.repeats))
         return results
     finally:
         relay.kill()
@@ -689,6 +670,7 @@ if __name__ == "__main__":
     parser.add_argument("--redraw", type=Path, help="only draw the chart and table from a JSON this wrote")
     parser.add_argument("--delegations", action="store_true", help="only the delegation rows (print them)")
     parser.add_argument("--choosing", action="store_true", help="only the rows of choosing models (print them)")
+    parser.add_argument("--media", action="store_true", help="only the image and video rows (print them)")
     options = parser.parse_args()
     if options.redraw:
         figures = json.loads(options.redraw.read_text())
@@ -703,6 +685,9 @@ if __name__ == "__main__":
         raise SystemExit(0)
     if options.delegations:
         print(json.dumps(anyio.run(delegations_only, options), indent=2))
+        raise SystemExit(0)
+    if options.media:
+        print(json.dumps(anyio.run(media_rows, options.repeats), indent=2))
         raise SystemExit(0)
     options.sizes = [1000, 6000] if options.quick else [1000, 6000, 20000, 50000]
     figures = anyio.run(main, options)

@@ -17,7 +17,7 @@ import io
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -162,8 +162,10 @@ class Answer:
     status: int = 200
     headers: dict[str, str] = field(default_factory=lambda: {"content-type": "application/json"})
     body: bytes = b""
-    declared_length: int | None = None  # announce this many bytes (more than sent: a cut transfer)
+    declared_length: int | None = None  # announce this many bytes (more than sent: a cut transfer; a stream's size)
     no_length: bool = False  # no Content-Length: the body ends when the connection closes
+    # The body in pieces instead, ``declared_length`` bytes in all: a huge file never held whole.
+    stream: Callable[[], Iterable[bytes]] | None = None
 
     @classmethod
     def json(cls, data: Any, status: int = 200) -> Answer:
@@ -416,7 +418,8 @@ class FakeMedia:
                     self.send_header("content-length", str(length))
                 self.end_headers()
                 try:
-                    self.wfile.write(answer.body)
+                    for piece in answer.stream() if answer.stream is not None else (answer.body,):
+                        self.wfile.write(piece)
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):  # the client hung up (a timeout test)
                     self.close_connection = True
