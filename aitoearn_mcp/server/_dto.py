@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -35,11 +35,7 @@ __all__ = [
     "SendMessageInput",
     "input_schema",
     "input_schemas_json",
-    "parse_generate_image_args",
-    "parse_generate_video_args",
-    "parse_get_reply_args",
-    "parse_list_conversations_args",
-    "parse_list_models_args",
+    "parse_args",
     "parse_send_message_args",
     "unknown_fields",
 ]
@@ -397,39 +393,16 @@ def _without_host_controls(arguments: dict[str, Any], tool: str) -> dict[str, An
     return {name: value for name, value in arguments.items() if name not in dropped}
 
 
-def parse_list_models_args(arguments: dict[str, Any]) -> ListModelsInput:
+Arguments = TypeVar("Arguments", bound=BaseModel)
+
+
+def parse_args(model: type[Arguments], tool: str, arguments: dict[str, Any]) -> Arguments:
+    """``arguments`` checked by ``model`` (the host's own control arguments dropped first);
+    InputError names each wrong field and its fix."""
     try:
-        return ListModelsInput.model_validate(_without_host_controls(arguments, "list_models"))
+        return model.model_validate(_without_host_controls(arguments, tool))
     except ValidationError as exc:
-        raise _explain(exc, "list_models") from None
-
-
-def parse_list_conversations_args(arguments: dict[str, Any]) -> ListConversationsInput:
-    try:
-        return ListConversationsInput.model_validate(_without_host_controls(arguments, "list_conversations"))
-    except ValidationError as exc:
-        raise _explain(exc, "list_conversations") from None
-
-
-def parse_generate_image_args(arguments: dict[str, Any]) -> GenerateImageInput:
-    try:
-        return GenerateImageInput.model_validate(_without_host_controls(arguments, "generate_image"))
-    except ValidationError as exc:
-        raise _explain(exc, "generate_image") from None
-
-
-def parse_get_reply_args(arguments: dict[str, Any]) -> GetReplyInput:
-    try:
-        return GetReplyInput.model_validate(_without_host_controls(arguments, "get_reply"))
-    except ValidationError as exc:
-        raise _explain(exc, "get_reply") from None
-
-
-def parse_generate_video_args(arguments: dict[str, Any]) -> GenerateVideoInput:
-    try:
-        return GenerateVideoInput.model_validate(_without_host_controls(arguments, "generate_video"))
-    except ValidationError as exc:
-        raise _explain(exc, "generate_video") from None
+        raise _explain(exc, tool) from None
 
 
 def parse_send_message_args(arguments: dict[str, Any]) -> tuple[SendMessageInput, dict[str, Any]]:

@@ -23,7 +23,7 @@ from ..store._protocol import STORE_DOWN, Conversation, ConversationSummary, Rep
 from ..views._budget import RESERVE, cut, weight
 from ..views._result import error_result
 from ..views._uris import CONVERSATION_URI, REPLY_URI
-from ._dto import parse_list_conversations_args
+from ._dto import ListConversationsInput, parse_args
 from ._state import State
 
 __all__ = ["Listing"]
@@ -124,7 +124,7 @@ class Listing:
 
     async def list_conversations(self, arguments: dict[str, Any], ctx: Context) -> CallToolResult:
         try:
-            args = parse_list_conversations_args(arguments)
+            args = parse_args(ListConversationsInput, "list_conversations", arguments)
             store, owner = await self._mine(ctx)
             if owner is None:
                 return error_result(

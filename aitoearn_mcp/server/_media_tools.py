@@ -40,7 +40,7 @@ from .._config import Config
 from .._errors import InputError, MissingKeyError, RelayError
 from ..media._catalogue import Catalogue
 from ..media._download import download, safe_filename, save_bytes
-from ..media._images import MAX_PREVIEW_BYTES, inspect_image, preview
+from ..media._images import MAX_PREVIEW_BYTES, ImageInfo, Preview, inspect_image, preview
 from ..media._models import ImageEditModel, ImageModel
 from ..media._net import is_loopback_http
 from ..media._results import GeneratedImage, ImageResult
@@ -49,7 +49,7 @@ from ..relay._credits import plain_decimal
 from ..views._image_view import MAX_PREVIEW_TOTAL, ShownImage, image_result
 from ..views._media_models_view import image_models_result, video_models_result
 from ..views._result import error_result
-from ._dto import ListModelsInput, parse_generate_image_args
+from ._dto import GenerateImageInput, ListModelsInput, parse_args
 from ._files import OpenedFile, open_files, save_folder
 from ._roots import allowed_roots, client_gives_roots
 from ._spend import check_spend
@@ -139,10 +139,19 @@ async def _keep(
 ) -> ShownImage:
     """One image saved whole into ``folder`` (None: kept only long enough to preview), checked to
     decode, and its preview when ``room`` allows."""
+    want_preview = room >= MAX_PREVIEW_BYTES
+
+    def checked(data: bytes) -> tuple[ImageInfo, Preview | None]:
+        """Decoded once: the preview's decode checks the image too."""
+        if want_preview:
+            shown = preview(data)
+            return shown.original, shown
+        return inspect_image(data), None
+
     with contextlib.ExitStack() as scratch:
         if image.data is not None:
             data = image.data
-            info = await anyio.to_thread.run_sync(lambda: inspect_image(data))
+            info, shown = await anyio.to_thread.run_sync(checked, data)
             path: Path | None = None
             if folder is not None:
                 saved = await save_bytes(data, folder, _name(model, image, index, info.mime_type),
@@ -155,18 +164,15 @@ async def _keep(
             path = got.path
             try:
                 data = await anyio.to_thread.run_sync(got.path.read_bytes)
-                info = await anyio.to_thread.run_sync(lambda: inspect_image(data))
+                info, shown = await anyio.to_thread.run_sync(checked, data)
             except (InputError, OSError) as exc:
                 with contextlib.suppress(OSError):
                     os.unlink(got.path)  # not an image: nothing half-useful is left behind
                 raise InputError(f"the file at the image's link does not decode as an image ({exc})") from None
             if folder is None:
                 path = None
-        shown, why = None, None
-        if room >= MAX_PREVIEW_BYTES:
-            shown = await anyio.to_thread.run_sync(lambda: preview(data))
-        else:
-            why = f"previews are limited to {MAX_PREVIEW_TOTAL:,} bytes per result; open the file or the link"
+        why = None if want_preview else (
+            f"previews are limited to {MAX_PREVIEW_TOTAL:,} bytes per result; open the file or the link")  # fmt: skip
         return ShownImage(url=image.url, path=str(path) if path else None, size_bytes=len(data),
                           media_type=info.mime_type, width=info.width, height=info.height,
                           revised_prompt=image.revised_prompt, preview=shown, why_not_shown=why)  # fmt: skip
@@ -178,7 +184,7 @@ async def generate_image(
 ) -> CallToolResult | InputRequiredResult:  # fmt: skip
     labels["outcome"] = "input_error"
     try:
-        args = parse_generate_image_args(arguments)
+        args = parse_args(GenerateImageInput, "generate_image", arguments)
     except InputError as exc:
         return failed(str(exc))
     if key is None:

@@ -39,7 +39,7 @@ from ..views._models_view import models_result
 from ..views._reply_view import combined_view, reply_view
 from ..views._result import error_result
 from ._choosing import aliases_over, aliases_view, plan_send
-from ._dto import parse_generate_video_args, parse_get_reply_args, parse_list_models_args, parse_send_message_args
+from ._dto import GenerateVideoInput, GetReplyInput, ListModelsInput, parse_args, parse_send_message_args
 from ._files import attach_files, read_files
 from ._notices import log_to_client, report_progress
 from ._reply_files import reply_ttl, save_reply_file
@@ -149,7 +149,7 @@ class Tools:
     ) -> CallToolResult:
         labels["outcome"] = "error"
         try:
-            args = parse_list_models_args(arguments)
+            args = parse_args(ListModelsInput, "list_models", arguments)
             if args.kind != "chat":
                 from ._media_tools import media_models
 
@@ -311,7 +311,7 @@ class Tools:
         for it, or the refusal (nothing was sent or spent)."""
         labels["outcome"] = "input_error"
         try:
-            args = parse_generate_video_args(arguments)
+            args = parse_args(GenerateVideoInput, "generate_video", arguments)
         except InputError as exc:
             return error_result(str(exc))
         if key is None:
@@ -342,7 +342,7 @@ class Tools:
     ) -> CallToolResult:
         labels["outcome"] = "input_error"
         try:
-            args = parse_get_reply_args(arguments)
+            args = parse_args(GetReplyInput, "get_reply", arguments)
         except InputError as exc:
             return error_result(str(exc))
         if key is None:
