@@ -113,7 +113,9 @@ def test_quit_ends_the_server_with_status_0(send: Callable[[str], Run]) -> None:
 
 
 def test_tools_are_ready_before_the_host_asks(hosts_bin: Path, long_relay: FakeRelay, tmp_path: Path) -> None:
-    check_tools_ready_at_once("codex", functools.partial(codex, hosts_bin, tmp_path, long_relay))
+    check_tools_ready_at_once(
+        "codex", functools.partial(codex, hosts_bin, tmp_path, long_relay), ServerEntry.make(tmp_path, long_relay).env
+    )
 
 
 def test_the_rest_of_a_cut_reply_reaches_the_model(hosts_bin: Path, long_relay: FakeRelay, tmp_path: Path) -> None:
