@@ -4,6 +4,6 @@ shares through the lifespan, the files and roots a call may read, reply files, a
 progress and log notices sent to the client.
 
 Listing the tools loads only the wiring and the published data (``_server``, ``_descriptions``,
-``_schemas``);
-the rest loads with the first call. Imports the views, delegations, store, relay and basics.
+``_schemas``); the rest loads with the first call. Imports the views, delegations, store, relay
+and basics.
 """
