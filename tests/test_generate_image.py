@@ -69,6 +69,11 @@ def paid(media: FakeMedia) -> list[str]:
     return [r.path for r in media.requests if r.path.startswith(PAID)]
 
 
+def done(*images: dict[str, Any]) -> Answer:
+    """The image task's answer when it is done, with ``images``."""
+    return Answer.json(envelope({"logId": "log-1", "status": "success", "points": 1, "images": list(images)}))
+
+
 def text_of(result: Any) -> str:
     return "\n".join(c.text for c in result.content if c.type == "text")
 
@@ -103,10 +108,10 @@ async def test_a_4k_image_is_saved_whole_shown_small_and_named_in_both_parts(med
     assert path.parent == root and path.read_bytes() == big_png()
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert (image["width"], image["height"]) == (3840, 2160) and image["url"].endswith("/files/image.png")
-    assert structured["credits"] == "4"
+    assert structured["credits"] == {"price": "4", "points": "1"}  # the catalogue's, and what the relay reported
     assert str(path) in text_of(result) and image["url"] in text_of(result) and "4 credits" in text_of(result)
     assert len(images_of(result)) == 1
-    sent = media.to("/api/ai/image/generate")[0].json()
+    sent = media.to("/api/ai/image/generate/async")[0].json()
     assert sent == {"model": "gpt-image-2", "prompt": "a gradient", "response_format": "url", "size": "3840x2160",
                     "quality": "high"}  # fmt: skip
     assert not [p for p in root.iterdir() if p.name.startswith(".")]  # no temporary file left
@@ -114,7 +119,7 @@ async def test_a_4k_image_is_saved_whole_shown_small_and_named_in_both_parts(med
 
 async def test_b64_json_answers_are_saved_byte_for_byte(media: FakeMedia, root: Path) -> None:
     item = {"b64_json": base64.b64encode(small_png()).decode(), "revised_prompt": "a red square, translucent"}
-    media.enqueue("/api/ai/image/generate", Answer.json(envelope({"created": 1, "list": [item, item]})))
+    media.enqueue("/api/ai/image/task/log-1", done(item, item))
     async with Client(server(media), list_roots_callback=roots(root), mode="legacy") as client:
         result = await client.call_tool("generate_image", {"prompt": "red", "size": "1024x1024"})
     assert not result.is_error, text_of(result)
@@ -123,7 +128,7 @@ async def test_b64_json_answers_are_saved_byte_for_byte(media: FakeMedia, root: 
     assert len(set(saved)) == 2 and all(p.read_bytes() == small_png() for p in saved)  # never overwritten
     assert len(images_of(result)) == 2
     assert "a red square, translucent" in text_of(result)
-    assert "2 in all" in text_of(result)
+    assert "2 credits in all" in text_of(result)
 
 
 async def test_a_local_reference_is_uploaded_byte_for_byte_without_the_key(media: FakeMedia, root: Path) -> None:
@@ -136,7 +141,7 @@ async def test_a_local_reference_is_uploaded_byte_for_byte_without_the_key(media
     assert media.stored[asset_id] == reference.read_bytes()
     headers = media.storage_headers[asset_id]
     assert "x-api-key" not in headers and not any(KEY in v for v in headers.values())
-    body = media.to("/api/ai/image/edit")[0].json()
+    body = media.to("/api/ai/image/edit/async")[0].json()
     assert body["image"] == [f"{media.url}/files/asset-{asset_id}", "https://cdn.example.com/other.png"]
 
 
@@ -196,7 +201,7 @@ async def test_a_link_that_does_not_give_an_image_leaves_nothing_and_says_so(
 ) -> None:
     media.files["junk"] = ("image/png", b"\x89PNG\r\n\x1a\n not really")
     item = {"url": f"{media.url}/files/{served}"}
-    media.enqueue("/api/ai/image/generate", Answer.json(envelope({"created": 1, "list": [item]})))
+    media.enqueue("/api/ai/image/task/log-1", done(item))
     async with Client(server(media), list_roots_callback=roots(root), mode="legacy") as client:
         result = await client.call_tool("generate_image", {"prompt": "x", "size": "1024x1024"})
     assert result.is_error and words in text_of(result), text_of(result)
@@ -213,13 +218,14 @@ async def test_a_link_that_does_not_give_an_image_leaves_nothing_and_says_so(
 async def test_media_error_codes_reach_the_agent_as_failed_results(
     media: FakeMedia, root: Path, code: int, words: str
 ) -> None:
-    media.enqueue("/api/ai/image/generate", Answer.error(code, "relay says no"))
+    media.enqueue("/api/ai/image/generate/async", Answer.error(code, "relay says no"))
     async with Client(server(media), list_roots_callback=roots(root), mode="legacy") as client:
         result = await client.call_tool("generate_image", {"prompt": "x", "size": "1024x1024"})
     assert result.is_error and words in text_of(result), text_of(result)
     assert result.structured_content is not None
     assert (
-        list(result.structured_content)[:2] == ["status", "error"] and result.structured_content["status"] == "failed"
+        list(result.structured_content)[:3] == ["status", "reply_id", "error"]
+        and result.structured_content["status"] == "failed"
     )
 
 
@@ -265,7 +271,7 @@ async def test_over_the_limit_without_elicitation_is_refused_before_any_request(
     assert result.structured_content is not None and result.structured_content["status"] == "refused"
     assert unsized.is_error and "4 credits" in text_of(unsized)
     assert not cheap.is_error
-    assert len(media.to("/api/ai/image/generate")) == 1
+    assert len(media.to("/api/ai/image/generate/async")) == 1
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
@@ -280,7 +286,7 @@ async def test_over_the_limit_the_user_is_asked_and_decides(
         result = await client.call_tool("generate_image", {"prompt": "x", "size": "1920x1920", "save_to": str(root)})
     assert len(asked) == 1 and "2 AiToEarn credits" in asked[0]
     assert result.is_error is not goes, text_of(result)
-    assert len(media.to("/api/ai/image/generate")) == (1 if goes else 0)
+    assert len(media.to("/api/ai/image/generate/async")) == (1 if goes else 0)
     if not goes:
         assert result.structured_content is not None and result.structured_content["status"] == "refused"
 
@@ -292,7 +298,7 @@ async def test_roots_round_and_confirmation_round_together_on_2026_07_28(media: 
         result = await client.call_tool("generate_image", {"prompt": "x", "size": "1920x1920",
                                                             "images": [str(root / "photo.png")]})  # fmt: skip
     assert not result.is_error, text_of(result)
-    assert len(asked) == 1 and len(media.to("/api/ai/image/edit")) == 1 and len(media.stored) == 1
+    assert len(asked) == 1 and len(media.to("/api/ai/image/edit/async")) == 1 and len(media.stored) == 1
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
@@ -359,4 +365,4 @@ async def test_over_http_links_and_previews_come_back_and_local_paths_are_refuse
     assert len(images_of(result)) == 1
     for refused in (local, folder):
         assert refused.is_error and "not available over HTTP" in text_of(refused)
-    assert len(media.to("/api/ai/image/generate")) == 1 and media.stored == {}
+    assert len(media.to("/api/ai/image/generate/async")) == 1 and media.stored == {}

@@ -32,34 +32,22 @@ from .._errors import InputError, RelayError
 from ..media._client import MediaClient
 from ..media._download import Downloaded, download, fetch
 from ..media._images import Preview, preview
-from ..media._poll import PollOutcome, poll_video
+from ..media._poll import PollOutcome, poll_task
 from ..media._results import VideoStatus
 from ..media._validate import PreparedVideo
 from ._call import outcome_label
 from ._delegation import UNEXPECTED
 from ._record import ReplyRecord
+from ._uploads import ALIVE_EVERY, LEASE, Upload, uploaded_body
 
-__all__ = ["LEASE", "RenderJob", "Upload", "VideoAsk"]
+__all__ = ["RenderJob", "VideoAsk"]
 
 logger = logging.getLogger("aitoearn_mcp")
 
-ALIVE_EVERY = 10.0  # seconds between marks that this process still looks after the video
-LEASE = 30.0  # a running video whose mark is older than this is looked after by no one: take it over
 MAX_VIDEO_BYTES = 2 * 1024**3  # a generated video is seconds long: far past any real one, inside any disk
 MAX_COVER_BYTES = 20 * 1024**2
 COVER_SIDE = 768  # the cover shown in the result: enough to judge the shot, small enough to keep in the record
 COVER_BYTES = 256_000
-
-
-@dataclass(frozen=True)
-class Upload:
-    """A local reference, opened and checked by the caller: ``placeholder`` stands for it in the
-    checked request until the upload gives its URL. The job closes ``fd``."""
-
-    placeholder: str
-    fd: int
-    name: str
-    size: int  # as checked when it was opened
 
 
 @dataclass(frozen=True)
@@ -117,7 +105,7 @@ class RenderJob:
     stage: str = "uploading"
     relay_status: str | None = None
     alive_at: float = field(default_factory=time.time)
-    outcome: PollOutcome | None = None
+    outcome: PollOutcome[VideoStatus] | None = None
     saved: Downloaded | None = None
     download_error: str | None = None
     cover: Preview | None = None
@@ -205,13 +193,14 @@ class RenderJob:
         if self.task_id is None:
             if self.prepared is None:  # resumed before it was submitted: nothing to go on
                 return
-            body = await self._upload(self.prepared.body)
+            body = await uploaded_body(self.media, self.uploads, self.prepared.body, asset_type="temp",
+                                       tool="generate_video", on_each=self._moved)  # fmt: skip
             self._moved("submitting")
             task = await self.media.submit_video(replace(self.prepared, body=body))
             self.task_id, self.points, self.relay_status = task.id, task.points, task.status
             self._moved("rendering")
         timeout = self.deadline_at - time.time() if self.deadline_at is not None else float("inf")
-        self.outcome = await poll_video(self, self.task_id, timeout=max(timeout, 0.0))
+        self.outcome = await poll_task(self.video_status, self.task_id, what="video", timeout=max(timeout, 0.0))
         if self.outcome.state != "finished" or self.outcome.status is None:
             return
         self._moved("downloading")
@@ -219,24 +208,11 @@ class RenderJob:
         self._moved("done")
 
     async def video_status(self, task_id: str) -> VideoStatus:
-        """One look at the task (``poll_video`` calls this), noted for other processes."""
+        """One look at the task (``poll_task`` calls this), noted for other processes."""
         status = await self.media.video_status(task_id)
         self.relay_status = status.status
         self._moved()
         return status
-
-    async def _upload(self, body: dict[str, Any]) -> dict[str, Any]:
-        """``body`` with each local file's placeholder replaced by the URL its upload gave."""
-        urls: dict[str, str] = {}
-        for upload in self.uploads:
-            if os.fstat(upload.fd).st_size != upload.size:  # the bound was checked on that size
-                raise InputError(f"{upload.name!r} changed after it was checked ({upload.size:,} bytes then); "
-                                 "fix: call generate_video again once nothing is writing to it")  # fmt: skip
-            asset = await self.media.upload(upload.fd, upload.name)
-            urls[upload.placeholder] = asset.url
-            self._moved()
-        return {name: [urls.get(v, v) for v in value] if isinstance(value, list) else urls.get(value, value)
-                for name, value in body.items()}  # fmt: skip
 
     async def _collect(self, status: VideoStatus) -> None:
         """The video saved (when asked) and its cover previewed. A failed download is told, not

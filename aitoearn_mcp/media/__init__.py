@@ -13,7 +13,7 @@ This subpackage owns everything between an MCP tool and the relay's media endpoi
   mapped to the ``aitoearn_mcp._errors`` classes;
 * saving results (``download``, ``save_bytes``: atomic, size-bounded, never overwriting),
   image previews (``preview``, ``inspect_image``; Pillow, imported lazily), and waiting for a
-  video (``poll_video``).
+  video or an image task (``poll_task``).
 
 Imports only the shared basics (and the standard library, pydantic, anyio, httpx2 and, lazily,
 Pillow); exports nothing, so importing one piece never loads its siblings. Nothing here knows

@@ -15,8 +15,8 @@ INSTRUCTIONS = (
     "Delegate work to other models sold through AiToEarn (GPT, Gemini, DeepSeek, Claude and more): list_models "
     "shows the catalogue; send_message asks one model, or several at once for second opinions; a long reply "
     "comes back as status running with a reply_id: collect it with get_reply. generate_image makes or edits "
-    "images (list_models kind image shows sizes and prices); generate_video renders a video the same way as a "
-    "long reply (collect it with get_reply)."
+    "images (list_models kind image shows sizes and prices); generate_video renders a video; an image or video "
+    "that outlasts the wait comes back as status running with a reply_id too (collect it with get_reply)."
 )
 
 LIST_MODELS_DESCRIPTION = (
@@ -30,7 +30,8 @@ GENERATE_IMAGE_DESCRIPTION = (
     "Make an image from a prompt with an AiToEarn image model, or edit images: pass `images` (local paths or "
     "https URLs; `mask` repaints only its transparent part). `size`, `quality` and `style` come from list_models "
     "kind image; the price depends on the size. Saves the full-resolution file (`save_to`, default the first "
-    "root) and returns its path, its link and a preview. Spends AiToEarn credits; a call over "
+    "root) and returns its path, its link and a preview; one that outlasts `wait_seconds` returns status running "
+    "with a reply_id: collect it with get_reply. Spends AiToEarn credits; a call over "
     "AITOEARN_MAX_CREDITS_PER_CALL asks the user first."
 )
 
@@ -48,9 +49,10 @@ LIST_CONVERSATIONS_DESCRIPTION = (
 )
 
 GET_REPLY_DESCRIPTION = (
-    "Collect a send_message reply or a generate_video video by its reply_id: waits up to `wait_seconds` while it "
-    "runs, then returns it like the tool that started it. A long reply comes in parts: pass the result's "
-    "next_offset as `offset`. `cancel: true` stops the generation (a video: stops waiting) and returns what arrived."
+    "Collect a send_message reply, a generate_image image or a generate_video video by its reply_id: waits up to "
+    "`wait_seconds` while it runs, then returns it like the tool that started it. A long reply comes in parts: pass "
+    "the result's next_offset as `offset`. `cancel: true` stops the generation (an image or video: stops waiting) "
+    "and returns what arrived."
 )
 
 GENERATE_VIDEO_DESCRIPTION = (

@@ -151,13 +151,17 @@ class GetReplyInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reply_id: StrictStr = Field(min_length=1, description="The reply_id of a send_message or generate_video result.")
+    reply_id: StrictStr = Field(
+        min_length=1, description="The reply_id of a send_message, generate_image or generate_video result."
+    )
     wait_seconds: Annotated[StrictFloat | StrictInt, Field(ge=0, le=MAX_WAIT)] | None_ = Field(
         None, description=WAIT_DESCRIPTION
     )
     offset: StrictInt = Field(0, ge=0, description="Start at this character of the reply text (from next_offset).")
     cancel: StrictBool = Field(
-        False, description="Stop the generation now (billing stops); a video: stop waiting (its credits may be spent)."
+        False,
+        description="Stop the generation now (billing stops); an image or video: stop waiting (its credits may be "
+        "spent).",
     )
 
 
@@ -234,6 +238,9 @@ class GenerateImageInput(BaseModel):
     )
     mask: Name | None_ = Field(
         None, description="With images: a PNG the size of the first, transparent where to repaint (path or URL)."
+    )
+    wait_seconds: Annotated[StrictFloat | StrictInt, Field(ge=0, le=MAX_WAIT)] | None_ = Field(
+        None, description=WAIT_DESCRIPTION
     )
     save_to: Name | None_ = Field(
         None, description="Folder for the image files (inside the roots; stdio only). Default: the first root."

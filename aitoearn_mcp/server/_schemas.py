@@ -68,15 +68,24 @@ MODELS_SCHEMA: dict[str, Any] = {
     },
 }
 
+# An image's or a video's credits: the catalogue's price for the call, and what the relay reported
+# charging when it did.
+_CREDITS: dict[str, Any] = {
+    "type": "object",
+    "properties": {"price": _NULLABLE_STRING, "points": {"type": "string"}},
+}
+
 IMAGE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "description": "status first; complete: each image's saved path, link, size and revised prompt, and the "
-    "credits; failed or refused: error (and the links of images made but not kept).",
+    "description": "status and reply_id first; complete: each image's saved path, link, size and revised prompt, "
+    "and the credits; running: stage, relay_status, next; failed or refused: error (and the links of images made "
+    "but not kept).",
     "properties": {
-        "status": {"enum": ["complete", "failed", "refused"]},
+        "status": {"enum": ["complete", "running", "failed", "cancelled", "refused"]},
+        "reply_id": {"type": "string"},
         "error": {"type": "string"},
         "notes": _STRINGS,
-        "credits": {"type": "string"},
+        "credits": _CREDITS,
         "model": {"type": "string"},
         "size": {"type": "string"},
         "quality": {"type": "string"},
@@ -113,7 +122,7 @@ VIDEO_SCHEMA: dict[str, Any] = {
         "video_url": _NULLABLE_STRING,
         "error": {"type": "string"},
         "notes": _STRINGS,
-        "credits": {"type": "object"},
+        "credits": _CREDITS,
     },
     "required": ["status"],
 }

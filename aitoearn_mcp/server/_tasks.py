@@ -1,11 +1,11 @@
-"""MCP Tasks (``io.modelcontextprotocol/tasks``, 2026-07-28) for send_message and generate_video,
+"""MCP Tasks (``io.modelcontextprotocol/tasks``, 2026-07-28) for send_message, generate_image and generate_video,
 where the client declares them: the host polls the delegation instead of the agent spending
 turns on get_reply.
 
 A task is a delegation seen through the extension: its task id is the reply id (get_reply and
 ``tasks/get`` read the same record), it belongs to the caller's key like the reply, and
-``tasks/cancel`` stops it like get_reply's ``cancel`` (a video: stops waiting; the relay cannot
-stop a submitted video). A task is offered only on a
+``tasks/cancel`` stops it like get_reply's ``cancel`` (an image or a video: stops waiting; the
+relay cannot stop one once submitted). A task is offered only on a
 2026-07-28 request whose own capabilities declare the extension (the spec forbids a task to any
 other), for one model (several models answer as send_message does), and only once its record is
 in the store, so the first ``tasks/get`` resolves. Everything else is send_message unchanged.
@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # the call path loads with the first call
 __all__ = ["TASKS", "Tasks", "declares_tasks", "task_json", "task_status"]
 
 TASKS = "io.modelcontextprotocol/tasks"
-TOOLS = ("send_message", "generate_video")
+TOOLS = ("send_message", "generate_image", "generate_video")
 POLL_MS = 2000  # how often the host should poll: a reply is worth reading about every 2 s
 
 TaskStatus = Literal["working", "completed", "failed", "cancelled"]
@@ -153,7 +153,7 @@ class Tasks(Extension):
         labels = {"model": str(arguments.get("model", "")), "route": "", "outcome": "cancelled"}
         self._metrics.call_started(params.name)
         work = self._work()
-        start = work.start_send if params.name == "send_message" else work.start_video
+        start = {"send_message": work.start_send, "generate_image": work.start_image}.get(params.name, work.start_video)
         try:
             started = await start(dict(arguments), context, state, key, labels)
             if not isinstance(started, tuple):  # refused before anything was sent (or input required): as usual

@@ -14,8 +14,9 @@ import contextlib
 import functools
 import secrets
 import time
+from collections.abc import Awaitable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context
@@ -39,7 +40,14 @@ from ..views._models_view import models_result
 from ..views._reply_view import combined_view, reply_view
 from ..views._result import error_result
 from ._choosing import aliases_over, aliases_view, plan_send
-from ._dto import GenerateVideoInput, GetReplyInput, ListModelsInput, parse_args, parse_send_message_args
+from ._dto import (
+    GenerateImageInput,
+    GenerateVideoInput,
+    GetReplyInput,
+    ListModelsInput,
+    parse_args,
+    parse_send_message_args,
+)
 from ._files import attach_files, read_files
 from ._notices import log_to_client, report_progress
 from ._reply_files import reply_ttl, save_reply_file
@@ -49,6 +57,8 @@ from ._spend import check_spend
 from ._state import State
 
 __all__ = ["Tools"]
+
+_MediaJob = TypeVar("_MediaJob", bound=Job)
 
 FILES_OVER_HTTP = (
     "Invalid arguments for send_message: `files` is not available over HTTP (a shared server does not read its "
@@ -130,15 +140,17 @@ class Tools:
         return await with_previews(result, record, offset)
 
     def resume_for(self, state: State, key: SecretStr) -> Resume:
-        """How this caller's request takes over a running video no process looks after."""
+        """How this caller's request takes over a running video or image no process looks after."""
 
         def resume(record: ReplyRecord) -> Job | None:
             if record.media is None:
                 return None
+            from ..delegation._image_job import ImageJob  # here: only a media record needs them
             from ..delegation._render import RenderJob
 
-            return RenderJob.resume(record, media=state.media(key), http=state.media_http, key=key,
-                                    deadline=self.config.deadline)  # fmt: skip
+            kind = ImageJob if record.media.get("kind") == "image" else RenderJob
+            return kind.resume(record, media=state.media(key), http=state.media_http, key=key,
+                               deadline=self.config.deadline)  # fmt: skip
 
         return resume
 
@@ -164,15 +176,6 @@ class Tools:
         aliases = aliases_over(entries, self.config)
         return models_result(aliases.entries, channel=args.channel, modality=args.modality, detail=args.detail,
                              budget=self.budget(ctx), aliases=aliases_view(aliases, self.config))  # fmt: skip
-
-    # --- generate_image ----------------------------------------------------------------------
-
-    async def generate_image(
-        self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
-    ) -> CallToolResult | InputRequiredResult:
-        from ._media_tools import generate_image
-
-        return await generate_image(arguments, ctx, state, key, labels, config=self.config, http=self.http)
 
     # --- send_message ------------------------------------------------------------------------
 
@@ -294,7 +297,15 @@ class Tools:
             for delegation in delegations:
                 delegation.retry_listeners.discard(on_retry)
 
-    # --- generate_video ----------------------------------------------------------------------
+    # --- generate_image and generate_video --------------------------------------------------
+
+    async def generate_image(
+        self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
+    ) -> CallToolResult | InputRequiredResult:
+        started = await self.start_image(arguments, ctx, state, key, labels)
+        if not isinstance(started, tuple):  # refused, or the client's roots asked for first
+            return started
+        return await self.answer(ctx, state, *started, labels)
 
     async def generate_video(
         self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
@@ -303,6 +314,26 @@ class Tools:
         if not isinstance(started, tuple):  # refused, or the client's roots asked for first
             return started
         return await self.answer(ctx, state, *started, labels)
+
+    async def start_image(
+        self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
+    ) -> CallToolResult | InputRequiredResult | tuple[list[Delegation], float]:
+        """Check everything, then start the image's delegation: it and how long the call may wait
+        for it, or the refusal (nothing was sent or spent)."""
+        labels["outcome"] = "input_error"
+        try:
+            args = parse_args(GenerateImageInput, "generate_image", arguments)
+        except InputError as exc:
+            return error_result(str(exc))
+        if key is None:
+            return error_result(str(MissingKeyError()))
+        from ._media_tools import prepare_image  # here: only a media call needs the media services
+
+        labels["model"] = args.model or ""
+        prepared = await self._prepared(prepare_image(args, ctx, self.config, state, key, http=self.http), labels)
+        if isinstance(prepared, CallToolResult | InputRequiredResult):
+            return prepared
+        return await self._start_media(prepared, state, key, labels), self.wait_seconds(args.wait_seconds, ctx)
 
     async def start_video(
         self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
@@ -316,10 +347,20 @@ class Tools:
             return error_result(str(exc))
         if key is None:
             return error_result(str(MissingKeyError()))
-        from ._video import prepare_video  # here: only a video needs the media services
+        from ._video import prepare_video  # here: only a media call needs the media services
 
+        prepared = await self._prepared(prepare_video(args, ctx, self.config, state, key, http=self.http), labels)
+        if isinstance(prepared, CallToolResult | InputRequiredResult):
+            return prepared
+        return await self._start_media(prepared, state, key, labels), self.wait_seconds(args.wait_seconds, ctx)
+
+    @staticmethod
+    async def _prepared(
+        preparing: Awaitable[_MediaJob | CallToolResult | InputRequiredResult], labels: dict[str, str]
+    ) -> _MediaJob | CallToolResult | InputRequiredResult:
+        """The media job, or the answer instead: an error, the spend guard's, or the client's roots asked for."""
         try:
-            job = await prepare_video(args, ctx, self.config, state, key, http=self.http)
+            job = await preparing
         except InputError as exc:
             return error_result(str(exc))
         except RelayError as exc:
@@ -327,13 +368,14 @@ class Tools:
             return error_result(f"{exc} Nothing was sent.")
         if isinstance(job, InputRequiredResult):
             labels["outcome"] = "input_required"
-            return job
-        if isinstance(job, CallToolResult):  # the spend guard's answer
+        elif isinstance(job, CallToolResult):  # the spend guard's answer
             labels["outcome"] = "refused"
-            return job
+        return job
+
+    async def _start_media(self, job: Job, state: State, key: SecretStr, labels: dict[str, str]) -> list[Delegation]:
+        labels["model"] = job.model
         owner = await self._owner(state.store, key)
-        delegation = await state.delegations.start(job, owner)
-        return [delegation], self.wait_seconds(args.wait_seconds, ctx)
+        return [await state.delegations.start(job, owner)]
 
     # --- get_reply ---------------------------------------------------------------------------
 

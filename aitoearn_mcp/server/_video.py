@@ -25,7 +25,8 @@ from pydantic import SecretStr
 
 from .._config import Config
 from .._errors import InputError
-from ..delegation._render import RenderJob, Upload, VideoAsk
+from ..delegation._render import RenderJob, VideoAsk
+from ..delegation._uploads import Upload
 from ..media._download import safe_filename
 from ..media._models import VideoModel
 from ..media._prices import video_price

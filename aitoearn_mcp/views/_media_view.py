@@ -1,4 +1,5 @@
-"""What the agent reads of a video's record: still rendering, ready, failed or cancelled.
+"""What the agent reads of a video's record: still rendering, ready, failed or cancelled (an
+image's record is read by ``_image_view``; ``media_view`` and ``media_progress`` take either).
 
 Every fact is in both parts, status first in the structured content: Claude Code and Codex show
 only the structured content, Gemini CLI only the text, and Codex drops the image whenever there
@@ -13,6 +14,7 @@ from typing import Any
 from mcp.types import CallToolResult, ContentBlock, ImageContent, TextContent
 
 from ..delegation._record import ReplyRecord
+from ._image_view import image_progress, image_view
 
 __all__ = ["media_progress", "media_status_message", "media_view"]
 
@@ -51,9 +53,11 @@ _STAGES = {
 
 
 def media_progress(record: ReplyRecord, elapsed: float) -> str:
-    """One progress line for a video still on its way: the stage, the relay's own status string
-    and the time so far."""
+    """One progress line for a video or an image still on its way: the stage, the relay's own
+    status string and the time so far."""
     media = record.media or {}
+    if media.get("kind") == "image":
+        return image_progress(record, elapsed)
     status = f", relay status {media['relay_status']!r}" if media.get("relay_status") else ""
     task = f" (task {media['task_id']})" if media.get("task_id") else ""
     stage = _STAGES.get(str(media.get("stage")), "working")
@@ -61,19 +65,24 @@ def media_progress(record: ReplyRecord, elapsed: float) -> str:
 
 
 def media_status_message(reply_id: str, record: ReplyRecord, now: float) -> str:
-    """What a video task's status means, in words (MCP Tasks' statusMessage)."""
+    """What a video or image task's status means, in words (MCP Tasks' statusMessage)."""
     media = record.media or {}
     if record.status == "running":
         return media_progress(record, max(now - record.started, 0.0)) + f"; reply {reply_id}."
+    if record.status == "complete" and media.get("kind") == "image":
+        where = [str(image.get("path") or image.get("url")) for image in media.get("images") or []]
+        return f"The image is ready: {', '.join(where) or 'see the result'}."
     if record.status == "complete":
         where = media.get("path") or media.get("video_url") or "its URL"
         return f"The video is ready: {where}."
-    return record.error or (record.notes[0] if record.notes else f"The video {record.status}.")
+    return record.error or (record.notes[0] if record.notes else f"The {media.get('kind', 'video')} {record.status}.")
 
 
 def media_view(reply_id: str, record: ReplyRecord, now: float) -> CallToolResult:
-    """The result for a video's record."""
+    """The result for a video's or an image's record."""
     media = record.media or {}
+    if media.get("kind") == "image":
+        return image_view(reply_id, record, now)
     elapsed = round(max(now - record.started, 0.0), 1) if record.status == "running" else None
     head: dict[str, Any] = {"status": record.status, "reply_id": reply_id}
     facts: dict[str, Any] = {

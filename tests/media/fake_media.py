@@ -181,7 +181,9 @@ class FakeMedia:
         self.requests: list[Recorded] = []
         self.queued: dict[str, list[Answer]] = {}
         self.videos: dict[str, dict[str, Any]] = {}
-        self.image_tasks: dict[str, int] = {}
+        self.image_tasks: dict[str, int] = {}  # log id -> looks so far
+        self.image_bodies: dict[str, dict[str, Any]] = {}
+        self.image_polls = 2  # the look at which an image task is done (the first says "generating")
         self.assets: dict[str, dict[str, Any]] = {}
         self.stored: dict[str, bytes] = {}  # asset id -> bytes the storage PUT received
         self.storage_headers: dict[str, dict[str, str]] = {}
@@ -253,6 +255,7 @@ class FakeMedia:
         if path in ("/api/ai/image/generate/async", "/api/ai/image/edit/async"):
             log_id = f"log-{len(self.image_tasks) + 1}"
             self.image_tasks[log_id] = 0
+            self.image_bodies[log_id] = request.json()
             return Answer.json(envelope({"logId": log_id, "status": "generating"}))
         if path.startswith("/api/ai/image/task/"):
             return self._image_task(path.removeprefix("/api/ai/image/task/"))
@@ -302,10 +305,14 @@ class FakeMedia:
         if log_id not in self.image_tasks:
             return Answer.error(12302, "无效的 AI 任务 ID")
         self.image_tasks[log_id] += 1
-        if self.image_tasks[log_id] < 2:
+        body = self.image_bodies.get(log_id, {})
+        if self.image_tasks[log_id] < self.image_polls:
             return Answer.json(envelope({"logId": log_id, "status": "generating", "points": 1}))
+        if "fail" in str(body.get("prompt", "")):
+            return Answer.json(envelope({"logId": log_id, "status": "failed", "points": 1,
+                                         "errorMessage": "content policy: the prompt was refused"}))  # fmt: skip
         return Answer.json(envelope({"logId": log_id, "status": "success", "points": 1, "duration": 5300,
-                                     "images": [{"url": f"{self.url}/files/small.png"}]}))  # fmt: skip
+                                     "images": self._image_data(body)["list"]}))  # fmt: skip
 
     def _submit_video(self, body: dict[str, Any]) -> Answer:
         task_id = f"vid-{len(self.videos) + 1}"
