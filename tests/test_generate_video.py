@@ -323,7 +323,9 @@ def test_unknown_statuses_never_end_polling_until_a_url_or_an_error(statuses: li
             return self.answers.pop(0)
 
     relay = Relay()
-    outcome = anyio.run(lambda: poll_task(relay.video_status, "v", what="video", timeout=60, first_delay=0, max_delay=0))
+    outcome = anyio.run(
+        lambda: poll_task(relay.video_status, "v", what="video", timeout=60, first_delay=0, max_delay=0)
+    )
     assert outcome.state == "finished" and relay.answers == []  # every unknown status was polled past
     assert all(video_status({"id": "v", "status": s}, "v").state == "running" for s in statuses)
     assert video_status({"status": statuses[0], "error": {"message": "x"}}, "v").state == "failed"
