@@ -153,7 +153,7 @@ class Tools:
             if args.kind != "chat":
                 from ._media_tools import media_models
 
-                result = await media_models(args, state, key, self.budget(ctx))
+                result = await media_models(args, state, key, self.budget(ctx), self.config.allowed_models)
                 labels["outcome"] = "error" if result.is_error else "ok"
                 return result
             on_retry = functools.partial(log_to_client, ctx)
@@ -325,14 +325,22 @@ class Tools:
         except RelayError as exc:
             labels["outcome"] = "relay"
             return error_result(f"{exc} Nothing was sent.")
+        except StoreUnavailableError as exc:  # the daily cap could not be counted
+            labels["outcome"] = "store_unavailable"
+            return error_result(f"{STORE_DOWN} ({exc}). Nothing was sent.")
         if isinstance(job, InputRequiredResult):
             labels["outcome"] = "input_required"
             return job
         if isinstance(job, CallToolResult):  # the spend guard's answer
             labels["outcome"] = "refused"
             return job
-        owner = await self._owner(state.store, key)
-        delegation = await state.delegations.start(job, owner)
+        try:
+            owner = await self._owner(state.store, key)
+            delegation = await state.delegations.start(job, owner)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await job.settle(cancelled=True)  # never started: its reservation back, its files closed
+            raise
         return [delegation], self.wait_seconds(args.wait_seconds, ctx)
 
     # --- get_reply ---------------------------------------------------------------------------
