@@ -24,6 +24,7 @@ from ._send import SendJob
 __all__ = ["DailyCap", "call_estimate"]
 
 MICRO = Decimal(1_000_000)
+CHAT_FIX = "lower max_tokens, pick a cheaper model from list_models"  # send_message's way to spend less
 
 
 def call_estimate(job: SendJob, max_tokens: int) -> Decimal | None:
@@ -55,12 +56,13 @@ class DailyCap:
     def today() -> str:
         return datetime.now(UTC).strftime("%Y-%m-%d")
 
-    async def reserve(self, amount: Decimal | None, what: str) -> int:
-        """Count ``amount`` now (millionths of a credit, returned); InputError, counting nothing,
-        when it would take today past the limit. Raises StoreUnavailableError when the store
+    async def reserve(self, amount: Decimal | None, what: str, *, fix: str = CHAT_FIX, day: str | None = None) -> int:
+        """Count ``amount`` now (millionths of a credit, returned) on ``day`` (default today);
+        InputError, counting nothing, when it would take the day past the limit: ``fix`` is the
+        caller's own way to spend less, said first. Raises StoreUnavailableError when the store
         cannot count (the cap is not skipped)."""
         micro = _micro(amount) if amount is not None else 0
-        day = self.today()
+        day = day or self.today()
         total = await self.store.add_credits(self.owner, day, micro)
         if micro and total > _micro(self.limit):
             before = await self.store.add_credits(self.owner, day, -micro)
@@ -68,15 +70,16 @@ class DailyCap:
                 f"Not sent: {what} may cost up to {_credits(micro)} credits, and this key has used about "
                 f"{_credits(before)} of its {plain_decimal(self.limit)} credits today (UTC; "
                 "AITOEARN_MAX_CREDITS_PER_DAY); "
-                f"fix: lower max_tokens, pick a cheaper model from list_models, wait for tomorrow (UTC), or raise "
-                f"AITOEARN_MAX_CREDITS_PER_DAY in the server's environment. Nothing was sent."
+                f"fix: {fix}, wait for tomorrow (UTC), or raise AITOEARN_MAX_CREDITS_PER_DAY in the server's "
+                "environment. Nothing was sent."
             )
         return micro
 
-    async def settle(self, reserved: int, spent: Decimal | None) -> str:
-        """Replace the reservation by what the call cost; returns today's total (credits)."""
+    async def settle(self, reserved: int, spent: Decimal | None, *, day: str | None = None) -> str:
+        """Replace the reservation (made on ``day``, default today) by what the call cost;
+        returns that day's total (credits)."""
         change = (_micro(spent) if spent is not None else 0) - reserved
-        return _credits(await self.store.add_credits(self.owner, self.today(), change))
+        return _credits(await self.store.add_credits(self.owner, day or self.today(), change))
 
     def note(self, total: str) -> str:
         return (f"[Today (UTC) this key has used about {total} of its {plain_decimal(self.limit)} credits "

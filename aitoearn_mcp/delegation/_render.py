@@ -8,6 +8,11 @@ the price, where to save, whether to download): a process that stops (a shutdown
 leaves the record running and marked as looked after by no one, and a process that stops without
 a word stops refreshing ``alive_at``. Either way another process (a replica sharing Redis, the
 same stdio server restarted on its SQLite file) takes it over with ``resume`` and completes it.
+
+The daily cap (AITOEARN_MAX_CREDITS_PER_DAY): the caller reserves the catalogue's price before
+anything is sent; once the relay takes the task the reservation becomes what it reported
+(``points``), else stays the price; a video never submitted gives it back. The day's total rides
+in the record, so a process that takes the video over shows it and counts nothing again.
 """
 
 from __future__ import annotations
@@ -28,14 +33,16 @@ import anyio.to_thread
 import httpx2
 from pydantic import SecretStr
 
-from .._errors import InputError, RelayError
+from .._errors import InputError, RelayError, StoreUnavailableError
 from ..media._client import MediaClient
 from ..media._download import Downloaded, download, fetch
 from ..media._images import Preview, preview
 from ..media._poll import PollOutcome, poll_task
 from ..media._results import VideoStatus
 from ..media._validate import PreparedVideo
+from ..relay._credits import plain_decimal
 from ._call import outcome_label
+from ._daily import DailyCap
 from ._delegation import UNEXPECTED
 from ._record import ReplyRecord
 from ._uploads import ALIVE_EVERY, LEASE, Upload, uploaded_body
@@ -112,6 +119,11 @@ class RenderJob:
     cover_error: str | None = None
     error: RelayError | InputError | None = None
     crash: bool = False
+    cap: DailyCap | None = None
+    reserved: int = 0  # millionths of a credit held of today's cap until the task is submitted or not
+    reserved_on: str | None = None  # the UTC day it is held on
+    today: str | None = None  # the key's credits today (UTC) once this video is counted
+    daily_limit: str | None = None
     _news: int = 0
 
     @classmethod
@@ -132,7 +144,32 @@ class RenderJob:
                   stage="rendering", relay_status=_str(found.get("relay_status")))  # fmt: skip
         points = found.get("points")
         job.points = Decimal(points) if isinstance(points, str) and points else None
+        job.today, job.daily_limit = _str(found.get("today")), _str(found.get("daily_limit"))  # counted already
         return job
+
+    async def reserve(self, cap: DailyCap, what: str, fix: str) -> None:
+        """Hold the catalogue's price of today's cap; InputError, holding nothing, when it would
+        take the day past it."""
+        self.cap, self.reserved_on = cap, cap.today()
+        self.reserved = await cap.reserve(self.ask.price, what, fix=fix, day=self.reserved_on)
+
+    async def give_back(self) -> None:
+        """The reservation returned (the video was never submitted)."""
+        await self._count(None)
+
+    async def _count(self, spent: Decimal | None) -> None:
+        """The reservation replaced by ``spent``; a store that cannot count is logged, not fatal
+        (the video goes on: the relay has it)."""
+        if self.cap is None or self.reserved_on is None:
+            return
+        try:
+            with anyio.CancelScope(shield=True):  # counted once: a cancel cannot land between the add and the reset
+                self.today = await self.cap.settle(self.reserved, spent, day=self.reserved_on)
+                self.reserved, self.reserved_on = 0, None
+            self.daily_limit = plain_decimal(self.cap.limit)
+        except StoreUnavailableError as exc:
+            self.reserved, self.reserved_on = 0, None
+            logger.warning("generate_video: today's credits could not be counted (%s)", exc)
 
     # --- what the delegation reads ------------------------------------------------------------
 
@@ -152,6 +189,8 @@ class RenderJob:
         media: dict[str, Any] = {"kind": "video", "stage": self.stage, "task_id": self.task_id,
                                  "relay_status": self.relay_status, "alive_at": self.alive_at, **self.ask.fields(),
                                  "points": str(self.points) if self.points is not None else None}  # fmt: skip
+        if self.today is not None:
+            media |= {"today": self.today, "daily_limit": self.daily_limit}
         if status is not None:
             media |= {"video_url": status.video_url, "cover_url": status.cover_url}
         if self.saved is not None:
@@ -198,6 +237,7 @@ class RenderJob:
             self._moved("submitting")
             task = await self.media.submit_video(replace(self.prepared, body=body))
             self.task_id, self.points, self.relay_status = task.id, task.points, task.status
+            await self._count(self.points if self.points is not None else self.ask.price)
             self._moved("rendering")
         timeout = self.deadline_at - time.time() if self.deadline_at is not None else float("inf")
         self.outcome = await poll_task(self.video_status, self.task_id, what="video", timeout=max(timeout, 0.0))
@@ -238,6 +278,10 @@ class RenderJob:
 
     async def settle(self, cancelled: bool) -> ReplyRecord:
         try:
+            if self.task_id is None:  # never submitted: nothing was spent
+                await self.give_back()
+            else:  # submitted while the count was interrupted
+                await self._count(self.points if self.points is not None else self.ask.price)
             return self._settled(cancelled)
         finally:
             for upload in self.uploads:

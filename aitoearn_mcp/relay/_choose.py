@@ -15,11 +15,14 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from .._errors import InputError
 
-__all__ = ["AliasCache", "Aliases", "Choice", "allowed", "check_allowed", "family_of", "flagships", "names_list"]
+__all__ = [
+    "AliasCache", "Aliases", "Choice", "allowed", "allowed_within", "check_allowed", "check_media_model", "family_of",
+    "flagships", "names_list", "not_allowed",
+]  # fmt: skip
 
 # Tier words, strongest first; a name with none of them ranks between "sonnet" and "flash".
 _TIERS = ("ultra", "opus", "pro", "max", "plus", "sonnet", "", "flash", "haiku", "mini", "lite", "nano")
@@ -80,6 +83,17 @@ def names_list(names: Sequence[str]) -> str:
     return shown + (f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else "")
 
 
+def not_allowed(name: str, patterns: Sequence[str], listed: Sequence[str], *, tool: str, field: str,
+                kind: str = "") -> str:  # fmt: skip
+    """Why ``name`` is refused: outside AITOEARN_MODELS, naming the setting and ``listed`` (the
+    allowed models of the catalogue; ``kind``: which catalogue, "" for chat)."""
+    models = f"{kind} models" if kind else "models"
+    choices = f"the allowed {models} in the catalogue are {names_list(listed)}" if listed else (
+        f"the allowed names are {', '.join(patterns)}")  # fmt: skip
+    return (f"Invalid arguments for {tool}: `{field}` {name!r} is not allowed on this server (AITOEARN_MODELS="
+            f"{','.join(patterns)}); fix: {choices}.")  # fmt: skip
+
+
 def check_allowed(
     name: str, patterns: Sequence[str], entries: Sequence[Mapping[str, Any]], *, tool: str, field: str
 ) -> None:
@@ -88,12 +102,45 @@ def check_allowed(
     if allowed(name, patterns):
         return
     listed = [str(e["name"]) for e in entries if allowed(str(e.get("name") or ""), patterns)]
-    choices = f"the allowed models in the catalogue are {names_list(listed)}" if listed else (
-        f"the allowed names are {', '.join(patterns)}")  # fmt: skip
-    raise InputError(
-        f"Invalid arguments for {tool}: `{field}` {name!r} is not allowed on this server (AITOEARN_MODELS="
-        f"{','.join(patterns)}); fix: {choices}. Nothing was sent."
-    )
+    raise InputError(f"{not_allowed(name, patterns, listed, tool=tool, field=field)} Nothing was sent.")
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_NamedT = TypeVar("_NamedT", bound=_Named)
+
+
+def allowed_within(models: Sequence[_NamedT], patterns: Sequence[str]) -> list[_NamedT]:
+    """The catalogue's models within AITOEARN_MODELS (every one when it is not set), in order."""
+    return [model for model in models if allowed(model.name, patterns)]
+
+
+def check_media_model(asked: str | None, patterns: Sequence[str], names: Sequence[str], *, tool: str,
+                      kind: str) -> str:  # fmt: skip
+    """The model name a media tool goes on with, within AITOEARN_MODELS: ``asked`` (matched to
+    ``names``, the catalogue's, as the media checks match: exactly, else ignoring case), or when
+    it is None the first allowed name ("" when the catalogue lists none: the tool's own check
+    refuses that). InputError, naming the setting and the allowed ``kind`` models, when the name
+    or every listed model is outside the allowlist."""
+    listed = [name for name in names if allowed(name, patterns)]
+    if names and not listed:
+        raise InputError(
+            f"Invalid arguments for {tool}: no {kind} model in the catalogue is allowed on this server "
+            f"(AITOEARN_MODELS={','.join(patterns)}; the catalogue lists {names_list(list(names))}); fix: ask the "
+            f"server's owner to allow one in AITOEARN_MODELS. Nothing was sent."
+        )
+    if asked is None:
+        return listed[0] if listed else ""
+    wanted = asked.strip()
+    exact = next((name for name in names if name == wanted), None)
+    found = exact or next((name for name in names if name.lower() == wanted.lower()), wanted)
+    if not allowed(found, patterns):
+        refusal = not_allowed(asked, patterns, listed, tool=tool, field="model", kind=kind)
+        raise InputError(f"{refusal} Nothing was sent.")
+    return asked
 
 
 class Aliases:

@@ -83,8 +83,10 @@ def _stale_note(kind: str, catalogue: Catalogue[Any]) -> list[str]:
     return [f"The {kind} catalogue could not be refreshed ({catalogue.error}); this is the last good copy."]
 
 
-async def media_models(args: ListModelsInput, state: State, key: SecretStr | None, budget: int) -> CallToolResult:
-    """list_models for ``kind`` image or video."""
+async def media_models(
+    args: ListModelsInput, state: State, key: SecretStr | None, budget: int, allowed: tuple[str, ...] = ()
+) -> CallToolResult:
+    """list_models for ``kind`` image or video: the models within ``allowed`` (AITOEARN_MODELS)."""
     if args.channel is not None or args.modality is not None:
         return failed(f"Invalid arguments for list_models: `channel` and `modality` filter chat models only; fix: "
                       f"leave them out with kind {args.kind}.")  # fmt: skip
@@ -96,12 +98,12 @@ async def media_models(args: ListModelsInput, state: State, key: SecretStr | Non
             edits = await catalogue.image_edit_models(client, refresh=args.refresh)
             notes = _stale_note("image-generation", generation) + _stale_note("image-edit", edits)
             return image_models_result(generation.models, edits.models, detail=args.detail, budget=budget,
-                                       notes=notes)  # fmt: skip
+                                       notes=notes, allowed=allowed)  # fmt: skip
         videos = await catalogue.video_models(client, refresh=args.refresh)
     except RelayError as exc:
         return failed(str(exc))
     return video_models_result(videos.models, detail=args.detail, budget=budget,
-                               notes=_stale_note("video-generation", videos))  # fmt: skip
+                               notes=_stale_note("video-generation", videos), allowed=allowed)  # fmt: skip
 
 
 def _is_url(value: str) -> bool:

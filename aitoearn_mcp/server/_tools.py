@@ -165,7 +165,7 @@ class Tools:
             if args.kind != "chat":
                 from ._media_tools import media_models
 
-                result = await media_models(args, state, key, self.budget(ctx))
+                result = await media_models(args, state, key, self.budget(ctx), self.config.allowed_models)
                 labels["outcome"] = "error" if result.is_error else "ok"
                 return result
             on_retry = functools.partial(log_to_client, ctx)
@@ -366,6 +366,9 @@ class Tools:
         except RelayError as exc:
             labels["outcome"] = "relay"
             return error_result(f"{exc} Nothing was sent.")
+        except StoreUnavailableError as exc:  # the daily cap could not be counted
+            labels["outcome"] = "store_unavailable"
+            return error_result(f"{STORE_DOWN} ({exc}). Nothing was sent.")
         if isinstance(job, InputRequiredResult):
             labels["outcome"] = "input_required"
         elif isinstance(job, CallToolResult):  # the spend guard's answer
@@ -374,8 +377,13 @@ class Tools:
 
     async def _start_media(self, job: Job, state: State, key: SecretStr, labels: dict[str, str]) -> list[Delegation]:
         labels["model"] = job.model
-        owner = await self._owner(state.store, key)
-        return [await state.delegations.start(job, owner)]
+        try:
+            owner = await self._owner(state.store, key)
+            return [await state.delegations.start(job, owner)]
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await job.settle(cancelled=True)  # never started: its reservation back, its files closed
+            raise
 
     # --- get_reply ---------------------------------------------------------------------------
 

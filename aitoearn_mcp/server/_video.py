@@ -5,8 +5,9 @@ In order: which references are local files (refused over HTTP, as ``files`` are)
 and the save folder must be inside, the files opened and bounded on their descriptors, the
 request against the model's catalogue entry (counts, formats, sizes, mode, resolution, ratio,
 duration; a local file stands in as a placeholder URL named like it until it is uploaded), the
-save folder, then the spend guard. Only the public catalogue is fetched before that; uploads and
-the submit happen in the delegation.
+save folder, then the spend guard, then the daily cap (the price reserved of the key's day). The
+model must be within AITOEARN_MODELS, and only allowed models are offered in the refusals. Only
+the public catalogue is fetched before that; uploads and the submit happen in the delegation.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from pydantic import SecretStr
 
 from .._config import Config
 from .._errors import InputError
+from ..delegation._daily import DailyCap
 from ..delegation._render import RenderJob, VideoAsk
 from ..delegation._uploads import Upload
 from ..media._download import safe_filename
 from ..media._models import VideoModel
 from ..media._prices import video_price
 from ..media._validate import MediaFacts, PreparedVideo, VideoRequest, check_video
+from ..relay._choose import allowed_within, check_media_model
 from ._dto import GenerateVideoInput
 from ._files import OpenedFile, open_files, save_folder
 from ._roots import Roots, allowed_roots, client_gives_roots
@@ -42,6 +45,7 @@ __all__ = ["prepare_video"]
 TOOL = "generate_video"
 _URL_SCHEMES = ("https", "http", "data", "asset")
 _PLACEHOLDER = "https://upload.invalid/{index}/{name}"  # .invalid never resolves: it cannot reach the relay
+DAILY_FIX = "choose a shorter `duration`, a lower `resolution` or a cheaper model (list_models kind video)"
 
 LOCAL_OVER_HTTP = (
     "Invalid arguments for generate_video: {field} {value!r} is a local path, and a shared server does not read "
@@ -119,8 +123,10 @@ async def prepare_video(
     args: GenerateVideoInput, ctx: Context[Any, Any], config: Config, state: State, key: SecretStr, *, http: bool
 ) -> RenderJob | CallToolResult | InputRequiredResult:
     """The job for ``args``, or the result to answer with instead (the spend guard's, or the
-    client's roots asked for first). Raises InputError for what the caller must fix and
-    RelayError when the catalogue cannot be read: nothing is sent either way."""
+    client's roots asked for first). Raises InputError for what the caller must fix (the daily
+    cap's refusal too), RelayError when the catalogue cannot be read and StoreUnavailableError
+    when the day's credits cannot be counted: nothing is sent either way. The job holds its
+    reservation of the day's cap and its open files: one never started is settled to give both back."""
     references = _references(args)
     local = [(field, value) for field, value in references if not _is_url(value)]
     if http and local:
@@ -149,32 +155,39 @@ async def prepare_video(
 
         media = state.media(key)
         catalogue = await state.media_catalogue.video_models(media)
+        model = check_media_model(args.model, config.allowed_models, [m.name for m in catalogue.models], tool=TOOL,
+                                  kind="video")  # fmt: skip
+        models = allowed_within(catalogue.models, config.allowed_models)
         request = VideoRequest(
-            model=args.model, prompt=args.prompt, mode=args.mode, images=urls("images"),
+            model=model, prompt=args.prompt, mode=args.mode, images=urls("images"),
             image_tail=url("image_tail", args.image_tail) if args.image_tail is not None else None,
             videos=urls("videos"), audios=urls("audios"), resolution=args.resolution, ratio=args.ratio,
             duration=args.duration, facts=facts,
         )  # fmt: skip
-        prepared = check_video(request, catalogue.models)
+        prepared = check_video(request, models)
         body = prepared.body
         shape = " ".join(str(body[k]) for k in ("resolution", "ratio") if body.get(k))
         seconds = f"{body['duration']:g} s " if isinstance(body.get("duration"), int | float) else ""
         what = f"a {seconds}{shape + ' ' if shape else ''}video on {prepared.entry.name} ({prepared.mode})"
         limit = Decimal(str(config.max_credits_per_call))
         refused = await check_spend(ctx, config, prepared.price, tool=TOOL, what=what,
-                                    cheaper=_cheaper(prepared, catalogue.models, limit))  # fmt: skip
+                                    cheaper=_cheaper(prepared, models, limit))  # fmt: skip
         if refused is not None:
             _close(opened)
             return refused
+        notes = list(prepared.notes)
+        if catalogue.stale:
+            notes.append("the video catalogue could not be refreshed; this was checked against its last good copy")
+        ask = VideoAsk(prepared.mode, prepared.mode_derived, body.get("resolution"), body.get("ratio"),
+                       body.get("duration"), prepared.price, save_to, tuple(notes))  # fmt: skip
+        uploads = [Upload(placeholders[item.field], item.fd, item.path.name, item.size) for item in opened]
+        deadline_at = time.time() + config.deadline if config.deadline else None
+        job = RenderJob(prepared.entry.name, media, state.media_http, key, ask, deadline_at, prepared=prepared,
+                        uploads=uploads)  # fmt: skip
+        if config.max_credits_per_day is not None:  # last: a refusal before it would leave the day counted
+            owner = await state.store.owner_tag(key)
+            await job.reserve(DailyCap(state.store, owner, Decimal(str(config.max_credits_per_day))), what, DAILY_FIX)
     except BaseException:
         _close(opened)
         raise
-    notes = list(prepared.notes)
-    if catalogue.stale:
-        notes.append("the video catalogue could not be refreshed; this was checked against its last good copy")
-    ask = VideoAsk(prepared.mode, prepared.mode_derived, body.get("resolution"), body.get("ratio"),
-                   body.get("duration"), prepared.price, save_to, tuple(notes))  # fmt: skip
-    uploads = [Upload(placeholders[item.field], item.fd, item.path.name, item.size) for item in opened]
-    deadline_at = time.time() + config.deadline if config.deadline else None
-    return RenderJob(prepared.entry.name, media, state.media_http, key, ask, deadline_at, prepared=prepared,
-                     uploads=uploads)  # fmt: skip
+    return job

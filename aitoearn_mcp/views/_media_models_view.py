@@ -1,5 +1,6 @@
 """What ``list_models`` shows for ``kind`` image and video: one compact line and one small
 object per model, within the budget in both parts, or one model's full catalogue entry. Pure.
+Only the models within the allowlist (AITOEARN_MODELS) are shown, and the allowlist is said.
 
 The raw entries repeat a pricing row per size (27 for gpt-image-2) or per second of video (up
 to 48 rows a model): the summaries fold them into price tiers and credits per second.
@@ -17,6 +18,8 @@ from mcp.types import CallToolResult, TextContent
 
 from ..media._models import ImageEditModel, ImageModel, VideoModel
 from ..media._validate import reference_limits
+from ..relay._choose import allowed as allowed_name
+from ..relay._choose import allowed_within, not_allowed
 from ..relay._credits import plain_decimal
 from ._budget import json_weight, weight
 from ._models_view import ONE_BLOCK_CHARS, ROOM
@@ -148,8 +151,10 @@ def _video_line(brief: Mapping[str, Any]) -> str:
     return " · ".join(part for part in parts if part)
 
 
-def _fit(lines_and_briefs: Sequence[tuple[str, dict[str, Any]]], budget: int, notes: list[str], kind: str) -> (
-        CallToolResult):  # fmt: skip
+def _fit(lines_and_briefs: Sequence[tuple[str, dict[str, Any]]], budget: int, notes: list[str], kind: str,
+         allowed: Sequence[str]) -> CallToolResult:  # fmt: skip
+    if allowed:
+        notes.append(f"Only these models are allowed here (AITOEARN_MODELS): {', '.join(allowed)}.")
     limit = min(budget, ONE_BLOCK_CHARS) - ROOM
     lines: list[str] = []
     briefs: list[dict[str, Any]] = []
@@ -159,17 +164,22 @@ def _fit(lines_and_briefs: Sequence[tuple[str, dict[str, Any]]], budget: int, no
         lines.append(line)
         briefs.append(brief)
     if not lines_and_briefs:
-        notes.append(f"The relay lists no {kind} models.")
+        notes.append(f"The relay lists no {kind} models{' allowed here' if allowed else ''}.")
     if len(briefs) < len(lines_and_briefs):
         notes.append(f"{len(lines_and_briefs) - len(briefs)} more {kind} models are not shown (too many for one "
                      "result): ask for one with `detail`.")  # fmt: skip
     notes.append(f'`detail: "<model name>"` with kind {kind} gives a model\'s full catalogue entry.')
-    structured = ordered({"notes": notes, "models": briefs})
+    structured = ordered({"notes": notes, "models": briefs, **({"allowed": list(allowed)} if allowed else {})})
     return CallToolResult(content=[TextContent(type="text", text="\n".join([*lines, *notes]))],
                           structured_content=structured)  # fmt: skip
 
 
-def _unknown(kind: str, name: str, names: Sequence[str]) -> CallToolResult:
+def _unknown(kind: str, name: str, names: Sequence[str], allowed: Sequence[str]) -> CallToolResult:
+    """``detail`` names no model shown: outside the allowlist (the setting named), else unlisted."""
+    if not allowed_name(name, allowed):
+        message = not_allowed(name, allowed, names, tool="list_models", field="detail", kind=kind)
+        return error_result(message, {"status": "failed", "error": f"`detail` {name!r} is not allowed on this server "
+                                                                   "(AITOEARN_MODELS)"})  # fmt: skip
     import difflib  # here: only an unknown name needs it
 
     close = difflib.get_close_matches(name, list(names), n=3, cutoff=0.4)
@@ -192,32 +202,35 @@ def _dump(model: Any) -> dict[str, Any]:
 
 def image_models_result(
     generation: Sequence[ImageModel], edits: Sequence[ImageEditModel], *, detail: str | None, budget: int,
-    notes: list[str],
+    notes: list[str], allowed: Sequence[str] = (),
 ) -> CallToolResult:  # fmt: skip
-    """The image models (text to image and edit, one line per name), or ``detail``'s entries."""
+    """The image models within ``allowed`` (text to image and edit, one line per name), or
+    ``detail``'s entries."""
+    generation, edits = allowed_within(generation, allowed), allowed_within(edits, allowed)
     names = list(dict.fromkeys([*(m.name for m in generation), *(m.name for m in edits)]))
     pairs = [(next((m for m in generation if m.name == n), None), next((m for m in edits if m.name == n), None))
              for n in names]  # fmt: skip
     if detail is not None:
         if detail not in names:
-            return _unknown("image", detail, names)
+            return _unknown("image", detail, names, allowed)
         found = pairs[names.index(detail)]
         brief = image_summary(*found)
         entry = {key: _dump(model) for key, model in (("generation", found[0]), ("edit", found[1])) if model}
         return _entry_result(_image_line(brief), brief, entry)
     briefs = [image_summary(g, e) for g, e in pairs]
-    return _fit([(_image_line(b), b) for b in briefs], budget, notes, "image")
+    return _fit([(_image_line(b), b) for b in briefs], budget, notes, "image", allowed)
 
 
 def video_models_result(
-    models: Sequence[VideoModel], *, detail: str | None, budget: int, notes: list[str]
+    models: Sequence[VideoModel], *, detail: str | None, budget: int, notes: list[str], allowed: Sequence[str] = ()
 ) -> CallToolResult:
-    """The video models, one line each, or ``detail``'s entry."""
+    """The video models within ``allowed``, one line each, or ``detail``'s entry."""
+    models = allowed_within(models, allowed)
     if detail is not None:
         found = next((m for m in models if m.name == detail), None)
         if found is None:
-            return _unknown("video", detail, [m.name for m in models])
+            return _unknown("video", detail, [m.name for m in models], allowed)
         brief = video_summary(found)
         return _entry_result(_video_line(brief), brief, _dump(found))
     briefs = [video_summary(m) for m in models]
-    return _fit([(_video_line(b), b) for b in briefs], budget, notes, "video")
+    return _fit([(_video_line(b), b) for b in briefs], budget, notes, "video", allowed)

@@ -24,16 +24,23 @@ def _seconds(value: Any) -> str:
 
 
 def _credits(media: dict[str, Any]) -> dict[str, Any]:
+    """The video's credits, and beside them the key's total today when the daily cap counted it."""
     credits: dict[str, Any] = {"price": media.get("price")}
     if media.get("points") is not None:
         credits["points"] = media["points"]
+    if media.get("today") is not None:
+        credits |= {"today": media["today"], "daily_limit": media.get("daily_limit")}
     return credits
 
 
 def _credits_words(media: dict[str, Any]) -> str:
     price, points = media.get("price"), media.get("points")
     words = f"{price} (the catalogue's price)" if price is not None else "the catalogue lists no price for this"
-    return words + (f"; the relay reported {points}" if points is not None else "")
+    words += f"; the relay reported {points}" if points is not None else ""
+    if media.get("today") is not None:
+        words += (f"; today (UTC) this key has used about {media['today']} of its {media.get('daily_limit')} "
+                  "credits (AITOEARN_MAX_CREDITS_PER_DAY)")  # fmt: skip
+    return words
 
 
 def _what(record: ReplyRecord, media: dict[str, Any]) -> str:

@@ -193,6 +193,7 @@ class FakeMedia:
         # the time since submit instead (e.g. 20 s for a realistic render, none for a fast test).
         self.video_steps: list[str] = list(VIDEO_STEPS)
         self.video_seconds: float | None = None
+        self.video_points: float | None = 48  # what a submit says it charged; None: the answer has no points
         self.routes: dict[str, Callable[[Recorded], Answer]] = {}
         self.key = KEY  # the key the native routes accept
         self.forward: str | None = None  # paths this fake does not serve go there (the chat fake relay)
@@ -320,7 +321,8 @@ class FakeMedia:
         self.videos[task_id] = {"polls": 0, "body": body, "submitted": time.monotonic(),
                                 "fate": "fail" if "fail" in prompt else "expire" if "expire" in prompt else
                                 "slow" if "slow" in prompt else "cut" if "cut" in prompt else "ok"}  # fmt: skip
-        return Answer.json(envelope({"id": task_id, "status": "queued", "points": 48}))
+        charged = {"points": self.video_points} if self.video_points is not None else {}
+        return Answer.json(envelope({"id": task_id, "status": "queued", **charged}))
 
     def _video_status(self, task_id: str) -> Answer:
         task = self.videos.get(task_id)
