@@ -160,3 +160,42 @@ async def test_a_video_taken_over_by_a_restarted_server_is_not_counted_twice(fak
     assert structured(collected)["credits"]["today"] == "48"
     assert refused.is_error and f"{CAPPED} 48 of its 100 credits today" in texts(refused)  # not 96
     assert len(fake.to(SUBMIT)) == 1
+
+
+# --- generate_image -------------------------------------------------------------------------------
+
+PICTURE = {"prompt": "A lighthouse at dusk.", "size": "1920x1920"}  # 2 credits
+
+
+async def test_an_image_model_outside_the_allowlist_is_refused_before_anything_is_sent(
+    fake: FakeMedia, tmp_path: Path
+) -> None:
+    async with local(fake, tmp_path, allowed_models=SEEDANCE_ONLY) as client:
+        named = await client.call_tool("generate_image", {**PICTURE, "model": "gpt-image-2"})
+        default = await client.call_tool("generate_image", PICTURE)  # the default model is outside it too
+    for result in (named, default):  # the catalogue's one image model is outside it
+        words = texts(result)
+        assert result.is_error and "no image model in the catalogue is allowed on this server" in words, words
+        assert "AITOEARN_MODELS=seedance-*" in words and "Nothing was sent." in words
+    assert upstream(fake) == []
+    async with local(fake, tmp_path, allowed_models=("seedance-*", "gpt-image-*")) as client:
+        other = await client.call_tool("generate_image", {**PICTURE, "model": "gpt-image-3"})
+        allowed = await client.call_tool("generate_image", PICTURE)
+    assert other.is_error and "`model` 'gpt-image-3' is not in the image-generation catalogue" in texts(other)
+    assert not allowed.is_error, texts(allowed)
+    assert len(fake.to("/api/ai/image/generate/async")) == 1  # the allowed one only
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+async def test_an_image_counts_its_price_toward_the_day_and_the_next_is_refused(
+    fake: FakeMedia, tmp_path: Path, store: str
+) -> None:
+    async with local(fake, tmp_path, max_credits_per_day=3.0, conversations=stores(tmp_path)[store]) as client:
+        first = await client.call_tool("generate_image", PICTURE)
+        second = await client.call_tool("generate_image", PICTURE)  # 2 + 2 > 3
+    assert not first.is_error, texts(first)
+    assert structured(first)["credits"] == {"price": "2", "points": "1", "today": "2", "daily_limit": "3"}
+    assert "today (UTC) this key has used about 2 of its 3 credits" in texts(first)
+    assert second.is_error and CAPPED in texts(second) and "AITOEARN_MAX_CREDITS_PER_DAY" in texts(second)
+    assert "choose a smaller `size`" in texts(second) and "Nothing was sent." in texts(second)
+    assert len(fake.to("/api/ai/image/generate/async")) == 1

@@ -12,16 +12,22 @@ estimates of the calls that ran.
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal
 
-from .._errors import InputError
+import anyio
+
+from .._errors import InputError, StoreUnavailableError
 from ..relay._credits import estimate_request_credits, plain_decimal
 from ..store._protocol import Store
 from ._send import SendJob
 
-__all__ = ["DailyCap", "call_estimate"]
+__all__ = ["DailyCap", "DailyHold", "call_estimate"]
+
+logger = logging.getLogger("aitoearn_mcp")
 
 MICRO = Decimal(1_000_000)
 CHAT_FIX = "lower max_tokens, pick a cheaper model from list_models"  # send_message's way to spend less
@@ -84,3 +90,46 @@ class DailyCap:
     def note(self, total: str) -> str:
         return (f"[Today (UTC) this key has used about {total} of its {plain_decimal(self.limit)} credits "
                 "(AITOEARN_MAX_CREDITS_PER_DAY).]")  # fmt: skip
+
+
+@dataclass
+class DailyHold:
+    """A media job's hold on today's cap: its price reserved before anything is sent, then
+    replaced by what the relay took (or given back when nothing was submitted). ``today`` and
+    ``limit`` ride in the record once counted, so a process that takes the job over shows them and
+    counts nothing again."""
+
+    cap: DailyCap | None = None
+    reserved: int = 0  # millionths of a credit held until the job is submitted or not
+    day: str | None = None  # the UTC day it is held on
+    today: str | None = None  # the key's credits today once this job is counted
+    limit: str | None = None
+
+    @classmethod
+    def counted(cls, media: Mapping[str, object]) -> DailyHold:
+        """The hold of a job taken over from its record: counted already, or never held."""
+        today, limit = media.get("today"), media.get("daily_limit")
+        return cls(today=today if isinstance(today, str) else None, limit=limit if isinstance(limit, str) else None)
+
+    async def reserve(self, cap: DailyCap, amount: Decimal | None, what: str, fix: str) -> None:
+        """Hold ``amount`` of today's cap; InputError, holding nothing, when it would take the day past it."""
+        self.cap, self.day = cap, cap.today()
+        self.reserved = await cap.reserve(amount, what, fix=fix, day=self.day)
+
+    async def count(self, spent: Decimal | None, tool: str) -> None:
+        """The reservation replaced by ``spent`` (None: given back); a store that cannot count is
+        logged, not fatal (the job goes on: the relay has it)."""
+        if self.cap is None or self.day is None:
+            return
+        try:
+            with anyio.CancelScope(shield=True):  # counted once: a cancel cannot land between the add and the reset
+                self.today = await self.cap.settle(self.reserved, spent, day=self.day)
+                self.reserved, self.day = 0, None
+            self.limit = plain_decimal(self.cap.limit)
+        except StoreUnavailableError as exc:
+            self.reserved, self.day = 0, None
+            logger.warning("%s: today's credits could not be counted (%s)", tool, exc)
+
+    def fields(self) -> dict[str, str | None]:
+        """What the record keeps: today's total and the limit, once counted."""
+        return {"today": self.today, "daily_limit": self.limit} if self.today is not None else {}

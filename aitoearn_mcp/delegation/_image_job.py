@@ -38,6 +38,7 @@ from ..media._poll import PollOutcome, poll_task
 from ..media._results import GeneratedImage, ImageTaskStatus
 from ..media._validate import PreparedImage, PreparedImageEdit
 from ._call import outcome_label
+from ._daily import DailyHold
 from ._delegation import UNEXPECTED
 from ._record import ReplyRecord
 from ._uploads import ALIVE_EVERY, LEASE, Upload, uploaded_body
@@ -113,6 +114,7 @@ class ImageJob:
     keep_error: str | None = None
     error: RelayError | InputError | None = None
     crash: bool = False
+    hold: DailyHold = field(default_factory=DailyHold)  # of today's cap (AITOEARN_MAX_CREDITS_PER_DAY)
     _news: int = 0
 
     @classmethod
@@ -133,6 +135,7 @@ class ImageJob:
                   stage="generating", relay_status=_str(found.get("relay_status")))  # fmt: skip
         points = found.get("points")
         job.points = Decimal(points) if isinstance(points, str) and points else None
+        job.hold = DailyHold.counted(found)
         return job
 
     # --- what the delegation reads ------------------------------------------------------------
@@ -151,7 +154,8 @@ class ImageJob:
     def _media(self) -> dict[str, Any]:
         return {"kind": "image", "stage": self.stage, "task_id": self.task_id, "relay_status": self.relay_status,
                 "alive_at": self.alive_at, **self.ask.fields(),
-                "points": str(self.points) if self.points is not None else None, "images": list(self.kept),
+                "points": str(self.points) if self.points is not None else None, **self.hold.fields(),
+                "images": list(self.kept),
                 **({"keep_error": self.keep_error} if self.keep_error else {})}  # fmt: skip
 
     def _moved(self, stage: str | None = None) -> None:
@@ -188,6 +192,7 @@ class ImageJob:
             self._moved("submitting")
             task = await self.media.submit_image_task(replace(self.prepared, body=body))
             self.task_id, self.relay_status = task.log_id, task.status
+            await self.hold.count(self.ask.price, TOOL)  # the relay took it: the price is spent
             self._moved("generating")
         timeout = self.deadline_at - time.time() if self.deadline_at is not None else float("inf")
         self.outcome = await poll_task(self.image_task, self.task_id, what="image", timeout=max(timeout, 0.0),
@@ -272,6 +277,8 @@ class ImageJob:
 
     async def settle(self, cancelled: bool) -> ReplyRecord:
         try:
+            # Never submitted: nothing was spent; submitted while the count was interrupted: count it.
+            await self.hold.count(None if self.task_id is None else self.ask.price, TOOL)
             return self._settled(cancelled)
         finally:
             for upload in self.uploads:

@@ -33,16 +33,15 @@ import anyio.to_thread
 import httpx2
 from pydantic import SecretStr
 
-from .._errors import InputError, RelayError, StoreUnavailableError
+from .._errors import InputError, RelayError
 from ..media._client import MediaClient
 from ..media._download import Downloaded, download, fetch
 from ..media._images import Preview, preview
 from ..media._poll import PollOutcome, poll_task
 from ..media._results import VideoStatus
 from ..media._validate import PreparedVideo
-from ..relay._credits import plain_decimal
 from ._call import outcome_label
-from ._daily import DailyCap
+from ._daily import DailyHold
 from ._delegation import UNEXPECTED
 from ._record import ReplyRecord
 from ._uploads import ALIVE_EVERY, LEASE, Upload, uploaded_body
@@ -119,11 +118,7 @@ class RenderJob:
     cover_error: str | None = None
     error: RelayError | InputError | None = None
     crash: bool = False
-    cap: DailyCap | None = None
-    reserved: int = 0  # millionths of a credit held of today's cap until the task is submitted or not
-    reserved_on: str | None = None  # the UTC day it is held on
-    today: str | None = None  # the key's credits today (UTC) once this video is counted
-    daily_limit: str | None = None
+    hold: DailyHold = field(default_factory=DailyHold)  # of today's cap (AITOEARN_MAX_CREDITS_PER_DAY)
     _news: int = 0
 
     @classmethod
@@ -144,32 +139,8 @@ class RenderJob:
                   stage="rendering", relay_status=_str(found.get("relay_status")))  # fmt: skip
         points = found.get("points")
         job.points = Decimal(points) if isinstance(points, str) and points else None
-        job.today, job.daily_limit = _str(found.get("today")), _str(found.get("daily_limit"))  # counted already
+        job.hold = DailyHold.counted(found)
         return job
-
-    async def reserve(self, cap: DailyCap, what: str, fix: str) -> None:
-        """Hold the catalogue's price of today's cap; InputError, holding nothing, when it would
-        take the day past it."""
-        self.cap, self.reserved_on = cap, cap.today()
-        self.reserved = await cap.reserve(self.ask.price, what, fix=fix, day=self.reserved_on)
-
-    async def give_back(self) -> None:
-        """The reservation returned (the video was never submitted)."""
-        await self._count(None)
-
-    async def _count(self, spent: Decimal | None) -> None:
-        """The reservation replaced by ``spent``; a store that cannot count is logged, not fatal
-        (the video goes on: the relay has it)."""
-        if self.cap is None or self.reserved_on is None:
-            return
-        try:
-            with anyio.CancelScope(shield=True):  # counted once: a cancel cannot land between the add and the reset
-                self.today = await self.cap.settle(self.reserved, spent, day=self.reserved_on)
-                self.reserved, self.reserved_on = 0, None
-            self.daily_limit = plain_decimal(self.cap.limit)
-        except StoreUnavailableError as exc:
-            self.reserved, self.reserved_on = 0, None
-            logger.warning("generate_video: today's credits could not be counted (%s)", exc)
 
     # --- what the delegation reads ------------------------------------------------------------
 
@@ -189,8 +160,7 @@ class RenderJob:
         media: dict[str, Any] = {"kind": "video", "stage": self.stage, "task_id": self.task_id,
                                  "relay_status": self.relay_status, "alive_at": self.alive_at, **self.ask.fields(),
                                  "points": str(self.points) if self.points is not None else None}  # fmt: skip
-        if self.today is not None:
-            media |= {"today": self.today, "daily_limit": self.daily_limit}
+        media |= self.hold.fields()
         if status is not None:
             media |= {"video_url": status.video_url, "cover_url": status.cover_url}
         if self.saved is not None:
@@ -237,7 +207,7 @@ class RenderJob:
             self._moved("submitting")
             task = await self.media.submit_video(replace(self.prepared, body=body))
             self.task_id, self.points, self.relay_status = task.id, task.points, task.status
-            await self._count(self.points if self.points is not None else self.ask.price)
+            await self.hold.count(self.points if self.points is not None else self.ask.price, "generate_video")
             self._moved("rendering")
         timeout = self.deadline_at - time.time() if self.deadline_at is not None else float("inf")
         self.outcome = await poll_task(self.video_status, self.task_id, what="video", timeout=max(timeout, 0.0))
@@ -278,10 +248,9 @@ class RenderJob:
 
     async def settle(self, cancelled: bool) -> ReplyRecord:
         try:
-            if self.task_id is None:  # never submitted: nothing was spent
-                await self.give_back()
-            else:  # submitted while the count was interrupted
-                await self._count(self.points if self.points is not None else self.ask.price)
+            # Never submitted: nothing was spent; submitted while the count was interrupted: count it.
+            spent = None if self.task_id is None else self.points if self.points is not None else self.ask.price
+            await self.hold.count(spent, "generate_video")
             return self._settled(cancelled)
         finally:
             for upload in self.uploads:

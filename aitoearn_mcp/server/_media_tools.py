@@ -39,6 +39,7 @@ from pydantic import SecretStr
 
 from .._config import Config
 from .._errors import InputError, RelayError
+from ..delegation._daily import DailyCap
 from ..delegation._image_job import ImageAsk, ImageJob
 from ..delegation._uploads import Upload
 from ..media._catalogue import Catalogue
@@ -52,6 +53,7 @@ from ..media._validate import (
     check_image,
     check_image_edit,
 )
+from ..relay._choose import allowed_within, check_media_model
 from ..relay._credits import plain_decimal
 from ..views._media_models_view import image_models_result, video_models_result
 from ..views._result import error_result
@@ -64,6 +66,7 @@ from ._state import State
 __all__ = ["media_models", "prepare_image"]
 
 OP = "generate_image"
+DAILY_FIX = "choose a smaller `size` or a cheaper model (list_models kind image)"
 
 LOCAL_OVER_HTTP = (
     f"Invalid arguments for {OP}: `{{field}}` is a local path, and local paths are not available over HTTP (a shared "
@@ -160,20 +163,26 @@ async def prepare_image(
     stand_in = {value: _placeholder(i) for i, (_, value) in enumerate(local)}
     if edit:
         edits = await state.media_catalogue.image_edit_models(client)
+        name = check_media_model(args.model, config.allowed_models, [m.name for m in edits.models], tool=OP,
+                                 kind="image-edit")  # fmt: skip
         request = ImageEditRequest(
-            model=args.model or (edits.models[0].name if edits.models else ""), prompt=args.prompt,
+            model=name, prompt=args.prompt,
             images=[stand_in.get(v, v) for v in references],
             mask=stand_in.get(args.mask, args.mask) if args.mask is not None else None, size=args.size,
         )  # fmt: skip
-        prepared: PreparedImage | PreparedImageEdit = check_image_edit(request, edits.models)
+        prepared: PreparedImage | PreparedImageEdit = check_image_edit(
+            request, allowed_within(edits.models, config.allowed_models)
+        )
         stale = _stale_note("image-edit", edits)
     else:
         models = await state.media_catalogue.image_models(client)
+        name = check_media_model(args.model, config.allowed_models, [m.name for m in models.models], tool=OP,
+                                 kind="image")  # fmt: skip
         request_image = ImageRequest(
-            model=args.model or (models.models[0].name if models.models else ""), prompt=args.prompt,
+            model=name, prompt=args.prompt,
             size=args.size, quality=args.quality, style=args.style,
         )  # fmt: skip
-        prepared = check_image(request_image, models.models)
+        prepared = check_image(request_image, allowed_within(models.models, config.allowed_models))
         stale = _stale_note("image-generation", models)
     # Files: the roots (stdio), the references opened, the save folder.
     folder: Path | None = None
@@ -195,18 +204,23 @@ async def prepare_image(
         if refusal is not None:
             _close(opened)
             return refusal
+        notes = [*prepared.notes, *stale]
+        if folder is None:
+            notes.append("Not saved on this server (HTTP): download the image from its link.")
+        ask = ImageAsk(edit, size, prepared.body.get("quality"), price, str(folder) if folder else None,
+                       tuple(notes))  # fmt: skip
+        uploads = [Upload(stand_in[value], handle.fd, handle.path.name, handle.size)
+                   for handle, (_, value) in zip(opened, local, strict=True)]  # fmt: skip
+        deadline_at = time.time() + config.deadline if config.deadline else None
+        job = ImageJob(entry.name, client, state.media_http, key, ask, deadline_at, prepared=prepared,
+                       uploads=uploads)  # fmt: skip
+        if config.max_credits_per_day is not None:  # last: a refusal before it would leave the day counted
+            cap = DailyCap(state.store, await state.store.owner_tag(key), Decimal(str(config.max_credits_per_day)))
+            await job.hold.reserve(cap, price, what, DAILY_FIX)
     except BaseException:
         _close(opened)
         raise
-    notes = [*prepared.notes, *stale]
-    if folder is None:
-        notes.append("Not saved on this server (HTTP): download the image from its link.")
-    ask = ImageAsk(edit, size, prepared.body.get("quality"), price, str(folder) if folder else None, tuple(notes))
-    uploads = [Upload(stand_in[value], handle.fd, handle.path.name, handle.size)
-               for handle, (_, value) in zip(opened, local, strict=True)]  # fmt: skip
-    deadline_at = time.time() + config.deadline if config.deadline else None
-    return ImageJob(entry.name, client, state.media_http, key, ask, deadline_at, prepared=prepared,
-                    uploads=uploads)  # fmt: skip
+    return job
 
 
 def _close(opened: list[OpenedFile]) -> None:

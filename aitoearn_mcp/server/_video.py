@@ -186,7 +186,8 @@ async def prepare_video(
                         uploads=uploads)  # fmt: skip
         if config.max_credits_per_day is not None:  # last: a refusal before it would leave the day counted
             owner = await state.store.owner_tag(key)
-            await job.reserve(DailyCap(state.store, owner, Decimal(str(config.max_credits_per_day))), what, DAILY_FIX)
+            cap = DailyCap(state.store, owner, Decimal(str(config.max_credits_per_day)))
+            await job.hold.reserve(cap, prepared.price, what, DAILY_FIX)
     except BaseException:
         _close(opened)
         raise

@@ -49,6 +49,10 @@ def image_credits(media: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
         words = f"up to {price} credits an image (the catalogue's dearest size; the relay picked the size)"
     if points is not None:
         words += f"; the relay reported {points} credits"
+    if media.get("today") is not None:
+        credits |= {"today": media["today"], "daily_limit": media.get("daily_limit")}
+        words += (f"; today (UTC) this key has used about {media['today']} of its {media.get('daily_limit')} "
+                  "credits (AITOEARN_MAX_CREDITS_PER_DAY)")  # fmt: skip
     return credits, f"Credits: {words}; an estimate, AiToEarn's ledger is the truth."
 
 
