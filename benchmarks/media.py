@@ -30,6 +30,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.types import CallToolResult
 
+from aitoearn_mcp.delegation._image_job import FIRST_LOOK
 from benchmarks.media_process import BIG_VIDEO_BYTES, KEY
 from benchmarks.procfs import child_pid, cpu_seconds, reset_peak_rss, rss_kib
 
@@ -79,11 +80,15 @@ class MediaBench:
 
     # --- an image's result beyond the relay and the download ---------------------------------
     async def direct_image(self, http: httpx2.AsyncClient) -> float:
-        """The floor: the relay's answer, then its image link downloaded whole, with httpx2."""
+        """The floor: the task submitted, looked at when the server first looks (the relay's
+        answer), then its image link downloaded whole, with httpx2."""
         started = time.perf_counter()
-        answer = await http.post(self.relay + "/api/ai/image/generate", json={**IMAGE, "response_format": "url"},
-                                 headers={"x-api-key": KEY})  # fmt: skip
-        url = answer.json()["data"]["list"][0]["url"]
+        submitted = await http.post(self.relay + "/api/ai/image/generate/async",
+                                    json={**IMAGE, "response_format": "url"}, headers={"x-api-key": KEY})  # fmt: skip
+        await anyio.sleep(FIRST_LOOK)
+        log_id = submitted.json()["data"]["logId"]
+        answer = await http.get(f"{self.relay}/api/ai/image/task/{log_id}", headers={"x-api-key": KEY})
+        url = answer.json()["data"]["images"][0]["url"]
         async with http.stream("GET", url) as got:
             async for _ in got.aiter_bytes():
                 pass

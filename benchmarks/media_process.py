@@ -5,6 +5,7 @@ Serves ``tests/media/fake_media.py``'s routes with the benchmark key, and:
 
 * ``/files/image.png`` (every generated image's link): a 2048×2048 PNG of gradients and noise
   (about 5.5 MB, encoded once at start-up at zlib level 6, as an image service would);
+* an image task is done at its first look;
 * videos whose prompt says ``slow`` keep rendering, through status strings no client knows;
   every other video is done at its first poll;
 * a done video whose prompt says ``big``: a 200 MiB file, streamed with its Content-Length.
@@ -68,6 +69,7 @@ if __name__ == "__main__":
     relay = BenchMedia()
     relay.key = KEY
     relay.video_steps = UNKNOWN_STEPS
+    relay.image_polls = 1
     relay.files["image.png"] = ("image/png", realistic_png())
     relay.start()
     print(relay.url, flush=True)
