@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,8 @@ from pydantic import SecretStr
 from .._config import Config
 from .._errors import InputError, MissingKeyError, RelayError
 from ..media._catalogue import Catalogue
-from ..media._download import download, safe_filename, save_bytes
-from ..media._images import MAX_PREVIEW_BYTES, ImageInfo, Preview, inspect_image, preview
+from ..media._download import fetch, safe_filename, save_bytes
+from ..media._images import MAX_PREVIEW_BYTES, ImageInfo, Preview, inspect_image, preview, sniffed_mime
 from ..media._models import ImageEditModel, ImageModel
 from ..media._net import is_loopback_http
 from ..media._results import GeneratedImage, ImageResult
@@ -137,45 +137,72 @@ def _name(model: str, image: GeneratedImage, index: int, media_type: str | None)
 async def _keep(
     state: State, key: SecretStr, model: str, image: GeneratedImage, index: int, folder: Path | None, room: int
 ) -> ShownImage:
-    """One image saved whole into ``folder`` (None: kept only long enough to preview), checked to
-    decode, and its preview when ``room`` allows."""
+    """One image saved whole into ``folder`` (None: not saved), checked to decode, and its
+    preview when ``room`` allows. A link is fetched into memory (the preview needs the bytes
+    anyway: no second read from disk, no thread hop per chunk), then decoded and previewed on a
+    worker thread while the bytes are written and synced: neither waits for the other."""
     want_preview = room >= MAX_PREVIEW_BYTES
 
     def checked(data: bytes) -> tuple[ImageInfo, Preview | None]:
         """Decoded once: the preview's decode checks the image too."""
-        if want_preview:
-            shown = preview(data)
-            return shown.original, shown
-        return inspect_image(data), None
-
-    with contextlib.ExitStack() as scratch:
-        if image.data is not None:
-            data = image.data
-            info, shown = await anyio.to_thread.run_sync(checked, data)
-            path: Path | None = None
-            if folder is not None:
-                saved = await save_bytes(data, folder, _name(model, image, index, info.mime_type),
-                                         media_type=info.mime_type)  # fmt: skip
-                path = saved.path
-        else:
-            assert image.url is not None
-            target = folder or Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="aitoearn-")))
-            got = await download(state.media_http, image.url, target, max_bytes=MAX_IMAGE_BYTES, key=key)
-            path = got.path
-            try:
-                data = await anyio.to_thread.run_sync(got.path.read_bytes)
-                info, shown = await anyio.to_thread.run_sync(checked, data)
-            except (InputError, OSError) as exc:
-                with contextlib.suppress(OSError):
-                    os.unlink(got.path)  # not an image: nothing half-useful is left behind
+        try:
+            if want_preview:
+                shown = preview(data)
+                return shown.original, shown
+            return inspect_image(data), None
+        except InputError as exc:
+            if image.data is None:
                 raise InputError(f"the file at the image's link does not decode as an image ({exc})") from None
-            if folder is None:
-                path = None
-        why = None if want_preview else (
-            f"previews are limited to {MAX_PREVIEW_TOTAL:,} bytes per result; open the file or the link")  # fmt: skip
-        return ShownImage(url=image.url, path=str(path) if path else None, size_bytes=len(data),
-                          media_type=info.mime_type, width=info.width, height=info.height,
-                          revised_prompt=image.revised_prompt, preview=shown, why_not_shown=why)  # fmt: skip
+            raise
+
+    served_type = None
+    if image.data is not None:
+        data = image.data
+    else:
+        assert image.url is not None
+        data, served_type = await fetch(state.media_http, image.url, max_bytes=MAX_IMAGE_BYTES, key=key)
+    name = _name(model, image, index, sniffed_mime(data) or served_type)
+    info, shown, path = await _checked_while_saved(data, checked, folder, name)
+    why = None if want_preview else (
+        f"previews are limited to {MAX_PREVIEW_TOTAL:,} bytes per result; open the file or the link")  # fmt: skip
+    return ShownImage(url=image.url, path=str(path) if path else None, size_bytes=len(data),
+                      media_type=info.mime_type, width=info.width, height=info.height,
+                      revised_prompt=image.revised_prompt, preview=shown, why_not_shown=why)  # fmt: skip
+
+
+async def _checked_while_saved(
+    data: bytes, checked: Callable[[bytes], tuple[ImageInfo, Preview | None]], folder: Path | None, name: str
+) -> tuple[ImageInfo, Preview | None, Path | None]:
+    """``checked(data)`` on a worker thread while ``data`` is saved as ``name`` in ``folder``; an
+    image that does not decode leaves no file. Each side's failure is kept and raised after both
+    ended (a task group would wrap it in an ExceptionGroup)."""
+    outcome: list[tuple[ImageInfo, Preview | None]] = []
+    not_an_image: list[InputError] = []
+
+    async def check() -> None:
+        try:
+            outcome.append(await anyio.to_thread.run_sync(checked, data))
+        except InputError as exc:
+            not_an_image.append(exc)
+
+    path: Path | None = None
+    not_saved: InputError | OSError | None = None
+    async with anyio.create_task_group() as group:
+        group.start_soon(check)
+        if folder is not None:
+            try:
+                path = (await save_bytes(data, folder, name)).path
+            except (InputError, OSError) as exc:
+                not_saved = exc
+    if not_an_image:
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # not an image: nothing half-useful is left behind
+        raise not_an_image[0]
+    if not_saved is not None:
+        raise not_saved
+    info, shown = outcome[0]
+    return info, shown, path
 
 
 async def generate_image(
