@@ -16,7 +16,6 @@ import base64
 import contextlib
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -32,8 +31,8 @@ from pydantic import SecretStr
 
 from .._errors import InputError, RelayError
 from ..media._client import MediaClient
-from ..media._download import download, safe_filename, save_bytes
-from ..media._images import MAX_PREVIEW_BYTES, ImageInfo, Preview, inspect_image, preview
+from ..media._download import fetch, safe_filename, save_bytes
+from ..media._images import MAX_PREVIEW_BYTES, ImageInfo, Preview, inspect_image, preview, sniffed_mime
 from ..media._poll import PollOutcome, poll_task
 from ..media._results import GeneratedImage, ImageTaskStatus
 from ..media._validate import PreparedImage, PreparedImageEdit
@@ -226,48 +225,41 @@ class ImageJob:
             self.kept.append(kept)
 
     async def _keep(self, image: GeneratedImage, index: int, room: int) -> dict[str, Any]:
-        """One image saved into the save folder (none: kept only long enough to preview), checked
-        to decode, and previewed when ``room`` allows."""
+        """One image saved into the save folder (none: not saved), checked to decode, and
+        previewed when ``room`` allows. A link is fetched into memory (the preview needs the bytes
+        anyway: no second read from disk, no thread hop per chunk), then decoded and previewed on a
+        worker thread while the bytes are written and synced: neither waits for the other."""
         want_preview = room >= MAX_PREVIEW_BYTES
 
         def checked(data: bytes) -> tuple[ImageInfo, Preview | None]:
             """Decoded once: the preview's decode checks the image too."""
-            if want_preview:
-                shown = preview(data)
-                return shown.original, shown
-            return inspect_image(data), None
-
-        folder = Path(self.ask.save_to) if self.ask.save_to else None
-        path: Path | None = None
-        with contextlib.ExitStack() as scratch:
-            if image.data is not None:
-                data = image.data
-                info, shown = await anyio.to_thread.run_sync(checked, data)
-                if folder is not None:
-                    saved = await save_bytes(data, folder, _name(self.model, image, index, info.mime_type),
-                                             media_type=info.mime_type)  # fmt: skip
-                    path = saved.path
-            else:
-                assert image.url is not None
-                target = folder or Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="aitoearn-")))
-                got = await download(self.http, image.url, target, max_bytes=MAX_IMAGE_BYTES, key=self.key)
-                try:
-                    data = await anyio.to_thread.run_sync(got.path.read_bytes)
-                    info, shown = await anyio.to_thread.run_sync(checked, data)
-                except (InputError, OSError) as exc:
-                    with contextlib.suppress(OSError):
-                        os.unlink(got.path)  # not an image: nothing half-useful is left behind
+            try:
+                if want_preview:
+                    shown = preview(data)
+                    return shown.original, shown
+                return inspect_image(data), None
+            except InputError as exc:
+                if image.data is None:
                     raise InputError(f"the file at the image's link does not decode as an image ({exc})") from None
-                path = got.path if folder is not None else None
+                raise
+
+        served_type = None
+        if image.data is not None:
+            data = image.data
+        else:
+            assert image.url is not None
+            data, served_type = await fetch(self.http, image.url, max_bytes=MAX_IMAGE_BYTES, key=self.key)
+        folder = Path(self.ask.save_to) if self.ask.save_to else None
+        name = _name(self.model, image, index, sniffed_mime(data) or served_type)
+        info, shown, path = await _checked_while_saved(data, checked, folder, name)
         kept: dict[str, Any] = {"path": str(path.resolve()) if path else None, "url": image.url,
                                 "width": info.width, "height": info.height, "bytes": len(data),
                                 "media_type": info.mime_type, "revised_prompt": image.revised_prompt}  # fmt: skip
         if shown is not None:
             kept |= {"preview": base64.b64encode(shown.data).decode(), "preview_type": shown.mime_type}
         else:
-            kept["not_shown"] = (
-                f"previews are limited to {MAX_PREVIEW_TOTAL:,} bytes per result; open the file or the link"
-            )
+            kept["not_shown"] = (f"previews are limited to {MAX_PREVIEW_TOTAL:,} bytes per result; open the file "
+                                 "or the link")  # fmt: skip
         return {k: v for k, v in kept.items() if v is not None}
 
     def crashed(self, exc: Exception) -> None:
@@ -349,3 +341,38 @@ class ImageJob:
         if self.ask.price is not None:
             known.append(f"the catalogue's price is {self.ask.price} credits an image")
         return "; ".join(known) or "the catalogue lists no price for it"
+
+
+async def _checked_while_saved(
+    data: bytes, checked: Callable[[bytes], tuple[ImageInfo, Preview | None]], folder: Path | None, name: str
+) -> tuple[ImageInfo, Preview | None, Path | None]:
+    """``checked(data)`` on a worker thread while ``data`` is saved as ``name`` in ``folder``; an
+    image that does not decode leaves no file. Each side's failure is kept and raised after both
+    ended (a task group would wrap it in an ExceptionGroup)."""
+    outcome: list[tuple[ImageInfo, Preview | None]] = []
+    not_an_image: list[InputError] = []
+
+    async def check() -> None:
+        try:
+            outcome.append(await anyio.to_thread.run_sync(checked, data))
+        except InputError as exc:
+            not_an_image.append(exc)
+
+    path: Path | None = None
+    not_saved: InputError | OSError | None = None
+    async with anyio.create_task_group() as group:
+        group.start_soon(check)
+        if folder is not None:
+            try:
+                path = (await save_bytes(data, folder, name)).path
+            except (InputError, OSError) as exc:
+                not_saved = exc
+    if not_an_image:
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # not an image: nothing half-useful is left behind
+        raise not_an_image[0]
+    if not_saved is not None:
+        raise not_saved
+    info, shown = outcome[0]
+    return info, shown, path

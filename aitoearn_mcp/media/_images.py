@@ -14,6 +14,7 @@ decoded, with an InputError, never a crash or an out-of-memory process.
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from .._errors import InputError
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
-__all__ = ["MAX_PREVIEW_BYTES", "MAX_PREVIEW_SIDE", "ImageInfo", "Preview", "inspect_image", "preview"]
+__all__ = ["MAX_PREVIEW_BYTES", "MAX_PREVIEW_SIDE", "ImageInfo", "Preview", "inspect_image", "preview", "sniffed_mime"]
 
 MAX_PREVIEW_SIDE = 1568
 MAX_PREVIEW_BYTES = 1_000_000  # 1 MB in decimal: under both readings of "1 MB"
@@ -31,6 +32,8 @@ _FEW_COLOURS = 256  # at most this many distinct colours: drawn, not photographe
 _ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the picture
 _MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif", "BMP": "image/bmp",
          "TIFF": "image/tiff"}  # fmt: skip
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"),
+          (b"BM", "image/bmp"), (b"II*\x00", "image/tiff"), (b"MM\x00*", "image/tiff"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,12 @@ class Preview:
     original: ImageInfo
 
 
-def _open(data: bytes, max_pixels: int | None) -> tuple[PILImage.Image, ImageInfo]:
-    """The decoded image (pixels loaded) and what it is, or an InputError."""
+def _open(data: bytes, max_pixels: int | None, fit: int | None = None) -> tuple[PILImage.Image, ImageInfo]:
+    """The decoded image (pixels loaded) and what it is, or an InputError. ``fit``: the side the
+    image will be scaled within; a JPEG larger than twice that decodes at 1/2, 1/4 or 1/8 scale
+    (libjpeg scales in the DCT: a 3840×2160 JPEG took 41 ms instead of 113, and came out as close
+    to a Lanczos resize; every byte is still decoded, so a cut file is still caught). ``ImageInfo``
+    keeps the full size."""
     from PIL import Image, UnidentifiedImageError
 
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
@@ -68,6 +75,8 @@ def _open(data: bytes, max_pixels: int | None) -> tuple[PILImage.Image, ImageInf
             f"the image declares {width:,}×{height:,} = {width * height:,} pixels, over the limit of {limit:,} "
             "(a decompression bomb, or simply too large to handle); it was not decoded"
         )
+    if fit is not None and max(width, height) > fit:
+        image.draft(None, _fitted(width, height, fit))  # does nothing but for JPEG
     try:
         image.load()
     except Image.DecompressionBombError as exc:
@@ -76,6 +85,21 @@ def _open(data: bytes, max_pixels: int | None) -> tuple[PILImage.Image, ImageInf
         raise InputError(f"the image is damaged or cut short and does not decode ({exc})") from None
     fmt = image.format
     return image, ImageInfo(fmt, _MIME.get(fmt or "") or (Image.MIME.get(fmt) if fmt else None), width, height)
+
+
+def _fitted(width: int, height: int, side: int) -> tuple[int, int]:
+    """The size of ``width``×``height`` scaled to fit within ``side``×``side``, aspect kept, rounded
+    up (a draft must not come out smaller than the scaling after it)."""
+    scale = side / max(width, height)
+    return math.ceil(width * scale), math.ceil(height * scale)
+
+
+def sniffed_mime(data: bytes) -> str | None:
+    """The image type ``data``'s first bytes announce, without Pillow or decoding (to name a file
+    saved while the image decodes); None when they announce none of the common types."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return next((mime for magic, mime in _MAGIC if data.startswith(magic)), None)
 
 
 def inspect_image(data: bytes, *, max_pixels: int | None = None) -> ImageInfo:
@@ -117,17 +141,21 @@ def preview(
     out three times over the bound. EXIF orientation applied; animations give their first frame."""
     from PIL import Image, ImageOps
 
-    image, info = _open(data, max_pixels)
+    image, info = _open(data, max_pixels, fit=max_side)
     with image:
         if _shown_as_is(image, info, data, max_side, max_bytes):
             return Preview(data, info.mime_type or "image/png", info.width, info.height, info)
-        picture = ImageOps.exif_transpose(image) or image
+        picture = image
+        ImageOps.exif_transpose(picture, in_place=True)  # in place: a copy of 2048×2048 took 10-25 ms
         if picture.mode not in ("RGB", "RGBA", "L", "LA"):
             picture = picture.convert("RGBA" if "A" in picture.getbands() or "transparency" in picture.info else "RGB")
         scaled, side = picture, max_side  # scaled in place: ``image`` is not used again
         while True:
-            # Bicubic: for a preview, as good to the eye as Lanczos at two thirds of its time.
-            scaled.thumbnail((side, side), Image.Resampling.BICUBIC, reducing_gap=3.0)
+            # Bilinear (in Pillow a true downscale filter, not point sampling): half bicubic's time
+            # (43 against 87 ms of CPU from 2048×2048), within 1.8 of Lanczos in mean absolute
+            # pixel difference on a noisy photo, 0.2 on smooth detail. Past twice the size, a
+            # cheap integer reduce first (``reducing_gap``), as close as a fair resample.
+            scaled.thumbnail((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
             if scaled.mode in ("RGBA", "LA") or scaled.getcolors(_FEW_COLOURS) is not None:
                 encoded = _encode(scaled, "PNG", compress_level=1)
                 if len(encoded) <= max_bytes:
