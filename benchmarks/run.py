@@ -32,6 +32,7 @@ import openai
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+from benchmarks.choosing import choosing_rows
 from benchmarks.media import media_rows
 from benchmarks.procfs import child_pid, cpu_seconds, rss_kib
 
@@ -540,6 +541,7 @@ def table(results: dict[str, Any]) -> str:
     replies = [results[k] for k in ("get_reply_memory", "get_reply_redis") if k in results]
     d = results.get("delegation_memory")
     im, rv, dl = (results.get(k) for k in ("media_image_overhead", "media_running_videos", "media_download_rss"))
+    al, cap, jp = (results.get(k) for k in ("alias_resolution", "cap_check", "judged_panel"))
     t = results["throughput"]
     small, big = t[min(t, key=int)], t[max(t, key=int)]
     six = t.get("6000", small)
@@ -577,6 +579,12 @@ def table(results: dict[str, Any]) -> str:
         *([("200 MiB video download, peak RSS", f"{dl['server_peak_rss_mib']:.1f} MiB (before "
             f"{dl['server_rss_before_mib']:.1f})", f"+{dl['peak_minus_before_mib']:.1f} MiB", "< 10 MB")]
           if dl else []),
+        *([("alias resolution (per call)", f"{al['catalogue_models']}-model catalogue",
+            f"{al['ms_per_call']:.3f} ms", "< 0.2 ms")] if al else []),
+        *([("daily cap check (per call)", f"{cap['store']} store", f"{cap['ms_per_call']:.3f} ms", "< 0.2 ms")]
+          if cap else []),
+        *([("panel of 3 + judge vs slowest + judge", f"{jp['panel_and_judge_s']:.2f} vs "
+            f"{jp['slowest_then_judge_s']:.2f} s", f"{jp['ratio']:.2f}x", "≤ 1.0x (within)")] if jp else []),
         ("fan-out: 20 slow calls vs 1", f"{f['20_concurrent_s']:.2f} vs {f['one_call_s']:.2f} s", f"{f['ratio']:.3f}x",
          "≤ 1.2x"),
         ("peak RSS after 6,000 deltas", f"{six['server_peak_rss_mib']:.1f} MiB", "", "< 80 MiB"),
@@ -645,6 +653,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         results["cpu_per_call"] = await bench.cpu_per_call()
         print("images and videos ...", file=sys.stderr)
         results.update(await media_rows(args.repeats))
+        print("choosing models: aliases, the daily cap, a judged panel ...", file=sys.stderr)
+        results.update(await choosing_rows(args.repeats))
         return results
     finally:
         relay.kill()
@@ -679,8 +689,6 @@ if __name__ == "__main__":
         raise SystemExit(0)
     options.repeats = 2 if options.quick else 7
     if options.choosing:
-        from benchmarks.choosing import choosing_rows
-
         print(json.dumps(anyio.run(choosing_rows, options.repeats), indent=2))
         raise SystemExit(0)
     if options.delegations:
