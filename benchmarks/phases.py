@@ -3,11 +3,11 @@
 
 In-process (a memory transport, the default SQLite store in a file of its own), against the fake
 relay in its own process. Each phase is timed by a wrapper put around the function that does it,
-for this run only: the wall-clock time from its start to its end, medians over the calls. A phase
-that runs after the answer has gone (a write deferred past it) is listed apart: it delays the next
-call at most, not this one. The client's whole call minus the handler is the SDK's part (the
-request parsed and routed, the result validated against the output schema and serialised), shown
-beside the same part of a one-tool server's echo (the in-process floor).
+for this run only: the wall-clock time from its start to its end less its nested phases', medians
+over the calls. A phase the answer does not wait for (a write left for after it) is listed apart:
+it runs beside the answer's last steps or after them. The client's whole call minus the handler
+is the SDK's part (the request parsed and routed, the result validated against the output schema
+and serialised), shown beside a one-tool server's whole echo (the in-process floor).
 """
 
 from __future__ import annotations
@@ -107,22 +107,23 @@ class Timings:
                 setattr(owner, name, original)
 
 
-def _exclusive(spans: dict[str, list[tuple[int, int]]], answered: int) -> tuple[dict[str, int], dict[str, int]]:
-    """Each phase's time less its nested phases', split into those that ended before the answer
-    (the handler's end) and those that ended after it (concurrent with it, or left for after)."""
-    before: dict[str, int] = defaultdict(int)
-    after: dict[str, int] = defaultdict(int)
+def _exclusive(spans: dict[str, list[tuple[int, int]]]) -> tuple[dict[str, int], dict[str, int]]:
+    """Each phase's time less its nested phases': those inside the phase they belong to (the
+    handler, for a phase not nested in another), which the answer waits for, and those that are
+    not (they run beside the answer or after it)."""
+    waited: dict[str, int] = defaultdict(int)
+    beside: dict[str, int] = defaultdict(int)
     for phase, intervals in spans.items():
+        parent = phase.rsplit("/", 1)[0] if "/" in phase else "handler"
         for start, end in intervals:
-            (before if end <= answered else after)[phase] += end - start
-    for totals in (before, after):
-        inclusive = dict(totals)
-        for phase, value in inclusive.items():
-            if "/" in phase:
-                totals[phase.rsplit("/", 1)[0]] -= value
-            elif phase != "handler" and "handler" in totals:  # the handler's own phases: what is left is its rest
-                totals["handler"] -= value
-    return before, after
+            if phase == "handler":
+                waited[phase] += end - start
+            elif any(s <= start and end <= e for s, e in spans.get(parent, ())):
+                waited[phase] += end - start
+                waited[parent] -= end - start
+            else:
+                beside[phase] += end - start
+    return waited, beside
 
 
 async def _breakdown(relay: str, calls: int, profile: bool) -> dict[str, Any]:
@@ -160,7 +161,7 @@ async def _breakdown(relay: str, calls: int, profile: bool) -> dict[str, Any]:
                     assert not result.is_error, result
                     await anyio.sleep(0.005)  # what was left for after the answer ends here
                     handler = timings.spans["handler"][0]
-                    before, after = _exclusive(timings.spans, handler[1])
+                    before, after = _exclusive(timings.spans)
                     before["SDK and transport"] = (end - start) - (handler[1] - handler[0])
                     per_call.append((before, after, end - start))
                     direct_ns.append(int(await bench.direct_stream(http, 12) * 1e9))
@@ -190,7 +191,8 @@ def phase_rows(figures: dict[str, Any]) -> str:
     lines = [f"one short send_message, SQLite store, in-process: {figures['calls']} calls, medians (ms)",
              f"  whole call {figures['call_ms']:.3f}; a direct relay request {figures['direct_relay_ms']:.3f}; "
              f"the one-tool floor's echo {figures['floor_echo_ms']:.3f}"]  # fmt: skip
-    for title, key in (("before the answer", "before_answer_ms"), ("after the answer", "after_answer_ms")):
+    for title, key in (("waited for by the answer", "before_answer_ms"),
+                       ("not waited for (beside or after the answer)", "after_answer_ms")):  # fmt: skip
         if not figures[key]:
             continue
         lines.append(f"{title}:")

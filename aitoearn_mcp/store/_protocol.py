@@ -197,6 +197,13 @@ class Store(Protocol):
         over the byte cap."""
         ...
 
+    async def save_new(self, conversation: Conversation) -> None:
+        """Store ``conversation`` under an id not stored yet (``new_conversation_id``). A store may
+        return once the write is queued: every later call on it waits for the write, and closing
+        it finishes the write; a failure after that is logged. TooLargeToStoreError (at once)
+        when it is over the byte cap."""
+        ...
+
     # Replies (one per send_message call: a delegation), keyed by reply id ("r_…").
     async def save_reply(self, reply_id: str, owner: str, record: str) -> None:
         """Create or replace the reply's record (JSON text written by the delegation module;
