@@ -278,7 +278,9 @@ class Delegations:
                 await self._save(delegation, delegation.snapshot())
 
     async def _save(self, delegation: Delegation, record: ReplyRecord | None) -> bool:
-        """Write ``record``, or with None the running record unless one is stored already."""
+        """Write ``record`` (no answer waits for it), or with None the running record unless one
+        is stored already (its id is about to be handed out)."""
+        later = record is not None
         async with delegation.saving:
             if record is None:
                 if delegation.stored:
@@ -286,7 +288,7 @@ class Delegations:
                 record = delegation.snapshot()
             record.updated = time.time()
             try:
-                await self.store.save_reply(delegation.id, delegation.owner, record.to_json())
+                await self.store.save_reply(delegation.id, delegation.owner, record.to_json(), later=later)
             except StoreUnavailableError as exc:
                 logger.warning("Reply %s: its record could not be stored (%s)", delegation.id, exc)
                 return False

@@ -126,7 +126,7 @@ class MemoryStore:
         if not await self.save(conversation, expected_turns=0):  # a new id is never taken
             raise StoreUnavailableError(f"the conversation id {conversation.id} is taken")
 
-    async def save_reply(self, reply_id: str, owner: str, record: str) -> None:
+    async def save_reply(self, reply_id: str, owner: str, record: str, *, later: bool = False) -> None:
         stored = self._get(reply_id, None)
         if stored is not None and stored.owner != owner:
             return

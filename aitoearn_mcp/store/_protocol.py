@@ -205,10 +205,11 @@ class Store(Protocol):
         ...
 
     # Replies (one per send_message call: a delegation), keyed by reply id ("r_…").
-    async def save_reply(self, reply_id: str, owner: str, record: str) -> None:
+    async def save_reply(self, reply_id: str, owner: str, record: str, *, later: bool = False) -> None:
         """Create or replace the reply's record (JSON text written by the delegation module;
         opaque except for listing). Kept like conversations: TTL refreshed on use, counted
-        against the byte cap, bound to ``owner``."""
+        against the byte cap, bound to ``owner``. ``later``: no answer waits for it (a final
+        record), so a store may hold it back a few milliseconds, never past a later call on it."""
         ...
 
     async def load_reply(self, reply_id: str, owner: str) -> str | None:

@@ -90,8 +90,12 @@ _T = TypeVar("_T")
 
 logger = logging.getLogger("aitoearn_mcp")
 
-# A write queued for the writer thread, and what to tell of its outcome (its result or its error).
-_Write = tuple[Callable[["sqlite3.Connection"], Any], Callable[[Any], None]]
+# A write queued for the writer thread, what to tell of its outcome (its result or its error), and
+# until when (monotonic) it may wait; 0: at once, an answer waits for it.
+_Write = tuple[Callable[["sqlite3.Connection"], Any], Callable[[Any], None], float]
+# How long a write no answer waits for is held back: the answer's last steps (its serialising,
+# the transport) go first instead of sharing the interpreter with it.
+HOLD_SECONDS = 0.005
 
 
 class SQLiteStore:
@@ -114,6 +118,8 @@ class SQLiteStore:
         self._writes: deque[_Write] = deque()
         self._queued = 0  # writes ever queued: a statement waits until this many at its start are done
         self._written = 0
+        self._urgent = 0  # queued writes an answer waits for
+        self._waiting = 0  # statements (or a close) waiting for queued writes: none is held back then
         self._changed = threading.Condition(self._lock)
         self._writer: threading.Thread | None = None
 
@@ -126,8 +132,7 @@ class SQLiteStore:
         import sqlite3
 
         if after > self._written:
-            with self._changed:
-                self._changed.wait_for(lambda: self._written >= after)
+            self._wait_written(after, None)
         try:
             connection = self._take()
         except (sqlite3.Error, OSError) as exc:
@@ -148,10 +153,11 @@ class SQLiteStore:
         return result
 
     # --- writes after the answer ------------------------------------------------------------
-    async def _write_in_order(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    async def _write_in_order(self, work: Callable[[sqlite3.Connection], _T], *, later: bool = False) -> _T:
         """``work`` done by the writer thread after every write queued before it; every statement
         issued after this call starts waits for it. Awaiting the outcome costs the event loop
-        nothing meanwhile (a cancelled wait leaves the write queued)."""
+        nothing meanwhile (a cancelled wait leaves the write queued). ``later``: no answer waits
+        for it, so it is held back HOLD_SECONDS unless something needs it first."""
         loop = asyncio.get_running_loop()
         outcome: asyncio.Future[_T] = loop.create_future()
 
@@ -159,7 +165,7 @@ class SQLiteStore:
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
                 loop.call_soon_threadsafe(_resolve, outcome, result)
 
-        self._queue_write(work, tell)
+        self._queue_write(work, tell, later=later)
         return await outcome
 
     def _write_later(self, work: Callable[[sqlite3.Connection], Any], what: str) -> None:
@@ -169,12 +175,14 @@ class SQLiteStore:
             if isinstance(result, BaseException):
                 logger.warning("%s could not be stored (%s)", what, result)
 
-        self._queue_write(work, tell)
+        self._queue_write(work, tell, later=True)
 
-    def _queue_write(self, work: Callable[[sqlite3.Connection], Any], tell: Callable[[Any], None]) -> None:
+    def _queue_write(self, work: Callable[[sqlite3.Connection], Any], tell: Callable[[Any], None], *,
+                     later: bool) -> None:  # fmt: skip
         with self._changed:
-            self._writes.append((work, tell))
+            self._writes.append((work, tell, time.monotonic() + HOLD_SECONDS if later else 0.0))
             self._queued += 1
+            self._urgent += not later
             if self._writer is None:  # the first write, or the first since the store was closed
                 if self._queued == 1:
                     atexit.register(_flush_at_exit, weakref.ref(self))
@@ -191,7 +199,9 @@ class SQLiteStore:
                 if not self._writes:
                     self._writer = None
                     return
-                work, tell = self._writes[0]
+                work, tell, hold = self._writes[0]
+                while not (self._urgent or self._waiting or self._closed) and (left := hold - time.monotonic()) > 0:
+                    self._changed.wait(left)
             try:
                 result: Any = self._in_thread(work)
             except BaseException as exc:  # told to whoever waits for it: the writer goes on
@@ -199,14 +209,23 @@ class SQLiteStore:
             with self._changed:
                 self._writes.popleft()
                 self._written += 1
+                self._urgent -= not hold
                 self._changed.notify_all()
             tell(result)
 
     def _flush(self, seconds: float | None) -> bool:
         """Wait until every write queued so far is written; False after ``seconds`` without."""
+        return self._wait_written(self._queued, seconds)
+
+    def _wait_written(self, count: int, seconds: float | None) -> bool:
+        """Wait (in a thread other than the loop's) until ``count`` writes are written, none held back."""
         with self._changed:
-            target = self._queued
-            return self._changed.wait_for(lambda: self._written >= target, timeout=seconds)
+            self._waiting += 1
+            self._changed.notify_all()
+            try:
+                return self._changed.wait_for(lambda: self._written >= count, timeout=seconds)
+            finally:
+                self._waiting -= 1
 
     def _take(self) -> sqlite3.Connection:
         with self._lock:
@@ -351,7 +370,7 @@ class SQLiteStore:
             db.execute("DELETE FROM items WHERE id = ?", (victim,))
             total -= size
 
-    async def save_reply(self, reply_id: str, owner: str, record: str) -> None:
+    async def save_reply(self, reply_id: str, owner: str, record: str, *, later: bool = False) -> None:
         """By the writer thread, in order: a call answered before its record is stored (its
         delegation answers for it meanwhile) is stored before anything later reads the file."""
         size = self._fits(record)
@@ -371,7 +390,7 @@ class SQLiteStore:
                 )
                 self._make_room(db, reply_id, now)
 
-        await self._write_in_order(work)
+        await self._write_in_order(work, later=later)
 
     async def load_reply(self, reply_id: str, owner: str) -> str | None:
         if not is_reply_id(reply_id):
