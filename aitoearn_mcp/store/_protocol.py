@@ -11,6 +11,7 @@ an item for a TTL after its last use, counts bytes, and refuses an item larger t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -242,4 +243,9 @@ class Store(Protocol):
 
 
 def owner_hmac(secret: bytes, key: SecretStr) -> str:
-    return hmac.new(secret, key.get_secret_value().encode(), hashlib.sha256).hexdigest()
+    return _owner_hmac(secret, key.get_secret_value())
+
+
+@functools.lru_cache(maxsize=256)  # a tag per call (or three) is the same few keys over and over
+def _owner_hmac(secret: bytes, key: str) -> str:
+    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
