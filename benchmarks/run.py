@@ -11,6 +11,7 @@ Prints a table, writes the figures as JSON and draws one PNG chart (``--out``).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -703,6 +704,8 @@ if __name__ == "__main__":
     parser.add_argument("--delegations", action="store_true", help="only the delegation rows (print them)")
     parser.add_argument("--choosing", action="store_true", help="only the rows of choosing models (print them)")
     parser.add_argument("--media", action="store_true", help="only the image and video rows (print them)")
+    parser.add_argument("--phases", action="store_true", help="only one short call's per-phase breakdown (print it)")
+    parser.add_argument("--profile", action="store_true", help="with --phases: cProfile's top functions too")
     options = parser.parse_args()
     if options.redraw:
         figures = json.loads(options.redraw.read_text())
@@ -718,6 +721,14 @@ if __name__ == "__main__":
         raise SystemExit(0)
     if options.media:
         print(json.dumps(anyio.run(media_rows, options.repeats), indent=2))
+        raise SystemExit(0)
+    if options.phases:
+        from benchmarks.phases import phase_rows, phases
+
+        breakdown = anyio.run(functools.partial(phases, 60 if options.quick else 300, options.profile))
+        if "profile" in breakdown:
+            print(breakdown.pop("profile"))
+        print(phase_rows(breakdown))
         raise SystemExit(0)
     options.sizes = [1000, 6000] if options.quick else [1000, 6000, 20000, 50000]
     figures = anyio.run(main, options)

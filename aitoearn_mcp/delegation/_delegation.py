@@ -7,7 +7,8 @@ and answers "still running", the call goes on, bounded by the deadline, until it
 fails, is cancelled (get_reply's ``cancel``, the host's stop while send_message still waits) or
 the server drains. Its record is in the store once its id is handed out (a "running" answer, a
 task), about every second while the work moves on when the store is shared (other processes
-answer for it), and at the end: a call that ends within its wait is written once.
+answer for it), and at the end, once, which its answer does not wait for (this process answers for
+it until the store holds it): a call that ends within its wait is written once.
 
 A job whose work outlives any one process (a video renders on the relay) can be *resumed*: a
 process asked for a running record that no live process looks after (``resume`` says whether it
@@ -254,10 +255,10 @@ class Delegations:
                 delegation.record = record
             else:  # cut before anything started
                 delegation.record.status = "cancelled" if delegation.cancelled else "failed"
-            saved = await self._save(delegation, delegation.record)
         finally:
+            # The answer does not wait for the write: until it is stored, this process answers for it.
             delegation.finished.set()
-        if saved:  # the store answers for it from now on; one that could not be stored stays here
+        if await self._save(delegation, delegation.record):  # the store answers for it from now on
             self._live.pop(delegation.id, None)
 
     async def _watch(self, delegation: Delegation) -> None:
@@ -277,7 +278,9 @@ class Delegations:
                 await self._save(delegation, delegation.snapshot())
 
     async def _save(self, delegation: Delegation, record: ReplyRecord | None) -> bool:
-        """Write ``record``, or with None the running record unless one is stored already."""
+        """Write ``record`` (no answer waits for it), or with None the running record unless one
+        is stored already (its id is about to be handed out)."""
+        later = record is not None
         async with delegation.saving:
             if record is None:
                 if delegation.stored:
@@ -285,7 +288,7 @@ class Delegations:
                 record = delegation.snapshot()
             record.updated = time.time()
             try:
-                await self.store.save_reply(delegation.id, delegation.owner, record.to_json())
+                await self.store.save_reply(delegation.id, delegation.owner, record.to_json(), later=later)
             except StoreUnavailableError as exc:
                 logger.warning("Reply %s: its record could not be stored (%s)", delegation.id, exc)
                 return False

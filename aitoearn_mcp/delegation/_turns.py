@@ -84,7 +84,7 @@ async def record(
         # Another call continued the same conversation meanwhile: keep both, this one as a branch.
     turns = [*(before.turns if before else []), turn]
     created = Conversation(new_conversation_id(), owner, system, turns)
-    await store.save(created, expected_turns=0)
+    await store.save_new(created)  # a store may write it after the answer: nothing can refuse a new id
     if before is None:
         return created.id, f"[Conversation {created.id}, turn 1: {_CONTINUE}.]"
     return created.id, (

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from .._errors import TooLargeToStoreError
+from .._errors import StoreUnavailableError, TooLargeToStoreError
 from ._protocol import (
     COUNT_SECONDS,
     Conversation,
@@ -122,7 +122,11 @@ class MemoryStore:
         self._put(conversation.id, item)
         return True
 
-    async def save_reply(self, reply_id: str, owner: str, record: str) -> None:
+    async def save_new(self, conversation: Conversation) -> None:
+        if not await self.save(conversation, expected_turns=0):  # a new id is never taken
+            raise StoreUnavailableError(f"the conversation id {conversation.id} is taken")
+
+    async def save_reply(self, reply_id: str, owner: str, record: str, *, later: bool = False) -> None:
         stored = self._get(reply_id, None)
         if stored is not None and stored.owner != owner:
             return

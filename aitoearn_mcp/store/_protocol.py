@@ -11,6 +11,7 @@ an item for a TTL after its last use, counts bytes, and refuses an item larger t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -197,11 +198,19 @@ class Store(Protocol):
         over the byte cap."""
         ...
 
+    async def save_new(self, conversation: Conversation) -> None:
+        """Store ``conversation`` under an id not stored yet (``new_conversation_id``). A store may
+        return once the write is queued: every later call on it waits for the write, and closing
+        it finishes the write; a failure after that is logged. TooLargeToStoreError (at once)
+        when it is over the byte cap."""
+        ...
+
     # Replies (one per send_message call: a delegation), keyed by reply id ("r_…").
-    async def save_reply(self, reply_id: str, owner: str, record: str) -> None:
+    async def save_reply(self, reply_id: str, owner: str, record: str, *, later: bool = False) -> None:
         """Create or replace the reply's record (JSON text written by the delegation module;
         opaque except for listing). Kept like conversations: TTL refreshed on use, counted
-        against the byte cap, bound to ``owner``."""
+        against the byte cap, bound to ``owner``. ``later``: no answer waits for it (a final
+        record), so a store may hold it back a few milliseconds, never past a later call on it."""
         ...
 
     async def load_reply(self, reply_id: str, owner: str) -> str | None:
@@ -234,4 +243,9 @@ class Store(Protocol):
 
 
 def owner_hmac(secret: bytes, key: SecretStr) -> str:
-    return hmac.new(secret, key.get_secret_value().encode(), hashlib.sha256).hexdigest()
+    return _owner_hmac(secret, key.get_secret_value())
+
+
+@functools.lru_cache(maxsize=256)  # a tag per call (or three) is the same few keys over and over
+def _owner_hmac(secret: bytes, key: str) -> str:
+    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()

@@ -160,7 +160,11 @@ class RedisStore:
                 conversation.id, MAX_INDEXED]  # fmt: skip
         return bool(await self._call(lambda: self._save(keys=keys, args=args)))
 
-    async def save_reply(self, reply_id: str, owner: str, record: str) -> None:
+    async def save_new(self, conversation: Conversation) -> None:
+        if not await self.save(conversation, expected_turns=0):  # a new id is never taken
+            raise StoreUnavailableError(f"the conversation id {conversation.id} is taken")
+
+    async def save_reply(self, reply_id: str, owner: str, record: str, *, later: bool = False) -> None:
         if (size := len(record.encode())) > self.max_bytes:
             raise TooLargeToStoreError(size, self.max_bytes)
         used = time.time()

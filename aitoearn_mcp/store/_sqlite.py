@@ -7,14 +7,25 @@ Redis store keeps with a script). The standard library's ``sqlite3`` is blocking
 statement runs in a worker thread, on a connection from a small pool. The file is opened on
 first use (start-up does not touch the disk) and made private: folder 0700, file 0600 (SQLite
 gives its ``-wal`` and ``-shm`` files the database file's mode).
+
+The writes a call can leave until after its answer (its reply's record, a new conversation) go
+to one writer thread, in order: a statement issued after one of them waits until it is written,
+so a read never misses it, and closing the store (or the interpreter exiting) waits for the
+queue to empty, so a server that exits right after answering still has them in the file.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import contextlib
+import logging
 import os
 import secrets
 import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -77,6 +88,15 @@ _FIX = "move it away (a new one is made) or set AITOEARN_CONVERSATIONS=memory (n
 
 _T = TypeVar("_T")
 
+logger = logging.getLogger("aitoearn_mcp")
+
+# A write queued for the writer thread, what to tell of its outcome (its result or its error), and
+# until when (monotonic) it may wait; 0: at once, an answer waits for it.
+_Write = tuple[Callable[["sqlite3.Connection"], Any], Callable[[Any], None], float]
+# How long a write no answer waits for is held back: the answer's last steps (its serialising,
+# the transport) go first instead of sharing the interpreter with it.
+HOLD_SECONDS = 0.005
+
 
 class SQLiteStore:
     """Conversations and replies in the SQLite file ``path``; expire ``ttl`` seconds after
@@ -94,14 +114,25 @@ class SQLiteStore:
         self._secret: bytes | None = None  # read from the file once it is open
         self._closed = False
         self._limiter = anyio.CapacityLimiter(THREADS)
+        # The writes left for the writer thread, oldest first; each stays until it is done.
+        self._writes: deque[_Write] = deque()
+        self._queued = 0  # writes ever queued: a statement waits until this many at its start are done
+        self._written = 0
+        self._urgent = 0  # queued writes an answer waits for
+        self._waiting = 0  # statements (or a close) waiting for queued writes: none is held back then
+        self._changed = threading.Condition(self._lock)
+        self._writer: threading.Thread | None = None
 
     # --- connections -----------------------------------------------------------------------
     async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        return await anyio.to_thread.run_sync(self._in_thread, work, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(self._in_thread, work, self._queued, limiter=self._limiter)
 
-    def _in_thread(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    def _in_thread(self, work: Callable[[sqlite3.Connection], _T], after: int = 0) -> _T:
+        """``work`` on a pooled connection, once the first ``after`` queued writes are written."""
         import sqlite3
 
+        if after > self._written:
+            self._wait_written(after, None)
         try:
             connection = self._take()
         except (sqlite3.Error, OSError) as exc:
@@ -120,6 +151,81 @@ class SQLiteStore:
             else:
                 self._idle.append(connection)
         return result
+
+    # --- writes after the answer ------------------------------------------------------------
+    async def _write_in_order(self, work: Callable[[sqlite3.Connection], _T], *, later: bool = False) -> _T:
+        """``work`` done by the writer thread after every write queued before it; every statement
+        issued after this call starts waits for it. Awaiting the outcome costs the event loop
+        nothing meanwhile (a cancelled wait leaves the write queued). ``later``: no answer waits
+        for it, so it is held back HOLD_SECONDS unless something needs it first."""
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[_T] = loop.create_future()
+
+        def tell(result: Any) -> None:  # in the writer thread
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+                loop.call_soon_threadsafe(_resolve, outcome, result)
+
+        self._queue_write(work, tell, later=later)
+        return await outcome
+
+    def _write_later(self, work: Callable[[sqlite3.Connection], Any], what: str) -> None:
+        """``work`` queued for the writer thread; nobody waits for it, so a failure is logged."""
+
+        def tell(result: Any) -> None:
+            if isinstance(result, BaseException):
+                logger.warning("%s could not be stored (%s)", what, result)
+
+        self._queue_write(work, tell, later=True)
+
+    def _queue_write(self, work: Callable[[sqlite3.Connection], Any], tell: Callable[[Any], None], *,
+                     later: bool) -> None:  # fmt: skip
+        with self._changed:
+            self._writes.append((work, tell, time.monotonic() + HOLD_SECONDS if later else 0.0))
+            self._queued += 1
+            self._urgent += not later
+            if self._writer is None:  # the first write, or the first since the store was closed
+                if self._queued == 1:
+                    atexit.register(_flush_at_exit, weakref.ref(self))
+                self._writer = threading.Thread(target=self._write_queued, name="aitoearn-store-writer", daemon=True)
+                self._writer.start()
+            self._changed.notify_all()
+
+    def _write_queued(self) -> None:
+        """The writer thread: the queued writes in order, until the store is closed (a write
+        queued after that starts another)."""
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._writes or self._closed)
+                if not self._writes:
+                    self._writer = None
+                    return
+                work, tell, hold = self._writes[0]
+                while not (self._urgent or self._waiting or self._closed) and (left := hold - time.monotonic()) > 0:
+                    self._changed.wait(left)
+            try:
+                result: Any = self._in_thread(work)
+            except BaseException as exc:  # told to whoever waits for it: the writer goes on
+                result = exc
+            with self._changed:
+                self._writes.popleft()
+                self._written += 1
+                self._urgent -= not hold
+                self._changed.notify_all()
+            tell(result)
+
+    def _flush(self, seconds: float | None) -> bool:
+        """Wait until every write queued so far is written; False after ``seconds`` without."""
+        return self._wait_written(self._queued, seconds)
+
+    def _wait_written(self, count: int, seconds: float | None) -> bool:
+        """Wait (in a thread other than the loop's) until ``count`` writes are written, none held back."""
+        with self._changed:
+            self._waiting += 1
+            self._changed.notify_all()
+            try:
+                return self._changed.wait_for(lambda: self._written >= count, timeout=seconds)
+            finally:
+                self._waiting -= 1
 
     def _take(self) -> sqlite3.Connection:
         with self._lock:
@@ -207,6 +313,21 @@ class SQLiteStore:
         return None if row is None else row[0]
 
     async def save(self, conversation: Conversation, *, expected_turns: int) -> bool:
+        return await self._run(self._saving(conversation, expected_turns))
+
+    async def save_new(self, conversation: Conversation) -> None:
+        """Left to the writer thread: the call answers meanwhile (see the module's docstring)."""
+        work = self._saving(conversation, 0)
+
+        def written(db: sqlite3.Connection) -> None:
+            if not work(db):  # a new id is never taken; said rather than lost without a word
+                raise StoreUnavailableError(f"the conversation id {conversation.id} is taken")
+
+        self._write_later(written, f"Conversation {conversation.id}")
+
+    def _saving(self, conversation: Conversation, expected_turns: int) -> Callable[[sqlite3.Connection], bool]:
+        """The statements storing ``conversation`` if the stored one has ``expected_turns`` turns
+        (TooLargeToStoreError at once when it is over the cap)."""
         raw = conversation.to_json()
         size = self._fits(raw)
         summary = conversation_summary(conversation, 0).to_json()
@@ -231,7 +352,7 @@ class SQLiteStore:
                 self._make_room(db, conversation.id, now)
             return True
 
-        return await self._run(work)
+        return work
 
     def _fits(self, raw: str) -> int:
         size = len(raw.encode())
@@ -249,11 +370,13 @@ class SQLiteStore:
             db.execute("DELETE FROM items WHERE id = ?", (victim,))
             total -= size
 
-    async def save_reply(self, reply_id: str, owner: str, record: str) -> None:
+    async def save_reply(self, reply_id: str, owner: str, record: str, *, later: bool = False) -> None:
+        """By the writer thread, in order: a call answered before its record is stored (its
+        delegation answers for it meanwhile) is stored before anything later reads the file."""
         size = self._fits(record)
-        summary = found.to_json() if (found := reply_summary(reply_id, record, 0)) else UNLISTED
 
         def work(db: sqlite3.Connection) -> None:
+            summary = found.to_json() if (found := reply_summary(reply_id, record, 0)) else UNLISTED
             now = time.time()
             with _transaction(db):
                 db.execute("DELETE FROM items WHERE id = ? AND expires <= ?", (reply_id, now))
@@ -267,7 +390,7 @@ class SQLiteStore:
                 )
                 self._make_room(db, reply_id, now)
 
-        await self._run(work)
+        await self._write_in_order(work, later=later)
 
     async def load_reply(self, reply_id: str, owner: str) -> str | None:
         if not is_reply_id(reply_id):
@@ -324,11 +447,30 @@ class SQLiteStore:
         return True
 
     async def aclose(self) -> None:
+        """Write what is queued, then close."""
+        await anyio.to_thread.run_sync(self._flush, None)
         with self._lock:
             self._closed = True
+            self._changed.notify_all()
             idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()
+
+
+def _resolve(outcome: asyncio.Future[Any], result: Any) -> None:
+    if outcome.done():  # the wait was cancelled
+        return
+    if isinstance(result, BaseException):
+        outcome.set_exception(result)
+    else:
+        outcome.set_result(result)
+
+
+def _flush_at_exit(store: weakref.ref[SQLiteStore]) -> None:
+    """A process exiting without closing the store still writes what it queued (the writer is a
+    daemon thread: it runs until the interpreter's end, after this)."""
+    if (found := store()) is not None:
+        found._flush(BUSY_SECONDS)  # pyright: ignore[reportPrivateUsage]
 
 
 class _transaction:

@@ -116,10 +116,10 @@ async def test_a_reply_belongs_to_its_owner_and_a_cancel_mark_survives_a_save(st
 class SlowRunningSaves(MemoryStore):
     """A store where writing a running record takes a while: the call can end meanwhile."""
 
-    async def save_reply(self, reply_id: str, owner: str, record: str) -> None:
+    async def save_reply(self, reply_id: str, owner: str, record: str, *, later: bool = False) -> None:
         if json.loads(record)["status"] == "running":
             await anyio.sleep(0.3)
-        await super().save_reply(reply_id, owner, record)
+        await super().save_reply(reply_id, owner, record, later=later)
 
 
 @pytest.mark.anyio

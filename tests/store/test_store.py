@@ -100,6 +100,66 @@ async def test_a_conversation_and_a_stored_reply_outlive_the_server(relay: FakeR
                     user("and now?")]  # fmt: skip
 
 
+def stored_items(path: Path) -> dict[str, tuple[str, dict[str, Any]]]:
+    """What the SQLite file holds, read without the server: id → (kind, record)."""
+    with sqlite3.connect(path) as db:
+        return {row[0]: (row[1], json.loads(row[2])) for row in db.execute("SELECT id, kind, data FROM items")}
+
+
+async def test_a_server_that_exits_right_after_answering_has_written_its_record_and_turn(
+    relay: FakeRelay, home: Path
+) -> None:
+    # The reply's record and the new conversation are written after the answer: the process
+    # ends as soon as the host closes stdin, and both must be in the file all the same.
+    async with Client(stdio(relay, home)) as client:
+        answered = await client.call_tool("send_message", ask("Say hello."))
+    items = stored_items(state(home) / STORE_FILE)
+    kind, reply = items[reply_of(answered)]
+    assert kind == "r" and reply["status"] == "complete" and reply["conversation_id"] == conversation_of(answered)
+    kind, conversation = items[conversation_of(answered)]
+    assert kind == "c" and conversation["turns"][0]["messages"] == [user("Say hello.")]
+
+
+async def test_what_is_written_after_the_answer_is_read_by_the_very_next_call(relay: FakeRelay, home: Path) -> None:
+    for _ in range(3):
+        relay.enqueue(MESSAGES, Reply.sse(sse.text_reply(["Hello, world."])))
+    async with Client(make_server(relay)) as client:
+        first = await client.call_tool("send_message", ask("one"))
+        listed = await client.call_tool("list_conversations", {})
+        continued = await client.call_tool("send_message", ask("two", conversation_id=conversation_of(first)))
+        again = await client.call_tool("get_reply", {"reply_id": reply_of(first)})
+        resources = await client.list_resources()
+    cid = conversation_of(first)
+    assert cid in listed.content[0].text  # type: ignore[union-attr]
+    assert conversation_of(continued) == cid and f"[Conversation {cid}, turn 2" in notes_of(continued)
+    assert relay.requests_to(MESSAGES)[1].json()["messages"][0] == user("one")
+    assert not again.is_error and again.content[0].text == "Hello, world."  # type: ignore[union-attr]
+    assert any(reply_of(first) in str(r.uri) for r in resources.resources)
+
+
+async def test_the_sqlite_store_writes_in_order_and_before_it_closes_or_the_process_ends(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path, ttl=60, max_bytes=10**6)
+    owner = await store.owner_tag(SecretStr(KEY))
+    await store.save_new(conversation("c_queued0001", owner, "first"))  # queued: no wait
+    assert await store.load("c_queued0001", owner) is not None  # a read waits for it
+    turn = conversation("c_queued0001", owner, "first", turns=2)
+    await store.save_new(conversation("c_queued0002", owner, "second"))
+    assert await store.save(turn, expected_turns=1)  # a compare-and-set sees the queued write
+    await store.save_new(conversation("c_queued0003", owner, "third"))
+    await store.aclose()
+    assert {"c_queued0001", "c_queued0002", "c_queued0003"} <= set(stored_items(path))
+    script = (
+        "import anyio, sys\nfrom pathlib import Path\nfrom aitoearn_mcp.store._sqlite import SQLiteStore\n"
+        "from aitoearn_mcp.store._protocol import Conversation\n"
+        "async def main():\n    store = SQLiteStore(Path(sys.argv[1]), ttl=60, max_bytes=10**6)\n"
+        "    await store.save_new(Conversation('c_atexit0001', sys.argv[2], None, []))\n"
+        "anyio.run(main)\n"  # exits without closing the store
+    )  # fmt: skip
+    subprocess.run([sys.executable, "-c", script, str(path), owner], check=True, timeout=60)
+    assert "c_atexit0001" in stored_items(path)
+
+
 async def test_two_servers_at_once_continue_each_others_conversations_without_losing_a_turn(
     relay: FakeRelay, home: Path
 ) -> None:
