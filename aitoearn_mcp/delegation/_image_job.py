@@ -7,17 +7,15 @@ Asynchronous because an image can take longer than a host waits (Claude Desktop 
 about 60 s, whatever progress says), and a synchronous request held open past a gateway's
 timeout would lose an image that was paid for. With the relay's log id in the record, the image
 is collected by get_reply, by another replica sharing Redis, or by this server restarted on its
-SQLite file, as a video is (the same lease: ``alive_at``).
+SQLite file, as a video is: what the two share (the lease, the settling) is ``MediaJob``'s.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import logging
 import os
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -26,31 +24,22 @@ from urllib.parse import urlsplit
 
 import anyio
 import anyio.to_thread
-import httpx2
-from pydantic import SecretStr
 
 from .._errors import InputError, RelayError
-from ..media._client import MediaClient
 from ..media._download import fetch, safe_filename, save_bytes
 from ..media._images import MAX_PREVIEW_BYTES, ImageInfo, Preview, inspect_image, preview, sniffed_mime
-from ..media._poll import PollOutcome, poll_task
+from ..media._poll import poll_task
 from ..media._results import GeneratedImage, ImageTaskStatus
 from ..media._validate import PreparedImage, PreparedImageEdit
-from ._call import outcome_label
-from ._daily import DailyHold
-from ._delegation import UNEXPECTED
+from ._media_job import MediaJob, text_or_none, uploaded_body
 from ._record import ReplyRecord
-from ._uploads import ALIVE_EVERY, LEASE, Upload, uploaded_body
 
 __all__ = ["MAX_IMAGE_BYTES", "MAX_PREVIEW_TOTAL", "ImageAsk", "ImageJob"]
-
-logger = logging.getLogger("aitoearn_mcp")
 
 MAX_IMAGE_BYTES = 64 * 1024 * 1024  # one generated image downloaded; a 4K PNG is about 25 MB
 MAX_PREVIEW_TOTAL = 4_000_000  # encoded bytes of previews in one result: 4 × the 1 MB preview bound
 # An image usually takes seconds to a minute: look soon, then every few seconds.
 FIRST_LOOK, MAX_LOOK_GAP = 1.0, 5.0
-TOOL = "generate_image"
 
 
 @dataclass(frozen=True)
@@ -71,13 +60,10 @@ class ImageAsk:
     @classmethod
     def from_media(cls, media: Mapping[str, Any], notes: list[str]) -> ImageAsk:
         price = media.get("price")
-        return cls(edit=bool(media.get("edit")), size=_str(media.get("size")), quality=_str(media.get("quality")),
+        return cls(edit=bool(media.get("edit")), size=text_or_none(media.get("size")),
+                   quality=text_or_none(media.get("quality")),
                    price=Decimal(price) if isinstance(price, str) and price else None,
-                   save_to=_str(media.get("save_to")), notes=tuple(notes))  # fmt: skip
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+                   save_to=text_or_none(media.get("save_to")), notes=tuple(notes))  # fmt: skip
 
 
 def _name(model: str, image: GeneratedImage, index: int, media_type: str | None) -> str:
@@ -90,111 +76,38 @@ def _name(model: str, image: GeneratedImage, index: int, media_type: str | None)
 
 
 @dataclass
-class ImageJob:
-    """An image on its way. ``prepared`` and ``uploads``: the checked request and its local files
-    (None and empty when resuming a task submitted elsewhere); ``deadline_at``: unix time past
-    which polling stops (AITOEARN_DEADLINE from the start), None for none."""
+class ImageJob(MediaJob[ImageAsk, PreparedImage | PreparedImageEdit]):
+    """An image on its way."""
 
-    model: str
-    media: MediaClient
-    http: httpx2.AsyncClient
-    key: SecretStr
-    ask: ImageAsk
-    deadline_at: float | None
-    prepared: PreparedImage | PreparedImageEdit | None = None
-    uploads: list[Upload] = field(default_factory=list)
-    task_id: str | None = None  # the relay's log id
-    points: Decimal | None = None  # what the relay says it charged, when it says
-    stage: str = "uploading"
-    relay_status: str | None = None
-    alive_at: float = field(default_factory=time.time)
-    outcome: PollOutcome[ImageTaskStatus] | None = None
+    KIND = "image"
+    ASK = ImageAsk
+    TOOL = "generate_image"
+    RESUMED_STAGE = "generating"
+    WORKING = "being made"
+    PRICE_UNIT = " an image"
+    GOES_ON = "it may still finish"
+
     kept: list[dict[str, Any]] = field(default_factory=list)  # each image saved (and previewed), as the record keeps it
     keep_error: str | None = None
-    error: RelayError | InputError | None = None
-    crash: bool = False
-    hold: DailyHold = field(default_factory=DailyHold)  # of today's cap (AITOEARN_MAX_CREDITS_PER_DAY)
-    _news: int = 0
-
-    @classmethod
-    def resume(
-        cls, record: ReplyRecord, *, media: MediaClient, http: httpx2.AsyncClient, key: SecretStr,
-        deadline: float | None,
-    ) -> ImageJob | None:  # fmt: skip
-        """The job that finishes a running image no process looks after, or None (not an image,
-        or its process is still at it)."""
-        found = record.media
-        if record.done or not found or found.get("kind") != "image":
-            return None
-        alive_at = found.get("alive_at")
-        if isinstance(alive_at, int | float) and time.time() - alive_at < LEASE:
-            return None
-        job = cls(record.model, media, http, key, ImageAsk.from_media(found, record.notes),
-                  record.started + deadline if deadline else None, task_id=_str(found.get("task_id")),
-                  stage="generating", relay_status=_str(found.get("relay_status")))  # fmt: skip
-        points = found.get("points")
-        job.points = Decimal(points) if isinstance(points, str) and points else None
-        job.hold = DailyHold.counted(found)
-        return job
-
-    # --- what the delegation reads ------------------------------------------------------------
-
-    @property
-    def news(self) -> int:
-        return self._news
-
-    def progress(self) -> tuple[int, str]:
-        return 0, ""  # no text: progress is told by stage and the relay's status (the record's media)
-
-    def running(self, started: float) -> ReplyRecord:
-        return ReplyRecord("running", self.model, started, time.time(), notes=list(self.ask.notes),
-                           media=self._media())  # fmt: skip
 
     def _media(self) -> dict[str, Any]:
-        return {"kind": "image", "stage": self.stage, "task_id": self.task_id, "relay_status": self.relay_status,
-                "alive_at": self.alive_at, **self.ask.fields(),
-                "points": str(self.points) if self.points is not None else None, **self.hold.fields(),
-                "images": list(self.kept),
+        return {**super()._media(), "images": list(self.kept),
                 **({"keep_error": self.keep_error} if self.keep_error else {})}  # fmt: skip
 
-    def _moved(self, stage: str | None = None) -> None:
-        if stage is not None:
-            self.stage = stage
-        self._news += 1
-
     # --- the work -----------------------------------------------------------------------------
-
-    async def run(self, on_retry: Callable[[str], Awaitable[None]]) -> None:
-        async with anyio.create_task_group() as beside:
-            beside.start_soon(self._keep_alive)
-            try:
-                await self._work()
-            except (RelayError, InputError) as exc:
-                self.error = exc
-            finally:
-                beside.cancel_scope.cancel()
-
-    async def _keep_alive(self) -> None:
-        """Mark, while this process looks after the image, that it does: a mark older than
-        LEASE lets another process take it over."""
-        while True:
-            self.alive_at = time.time()
-            self._moved()
-            await anyio.sleep(ALIVE_EVERY)
 
     async def _work(self) -> None:
         if self.task_id is None:
             if self.prepared is None:  # resumed before it was submitted: nothing to go on
                 return
             body = await uploaded_body(self.media, self.uploads, self.prepared.body, asset_type="imageEdit",
-                                       tool=TOOL, on_each=self._moved)  # fmt: skip
+                                       tool=self.TOOL, on_each=self._moved)  # fmt: skip
             self._moved("submitting")
             task = await self.media.submit_image_task(replace(self.prepared, body=body))
             self.task_id, self.relay_status = task.log_id, task.status
-            await self.hold.count(self.ask.price, TOOL)  # the relay took it: the price is spent
+            await self.hold.count(self.ask.price, self.TOOL)  # the relay took it: the price is spent
             self._moved("generating")
-        timeout = self.deadline_at - time.time() if self.deadline_at is not None else float("inf")
-        self.outcome = await poll_task(self.image_task, self.task_id, what="image", timeout=max(timeout, 0.0),
+        self.outcome = await poll_task(self.image_task, self.task_id, what="image", timeout=self._deadline_left(),
                                        first_delay=FIRST_LOOK, max_delay=MAX_LOOK_GAP)  # fmt: skip
         if self.outcome.state != "finished" or self.outcome.status is None:
             return
@@ -262,85 +175,16 @@ class ImageJob:
                                  "or the link")  # fmt: skip
         return {k: v for k, v in kept.items() if v is not None}
 
-    def crashed(self, exc: Exception) -> None:
-        self.crash = True
-
-    # --- the end ------------------------------------------------------------------------------
-
-    async def settle(self, cancelled: bool) -> ReplyRecord:
-        try:
-            # Never submitted: nothing was spent; submitted while the count was interrupted: count it.
-            await self.hold.count(None if self.task_id is None else self.ask.price, TOOL)
-            return self._settled(cancelled)
-        finally:
-            for upload in self.uploads:
-                with contextlib.suppress(OSError):
-                    os.close(upload.fd)
-            self.uploads = []
-
-    def _settled(self, cancelled: bool) -> ReplyRecord:
-        now = time.time()
-        record = ReplyRecord("failed", self.model, now, now, notes=list(self.ask.notes), media=self._media())
-        outcome = self.outcome
-        if outcome is not None and outcome.state == "finished" and self.stage == "done":
-            if self.keep_error is None:
-                record.status = "complete"
-                return record
-            saved = [i["path"] for i in self.kept if i.get("path")]
-            also = f" Saved before the failure: {', '.join(saved)}." if saved else ""
-            return self._failed(record, f"The image was made but {self.keep_error}.{also} Fix: download it from its "
-                                        "link (in the result), or call generate_image again.", "input")  # fmt: skip
-        if outcome is not None and outcome.state == "failed":
-            reason = outcome.status.error_message if outcome.status else None
-            return self._failed(record, f"The image failed on the relay: {reason or 'no reason given'}.",
-                                "image_failed")  # fmt: skip
-        if outcome is not None and outcome.state == "pending":  # the deadline came first
-            seen = f" (last relay status: {self.relay_status})" if self.relay_status else ""
-            return self._failed(record, f"The image was still being made after {outcome.elapsed:.0f} s{seen} when "
-                                        "the deadline (AITOEARN_DEADLINE) came, so this server stopped waiting; it may "
-                                        f"still finish on the relay (task {self.task_id}).", "deadline")  # fmt: skip
-        if self.error is not None:
-            kind = outcome_label(self.error) if isinstance(self.error, RelayError) else "input"
-            return self._failed(record, str(self.error), kind)
-        if self.crash:
-            return self._failed(record, UNEXPECTED, "unexpected")
-        if cancelled:
-            record.status = "cancelled"
-            if self.task_id is None:
-                note = "Cancelled at your request before the image was submitted: nothing was spent."
-            else:
-                note = (f"Stopped waiting for image task {self.task_id} at your request. The relay has no cancel "
-                        f"for an image task: it may still finish, and its credits ({self._credits()}) may be "
-                        "spent.")  # fmt: skip
-            record.error, record.notes = note, [note, *record.notes]
+    def _finished(self, record: ReplyRecord, cancelled: bool) -> ReplyRecord | None:
+        if self.stage != "done":  # stopped while saving: settled as a task still on its way
+            return None
+        if self.keep_error is None:
+            record.status = "complete"
             return record
-        if self.task_id is not None:  # the server stops: another process, or this one restarted, finishes it
-            record.status = "running"
-            record.media = {**self._media(), "alive_at": 0}
-            return record
-        return self._failed(record, "The server stopped before the image was submitted. Fix: call generate_image "
-                                    "again.", "stopped")  # fmt: skip
-
-    def _failed(self, record: ReplyRecord, what: str, kind: str) -> ReplyRecord:
-        if self.outcome is not None and self.outcome.state == "finished":
-            spent = f"Credits were spent ({self._credits()})."
-        elif self.task_id:
-            spent = (f"Submitted as task {self.task_id}, so credits may have been spent ({self._credits()}); whether "
-                     "a failed image is refunded is up to AiToEarn.")  # fmt: skip
-        else:
-            spent = "Nothing was spent: the image was not submitted."
-        record.status, record.error_kind = "failed", kind
-        record.error = f"{what} {spent}"
-        record.notes = [record.error, *record.notes]
-        return record
-
-    def _credits(self) -> str:
-        known = []
-        if self.points is not None:
-            known.append(f"the relay reported {self.points} credits")
-        if self.ask.price is not None:
-            known.append(f"the catalogue's price is {self.ask.price} credits an image")
-        return "; ".join(known) or "the catalogue lists no price for it"
+        saved = [i["path"] for i in self.kept if i.get("path")]
+        also = f" Saved before the failure: {', '.join(saved)}." if saved else ""
+        return self._failed(record, f"The image was made but {self.keep_error}.{also} Fix: download it from its "
+                                    "link (in the result), or call generate_image again.", "input")  # fmt: skip
 
 
 async def _checked_while_saved(

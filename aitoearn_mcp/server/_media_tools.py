@@ -41,7 +41,7 @@ from .._config import Config
 from .._errors import InputError, RelayError
 from ..delegation._daily import DailyCap
 from ..delegation._image_job import ImageAsk, ImageJob
-from ..delegation._uploads import Upload
+from ..delegation._media_job import Upload
 from ..media._catalogue import Catalogue
 from ..media._models import ImageEditModel, ImageModel
 from ..media._net import is_loopback_http

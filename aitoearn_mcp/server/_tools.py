@@ -14,7 +14,7 @@ import contextlib
 import functools
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -58,7 +58,10 @@ from ._state import State
 
 __all__ = ["Tools"]
 
-_MediaJob = TypeVar("_MediaJob", bound=Job)
+_MediaArgs = TypeVar("_MediaArgs", GenerateImageInput, GenerateVideoInput)
+# A media tool's checks before anything is sent (prepare_image, prepare_video): its job, or the answer instead.
+_Prepare = Callable[..., Awaitable[Job | CallToolResult | InputRequiredResult]]
+
 
 FILES_OVER_HTTP = (
     "Invalid arguments for send_message: `files` is not available over HTTP (a shared server does not read its "
@@ -183,8 +186,15 @@ class Tools:
         self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
     ) -> CallToolResult | InputRequiredResult:
         """``labels`` (model, route, outcome) are filled in for the metrics as the call goes."""
-        started = await self.start_send(arguments, ctx, state, key, labels)
-        if not isinstance(started, tuple):  # refused, or the client's roots asked for first
+        return await self._answered(await self.start_send(arguments, ctx, state, key, labels), ctx, state, labels)
+
+    async def _answered(
+        self, started: CallToolResult | InputRequiredResult | tuple[list[Delegation], float], ctx: Context,
+        state: State, labels: dict[str, str],
+    ) -> CallToolResult | InputRequiredResult:  # fmt: skip
+        """What a start gave: the delegations answered once they end or the wait does, or the
+        refusal (or the client's roots asked for first) as it is."""
+        if not isinstance(started, tuple):
             return started
         return await self.answer(ctx, state, *started, labels)
 
@@ -302,65 +312,46 @@ class Tools:
     async def generate_image(
         self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
     ) -> CallToolResult | InputRequiredResult:
-        started = await self.start_image(arguments, ctx, state, key, labels)
-        if not isinstance(started, tuple):  # refused, or the client's roots asked for first
-            return started
-        return await self.answer(ctx, state, *started, labels)
+        return await self._answered(await self.start_image(arguments, ctx, state, key, labels), ctx, state, labels)
 
     async def generate_video(
         self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
     ) -> CallToolResult | InputRequiredResult:
-        started = await self.start_video(arguments, ctx, state, key, labels)
-        if not isinstance(started, tuple):  # refused, or the client's roots asked for first
-            return started
-        return await self.answer(ctx, state, *started, labels)
+        return await self._answered(await self.start_video(arguments, ctx, state, key, labels), ctx, state, labels)
 
     async def start_image(
         self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
     ) -> CallToolResult | InputRequiredResult | tuple[list[Delegation], float]:
-        """Check everything, then start the image's delegation: it and how long the call may wait
-        for it, or the refusal (nothing was sent or spent)."""
-        labels["outcome"] = "input_error"
-        try:
-            args = parse_args(GenerateImageInput, "generate_image", arguments)
-        except InputError as exc:
-            return error_result(str(exc))
-        if key is None:
-            return error_result(str(MissingKeyError()))
         from ._media_tools import prepare_image  # here: only a media call needs the media services
 
-        labels["model"] = args.model or ""
-        prepared = await self._prepared(prepare_image(args, ctx, self.config, state, key, http=self.http), labels)
-        if isinstance(prepared, CallToolResult | InputRequiredResult):
-            return prepared
-        return await self._start_media(prepared, state, key, labels), self.wait_seconds(args.wait_seconds, ctx)
+        return await self._start_media("generate_image", GenerateImageInput, prepare_image, arguments, ctx, state,
+                                       key, labels)  # fmt: skip
 
     async def start_video(
         self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
     ) -> CallToolResult | InputRequiredResult | tuple[list[Delegation], float]:
-        """Check everything, then start the video's delegation: it and how long the call may wait
-        for it, or the refusal (nothing was sent or spent)."""
+        from ._video import prepare_video  # here: only a media call needs the media services
+
+        return await self._start_media("generate_video", GenerateVideoInput, prepare_video, arguments, ctx, state,
+                                       key, labels)  # fmt: skip
+
+    async def _start_media(
+        self, tool: str, model: type[_MediaArgs], prepare: _Prepare, arguments: dict[str, Any],
+        ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str],
+    ) -> CallToolResult | InputRequiredResult | tuple[list[Delegation], float]:  # fmt: skip
+        """Check everything, then start the media job's delegation: it and how long the call may
+        wait for it, or the answer instead (an error, the spend guard's, the client's roots asked
+        for): nothing was sent or spent."""
         labels["outcome"] = "input_error"
         try:
-            args = parse_args(GenerateVideoInput, "generate_video", arguments)
+            args = parse_args(model, tool, arguments)
         except InputError as exc:
             return error_result(str(exc))
         if key is None:
             return error_result(str(MissingKeyError()))
-        from ._video import prepare_video  # here: only a media call needs the media services
-
-        prepared = await self._prepared(prepare_video(args, ctx, self.config, state, key, http=self.http), labels)
-        if isinstance(prepared, CallToolResult | InputRequiredResult):
-            return prepared
-        return await self._start_media(prepared, state, key, labels), self.wait_seconds(args.wait_seconds, ctx)
-
-    @staticmethod
-    async def _prepared(
-        preparing: Awaitable[_MediaJob | CallToolResult | InputRequiredResult], labels: dict[str, str]
-    ) -> _MediaJob | CallToolResult | InputRequiredResult:
-        """The media job, or the answer instead: an error, the spend guard's, or the client's roots asked for."""
+        labels["model"] = args.model or ""
         try:
-            job = await preparing
+            job = await prepare(args, ctx, self.config, state, key, http=self.http)
         except InputError as exc:
             return error_result(str(exc))
         except RelayError as exc:
@@ -371,19 +362,19 @@ class Tools:
             return error_result(f"{STORE_DOWN} ({exc}). Nothing was sent.")
         if isinstance(job, InputRequiredResult):
             labels["outcome"] = "input_required"
-        elif isinstance(job, CallToolResult):  # the spend guard's answer
+            return job
+        if isinstance(job, CallToolResult):  # the spend guard's answer
             labels["outcome"] = "refused"
-        return job
-
-    async def _start_media(self, job: Job, state: State, key: SecretStr, labels: dict[str, str]) -> list[Delegation]:
+            return job
         labels["model"] = job.model
         try:
             owner = await self._owner(state.store, key)
-            return [await state.delegations.start(job, owner)]
+            delegation = await state.delegations.start(job, owner)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await job.settle(cancelled=True)  # never started: its reservation back, its files closed
             raise
+        return [delegation], self.wait_seconds(args.wait_seconds, ctx)
 
     # --- get_reply ---------------------------------------------------------------------------
 

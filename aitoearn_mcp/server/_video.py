@@ -27,8 +27,8 @@ from pydantic import SecretStr
 from .._config import Config
 from .._errors import InputError
 from ..delegation._daily import DailyCap
+from ..delegation._media_job import Upload
 from ..delegation._render import RenderJob, VideoAsk
-from ..delegation._uploads import Upload
 from ..media._download import safe_filename
 from ..media._models import VideoModel
 from ..media._prices import video_price
