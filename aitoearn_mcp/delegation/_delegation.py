@@ -103,6 +103,8 @@ class Delegation:
         self.stored = False  # a record of it is in the store
         # Saves take turns: a running record written from a request must never land after the final one.
         self.saving = anyio.Lock()
+        self.saved_news = 0  # the job's news when its running record was last written by the watcher
+        self.last_save = time.monotonic()
 
     def progress(self) -> tuple[int, str]:
         """Characters received so far and the latest of them."""
@@ -146,19 +148,25 @@ class Delegations:
         # A memory store is this process's alone: no other process reads a running record or asks
         # for a cancel there, so the record is written at the start and the end only.
         self._shared = not isinstance(store, MemoryStore)
+        self._watching = False  # the one watcher task of a shared store's running replies is on
 
     async def start(self, job: Job, owner: str) -> Delegation:
         delegation = Delegation(new_reply_id(), owner, job)
+        self._launch(delegation)
+        return delegation
+
+    def _launch(self, delegation: Delegation) -> None:
         self._live[delegation.id] = delegation
         self._tasks.start_soon(self._run, delegation)
-        return delegation
+        if self._shared and not self._watching:
+            self._watching = True
+            self._tasks.start_soon(self._watch)
 
     def _adopt(self, reply_id: str, owner: str, job: Job, record: ReplyRecord) -> Delegation:
         """Run ``job`` here for a running record no live process looks after (same id, same start)."""
         delegation = Delegation(reply_id, owner, job, record)
         delegation.stored = True
-        self._live[reply_id] = delegation
-        self._tasks.start_soon(self._run, delegation)
+        self._launch(delegation)
         logger.info("Reply %s: taken over by this process", reply_id)
         return delegation
 
@@ -221,13 +229,7 @@ class Delegations:
         tracked = self.drain.track(delegation.scope) if self.drain else contextlib.nullcontext()
         try:
             with tracked:
-                if not self._shared:  # nothing to watch: no task group (memory per delegation counts)
-                    await self._send(delegation)
-                    return
-                async with anyio.create_task_group() as beside:
-                    beside.start_soon(self._watch, delegation)
-                    await self._send(delegation)
-                    beside.cancel_scope.cancel()
+                await self._send(delegation)
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(SETTLE_WAIT):
                 await self._settle(delegation)
@@ -261,21 +263,37 @@ class Delegations:
         if await self._save(delegation, delegation.record):  # the store answers for it from now on
             self._live.pop(delegation.id, None)
 
-    async def _watch(self, delegation: Delegation) -> None:
-        """Beside a running reply in a shared store: write its record as the work moves on, and
-        stop it when another process asks."""
-        saved_news = 0
-        last_save = time.monotonic()
-        while True:
-            await anyio.sleep(CANCEL_POLL)
+    async def _watch(self) -> None:
+        """While replies run here and the store is shared: every CANCEL_POLL, write each one's record
+        as its work moves on, and stop one another process asks to. One task for them all, so a
+        reply that ends within CANCEL_POLL costs no task of its own; each look runs apart, so a
+        slow store delays no other."""
+        try:
+            while True:
+                await anyio.sleep(CANCEL_POLL)
+                running = [delegation for delegation in self._live.values() if not delegation.finished.is_set()]
+                if not running:
+                    return  # the next start starts it again
+                async with anyio.create_task_group() as looks:
+                    for delegation in running:
+                        looks.start_soon(self._look, delegation)
+        finally:
+            self._watching = False
+
+    async def _look(self, delegation: Delegation) -> None:
+        try:
             with contextlib.suppress(StoreUnavailableError):
                 if await self.store.cancel_requested(delegation.id):
                     delegation.cancel()
                     return
             news = delegation.job.news
-            if news != saved_news and time.monotonic() - last_save >= SAVE_EVERY:
-                saved_news, last_save = news, time.monotonic()
+            if delegation.finished.is_set():  # ended meanwhile: its final record is on its way
+                return
+            if news != delegation.saved_news and time.monotonic() - delegation.last_save >= SAVE_EVERY:
+                delegation.saved_news, delegation.last_save = news, time.monotonic()
                 await self._save(delegation, delegation.snapshot())
+        except Exception:  # a fault of ours must not stop the watcher (or the server) for the others
+            logger.exception("Reply %s: unexpected failure while watching it", delegation.id)
 
     async def _save(self, delegation: Delegation, record: ReplyRecord | None) -> bool:
         """Write ``record`` (no answer waits for it), or with None the running record unless one

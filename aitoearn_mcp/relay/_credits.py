@@ -7,7 +7,8 @@ arithmetic is ``Decimal`` throughout. The relay's own ledger is the truth; this 
 
 Prices and counts are the relay's text: an absurd one (``1e999999999``, a million digits) makes
 no estimate rather than an overflow, a 10 MB number or a stalled event loop, and no failure here
-ever costs the reply it is computed for.
+ever costs the reply it is computed for. Pricing, usage and bodies are JSON as decoded: objects
+are ``dict`` (checked as such: an ABC check would cost more than the arithmetic).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def plain_decimal(value: Decimal) -> str:
 
 def _rate(rates: Any, name: str) -> Decimal | None:
     """The price, or None when there is none; _Unusable when there is one but it is absurd."""
-    if not isinstance(rates, Mapping) or rates.get(name) in (None, ""):
+    if not isinstance(rates, dict) or rates.get(name) in (None, ""):
         return None
     text = rates[name] if isinstance(rates[name], str) else repr(rates[name])
     if len(text) > _MAX_PRICE_CHARS:
@@ -78,7 +79,7 @@ def _rate(rates: Any, name: str) -> Decimal | None:
 def _count(usage: Mapping[str, Any], *path: str) -> int:
     node: Any = usage
     for name in path:
-        node = node.get(name) if isinstance(node, Mapping) else None
+        node = node.get(name) if isinstance(node, dict) else None
     if not isinstance(node, int) or node <= 0:
         return 0
     if node >= _MAX_TOKENS:
@@ -87,7 +88,7 @@ def _count(usage: Mapping[str, Any], *path: str) -> int:
 
 
 def _tier(tiers: list[Any], input_tokens: int) -> Mapping[str, Any] | None:
-    usable = [t for t in tiers if isinstance(t, Mapping)]
+    usable = [t for t in tiers if isinstance(t, dict)]
     for tier in usable:
         limit = tier.get("maxInputTokens")
         if limit is None or (isinstance(limit, int | float) and limit >= input_tokens):
@@ -117,7 +118,7 @@ def estimate_reply_credits(pricing: Any, message: Mapping[str, Any]) -> CreditEs
 
 def _estimate_reply(pricing: Any, message: Mapping[str, Any]) -> CreditEstimate | None:
     usage = message.get("usage")
-    usage = usage if isinstance(usage, Mapping) else {}
+    usage = usage if isinstance(usage, dict) else {}
     chars, tokens = _output_size(message)
     reported = usage.get("output_tokens")
     reported = reported if isinstance(reported, int) else 0
@@ -145,7 +146,7 @@ def request_tokens(body: Any) -> int:
     stack = [body]
     while stack:
         node = stack.pop()
-        if isinstance(node, Mapping):
+        if isinstance(node, dict):
             for name, value in node.items():
                 if name in ("data", "url") and isinstance(value, str) and (name == "data" or value.startswith("data:")):
                     media += 1
@@ -170,7 +171,7 @@ def _output_size(message: Mapping[str, Any]) -> tuple[int, int]:
     """Characters of output in the message (text, thinking, tool input) and the tokens they make."""
     ascii_chars = other = 0
     for block in message.get("content") or ():
-        if not isinstance(block, Mapping):
+        if not isinstance(block, dict):
             continue
         for name in ("text", "thinking", "input"):
             value = block.get(name)
@@ -192,7 +193,7 @@ def _estimate(pricing: Any, usage: Mapping[str, Any]) -> CreditEstimate | None:
     the provider counted them, ``input_tokens_by_modality`` / ``output_tokens_by_modality``
     (non-text counts; the rest is text).
     """
-    if not isinstance(pricing, Mapping):
+    if not isinstance(pricing, dict):
         return None
     if "price" in pricing:
         price = _rate(pricing, "price")
@@ -221,7 +222,7 @@ def _estimate(pricing: Any, usage: Mapping[str, Any]) -> CreditEstimate | None:
     def by_modality(direction: str, tokens: int, rates: Any, text_rate: Decimal) -> None:
         other = usage.get(f"{direction}_tokens_by_modality")
         counts = {m: n for m, n in other.items() if m != "text" and isinstance(n, int) and n > 0} if isinstance(
-            other, Mapping
+            other, dict
         ) else {}  # fmt: skip
         rest = tokens
         for modality, count in counts.items():

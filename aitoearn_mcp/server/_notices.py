@@ -14,7 +14,9 @@ from mcp.server.mcpserver import Context
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.types import EmptyResult, LoggingLevel, SetLevelRequestParams
 
-__all__ = ["PROGRESS_INTERVAL", "Progress", "log_to_client", "report_progress", "set_logging_level"]
+__all__ = [
+    "PROGRESS_INTERVAL", "Progress", "ProgressReporter", "log_to_client", "report_progress", "set_logging_level",
+]  # fmt: skip
 
 PROGRESS_INTERVAL = 0.1  # seconds: at most 10 notifications a second, never 250 ms without one while text flows
 PROGRESS_TAIL = 40  # characters of the latest text shown in a progress message
@@ -46,31 +48,45 @@ async def log_to_client(ctx: Context, message: str) -> None:
         await ctx.warning(message)
 
 
-async def report_progress(
-    ctx: Context, progress: Progress, *, since: float | None = None, first: str | None = None,
-    quiet: Callable[[float], str] | None = None,
-) -> None:  # fmt: skip
-    """Send progress while text flows, at most one per PROGRESS_INTERVAL, and one every HEARTBEAT
-    while none does; the value strictly rising (characters received, or one more than the last
-    value while silent). ``since``: when the call started (unix time; default now); ``quiet``:
-    what a heartbeat says, given the seconds elapsed (work without text: a video rendering)."""
-    started = time.time() if since is None else since
-    last = time.monotonic()
-    await ctx.report_progress(0, None, first or "Request sent; waiting for the first tokens")
-    reported = 0
+class ProgressReporter:
+    """Progress while text flows, at most one per PROGRESS_INTERVAL, and one every HEARTBEAT while
+    none does; the value strictly rising (characters received, or one more than the last value
+    while silent). ``since``: when the call started (unix time; default now); ``quiet``: what a
+    heartbeat says, given the seconds elapsed (work without text: a video rendering). The caller
+    calls ``begin`` once, then ``tick`` about every PROGRESS_INTERVAL while it waits."""
+
+    def __init__(
+        self, ctx: Context, progress: Progress, *, since: float | None = None, first: str | None = None,
+        quiet: Callable[[float], str] | None = None,
+    ) -> None:  # fmt: skip
+        self.ctx, self.progress, self.first, self.quiet = ctx, progress, first, quiet
+        self.started = time.time() if since is None else since
+        self.last = time.monotonic()
+        self.reported = 0
+
+    async def begin(self) -> None:
+        await self.ctx.report_progress(0, None, self.first or "Request sent; waiting for the first tokens")
+
+    async def tick(self) -> None:
+        received, latest = self.progress()
+        now = time.monotonic()
+        if received > self.reported:
+            self.reported, self.last = received, now
+            tail = " ".join(latest[-PROGRESS_TAIL:].split())
+            await self.ctx.report_progress(received, None, f"{received:,} characters received: …{tail}")
+        elif now - self.last >= HEARTBEAT:
+            self.reported, self.last = self.reported + 1, now
+            elapsed = time.time() - self.started
+            if self.quiet is not None:
+                await self.ctx.report_progress(self.reported, None, self.quiet(elapsed))
+                return
+            what = "thinking (no text yet)" if received == 0 else f"working ({received:,} characters so far)"
+            await self.ctx.report_progress(self.reported, None, f"The model has been {what} for {elapsed:.0f} s")
+
+
+async def report_progress(reporter: ProgressReporter) -> None:
+    """``reporter`` in a task of its own, beside a wait that cannot tick it (until cancelled)."""
+    await reporter.begin()
     while True:
         await anyio.sleep(PROGRESS_INTERVAL)
-        received, latest = progress()
-        now = time.monotonic()
-        if received > reported:
-            reported, last = received, now
-            tail = " ".join(latest[-PROGRESS_TAIL:].split())
-            await ctx.report_progress(received, None, f"{received:,} characters received: …{tail}")
-        elif now - last >= HEARTBEAT:
-            reported, last = reported + 1, now
-            elapsed = time.time() - started
-            if quiet is not None:
-                await ctx.report_progress(reported, None, quiet(elapsed))
-                continue
-            what = "thinking (no text yet)" if received == 0 else f"working ({received:,} characters so far)"
-            await ctx.report_progress(reported, None, f"The model has been {what} for {elapsed:.0f} s")
+        await reporter.tick()

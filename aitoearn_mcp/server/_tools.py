@@ -49,7 +49,7 @@ from ._dto import (
     parse_send_message_args,
 )
 from ._files import attach_files, read_files
-from ._notices import log_to_client, report_progress
+from ._notices import PROGRESS_INTERVAL, ProgressReporter, log_to_client, report_progress
 from ._reply_files import reply_ttl, save_reply_file
 from ._reply_images import with_previews
 from ._roots import allowed_roots
@@ -289,15 +289,17 @@ class Tools:
         on_retry = functools.partial(log_to_client, ctx)
         for delegation in delegations:
             delegation.retry_listeners.add(on_retry)
+        reporter = ProgressReporter(ctx, progress, since=delegations[0].record.started, first=first, quiet=quiet)
+        deadline = anyio.current_time() + seconds
         try:
-            async with anyio.create_task_group() as beside:
-                since = delegations[0].record.started
-                beside.start_soon(functools.partial(report_progress, ctx, progress, since=since, first=first,
-                                                    quiet=quiet))  # fmt: skip
-                with anyio.move_on_after(seconds):
-                    for delegation in delegations:
+            # The wait ticks the reporter itself: no task beside it, which a short call would pay for.
+            await reporter.begin()
+            for delegation in delegations:
+                while not delegation.finished.is_set() and (left := deadline - anyio.current_time()) > 0:
+                    with anyio.move_on_after(min(PROGRESS_INTERVAL, left)):
                         await delegation.finished.wait()
-                beside.cancel_scope.cancel()
+                    if not delegation.finished.is_set():
+                        await reporter.tick()
         except anyio.get_cancelled_exc_class():
             if stop_on_cancel:
                 for delegation in delegations:
@@ -443,8 +445,8 @@ class Tools:
             waiting = quiet(time.time() - first.started)
         found: ReplyRecord | None = first
         async with anyio.create_task_group() as beside:
-            beside.start_soon(functools.partial(report_progress, ctx, progress, since=first.started, first=waiting,
-                                                quiet=quiet))  # fmt: skip
+            beside.start_soon(report_progress, ProgressReporter(ctx, progress, since=first.started, first=waiting,
+                                                                quiet=quiet))  # fmt: skip
             found = await delegations.wait(reply_id, owner, self.wait_seconds(wait, ctx), on_record=latest.append,
                                            resume=resume)  # fmt: skip
             beside.cancel_scope.cancel()

@@ -173,3 +173,78 @@ def test_both_parts_of_a_cut_reply_end_together_at_a_line_end() -> None:
     assert json_weight(fitted.message) <= 20_000 and weight(fitted.text) <= 20_000 - 500
     page_text, next_offset = page(text, len(fitted.text), 20_000)
     assert page_text.endswith("\n") and next_offset == len(fitted.text) + len(page_text)
+
+
+@pytest.mark.anyio
+async def test_one_watcher_writes_and_cancels_each_running_reply_in_a_shared_store(tmp_path: Any) -> None:
+    """In a store other processes read (SQLite), each running reply's record is written as its
+    work moves on and a cancel asked through the store stops that reply only; the watcher stops
+    when none runs and starts again with the next."""
+    from aitoearn_mcp.store._sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "store.sqlite3", ttl=60, max_bytes=10**6)
+
+    class Job:
+        """Text arrives until told to end (the Job protocol, nothing else)."""
+
+        model = "m"
+
+        def __init__(self) -> None:
+            self.news, self.ended, self.cut = 0, anyio.Event(), False
+
+        def progress(self) -> tuple[int, str]:
+            return self.news, "x" * self.news
+
+        def running(self, started: float) -> ReplyRecord:
+            return ReplyRecord("running", "m", started, started, text="x" * self.news, chars=self.news)
+
+        async def run(self, on_retry: Any) -> None:
+            try:
+                while not self.ended.is_set():
+                    self.news += 1
+                    await anyio.sleep(0.05)
+            except anyio.get_cancelled_exc_class():
+                self.cut = True
+                raise
+
+        def crashed(self, exc: Exception) -> None:
+            raise AssertionError(f"the job crashed: {exc!r}")
+
+        async def settle(self, cancelled: bool) -> ReplyRecord:
+            return ReplyRecord("cancelled" if cancelled else "complete", "m", 0, 0, text="x" * self.news)
+
+    async def stored(reply_id: str) -> ReplyRecord | None:
+        raw = await store.load_reply(reply_id, "owner")
+        return None if raw is None else ReplyRecord.from_json(raw)
+
+    try:
+        async with anyio.create_task_group() as tasks:
+            delegations = Delegations(store, tasks)
+            kept, stopped = Job(), Job()
+            one = await delegations.start(kept, "owner")
+            other = await delegations.start(stopped, "owner")
+            assert await delegations.store_running(other)
+            assert await store.request_cancel(other.id, "owner")  # as another process asks
+            with anyio.fail_after(5):
+                await other.finished.wait()
+                while (running := await stored(one.id)) is None or not running.chars:
+                    await anyio.sleep(0.1)
+            assert stopped.cut and other.record.status == "cancelled" and not one.finished.is_set()
+            assert running.status == "running" and running.text.startswith("x")  # seen by other processes
+            kept.ended.set()
+            with anyio.fail_after(5):  # the final record follows the end (no answer waits for it)
+                while (final := await stored(one.id)) is None or final.status == "running":
+                    await anyio.sleep(0.05)
+            assert final.status == "complete" and one.finished.is_set()
+            with anyio.fail_after(3):
+                while delegations._watching:  # none runs: the watcher stops
+                    await anyio.sleep(0.1)
+            again = Job()
+            third = await delegations.start(again, "owner")
+            assert await store.request_cancel(third.id, "owner") is False  # not stored yet: unknown
+            assert await delegations.store_running(third) and await store.request_cancel(third.id, "owner")
+            with anyio.fail_after(5):
+                await third.finished.wait()
+            assert again.cut and third.record.status == "cancelled"
+    finally:
+        await store.aclose()
