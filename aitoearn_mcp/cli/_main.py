@@ -181,7 +181,7 @@ def _serve_stdio(config: Config) -> NoReturn:
         from ..server._server import create_server
         from ..transports._stdio import serve_stdio
 
-        anyio.run(serve_stdio, create_server(config))
+        anyio.run(serve_stdio, create_server(config, stdio=True))
     finally:
         # Stopping is under way: one more signal (Claude Code sends SIGTERM 100 ms after SIGINT)
         # must not turn a clean exit into status -15 or a traceback.

@@ -88,13 +88,16 @@ def create_server(
     config: Config,
     *,
     http: bool = False,
+    stdio: bool = False,
     drain: Drain | None = None,
     metrics: Metrics = NO_METRICS,
     store: Store | None = None,
 ) -> MCPServer:
     """Build the server; what calls use is built by the first call that needs it (listing the
     tools needs none of it), kept by the server's lifespan, and closed with it. ``http``:
-    serving streamable HTTP, where the server never reads its own disk for a caller; ``drain``
+    serving streamable HTTP, where the server never reads its own disk for a caller; ``stdio``:
+    serving a host over stdio (over either, a client asks for progress with a token; in process,
+    the default, the SDK passes it by callback, unseen, so it is always reported); ``drain``
     tracks calls in flight for a graceful shutdown; ``store`` defaults to the one the
     configuration names."""
 
@@ -111,7 +114,7 @@ def create_server(
     def work() -> Tools:
         from ._tools import Tools
 
-        return Tools(config, http=http, metrics=metrics)
+        return Tools(config, http=http, metrics=metrics, progress_by_token=http or stdio)
 
     @functools.cache
     def listing() -> Listing:

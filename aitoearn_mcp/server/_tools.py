@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -95,11 +96,17 @@ def _outcome(record: ReplyRecord) -> str:
 class Tools:
     """The work behind list_models, send_message, get_reply and the reply resources, for one server."""
 
-    def __init__(self, config: Config, *, http: bool, metrics: Metrics) -> None:
+    def __init__(self, config: Config, *, http: bool, metrics: Metrics, progress_by_token: bool = False) -> None:
         self.config = config
         self.http = http
         self.metrics = metrics
+        self.progress_by_token = progress_by_token
         self._secret = secrets.token_bytes(32)
+
+    def _wants_progress(self, ctx: Context) -> bool:
+        """Whether the client asked for progress: over stdio and HTTP, a progress token in the
+        request's ``_meta``; in process, always (the SDK passes it by callback, with no token)."""
+        return not self.progress_by_token or (ctx.request_context.meta or {}).get("progress_token") is not None
 
     async def _owner(self, store: Store, key: SecretStr) -> str:
         """The key's tag in the store; while the store does not answer, one of this process's own,
@@ -290,15 +297,18 @@ class Tools:
         for delegation in delegations:
             delegation.retry_listeners.add(on_retry)
         reporter = ProgressReporter(ctx, progress, since=delegations[0].record.started, first=first, quiet=quiet)
+        # The wait ticks the reporter itself (no task beside it, which a short call would pay for),
+        # and only for a client that asked for progress: otherwise it wakes once, at the end.
+        interval = PROGRESS_INTERVAL if self._wants_progress(ctx) else math.inf
         deadline = anyio.current_time() + seconds
         try:
-            # The wait ticks the reporter itself: no task beside it, which a short call would pay for.
-            await reporter.begin()
+            if interval < math.inf:
+                await reporter.begin()
             for delegation in delegations:
                 while not delegation.finished.is_set() and (left := deadline - anyio.current_time()) > 0:
-                    with anyio.move_on_after(min(PROGRESS_INTERVAL, left)):
+                    with anyio.move_on_after(min(interval, left)):
                         await delegation.finished.wait()
-                    if not delegation.finished.is_set():
+                    if not delegation.finished.is_set() and interval < left:
                         await reporter.tick()
         except anyio.get_cancelled_exc_class():
             if stop_on_cancel:
@@ -445,8 +455,9 @@ class Tools:
             waiting = quiet(time.time() - first.started)
         found: ReplyRecord | None = first
         async with anyio.create_task_group() as beside:
-            beside.start_soon(report_progress, ProgressReporter(ctx, progress, since=first.started, first=waiting,
-                                                                quiet=quiet))  # fmt: skip
+            if self._wants_progress(ctx):
+                reporter = ProgressReporter(ctx, progress, since=first.started, first=waiting, quiet=quiet)
+                beside.start_soon(report_progress, reporter)
             found = await delegations.wait(reply_id, owner, self.wait_seconds(wait, ctx), on_record=latest.append,
                                            resume=resume)  # fmt: skip
             beside.cancel_scope.cancel()
