@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
+from mcp.shared.inbound import x_mcp_header_map
 from mcp.types import (
     CallToolResult,
     InputRequiredResult,
@@ -221,6 +222,12 @@ def create_server(
     server = MCPServer("aitoearn-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, tools=tools,
                        extensions=[tasks])  # fmt: skip
     lowlevel = server._lowlevel_server  # pyright: ignore[reportPrivateUsage]
+    # Over streamable HTTP (2026-07-28) the SDK checks each call's Mcp-Param-* headers against
+    # the tool's input schema, walking the whole schema twice per call (send_message's has ~50
+    # positions). Only a schema that declares such a header (x-mcp-header) has anything to check,
+    # and the schemas are fixed: the SDK's lookup hook answers None for the others, once for all.
+    with_headers = {t.name: t.parameters for t in tools if x_mcp_header_map(t.parameters)}
+    lowlevel.get_tool_input_schema = with_headers.get
     # MCPServer has no public hook for logging/setLevel (gone in 2026-07-28, still sent by
     # handshake-era hosts); registering it also advertises the logging capability.
     lowlevel.add_request_handler("logging/setLevel", SetLevelRequestParams, set_logging_level)

@@ -37,13 +37,14 @@ class BodyBudget:
     @asynccontextmanager
     async def hold(self, size: int, wait: float) -> AsyncIterator[bool]:
         """Hold ``size`` bytes while the block runs; False when no room came within ``wait``."""
-        granted = False
-        with anyio.move_on_after(wait):
-            while self.held + size > self.capacity:
-                if self._freed is None:
-                    self._freed = anyio.Event()
-                await self._freed.wait()
-            granted = True
+        granted = self.held + size <= self.capacity  # nearly always: no timer for a request that fits
+        if not granted:
+            with anyio.move_on_after(wait):
+                while self.held + size > self.capacity:
+                    if self._freed is None:
+                        self._freed = anyio.Event()
+                    await self._freed.wait()
+                granted = True
         if not granted:
             yield False
             return

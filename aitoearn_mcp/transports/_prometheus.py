@@ -38,6 +38,7 @@ class PrometheusMetrics(Metrics):
 
         self._prom = prom
         self._known: Container[str] = ()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = prom.CollectorRegistry()
         multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         # In multiprocess mode values live in files; collection goes through MultiProcessCollector.
@@ -67,25 +68,34 @@ class PrometheusMetrics(Metrics):
     def _model(self, model: str) -> str:
         return model if model in self._known else "other"
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """The metric's child for these label values, looked up once: ``labels()`` takes a lock and
+        checks the values each time. The values are bounded (see the module), so is this."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def call_started(self, tool: str) -> None:
-        self._in_flight.labels(tool).inc()
+        self._child(self._in_flight, tool).inc()
 
     def call_finished(self, tool: str, model: str, route: str, outcome: str) -> None:
-        self._in_flight.labels(tool).dec()
-        self._calls.labels(tool, self._model(model) if model else "", route, outcome).inc()
+        self._child(self._in_flight, tool).dec()
+        self._child(self._calls, tool, self._model(model) if model else "", route, outcome).inc()
 
     def upstream(self, route: str, seconds: float, first_token: float | None) -> None:
-        self._latency.labels(route).observe(seconds)
+        self._child(self._latency, route).observe(seconds)
         if first_token is not None:
-            self._first.labels(route).observe(first_token)
+            self._child(self._first, route).observe(first_token)
 
     def streamed(self, model: str, route: str, chars: int, credits: Decimal | None) -> None:
-        self._chars.labels(self._model(model), route).inc(chars)
+        self._child(self._chars, self._model(model), route).inc(chars)
         if credits is not None:
-            self._credits.labels(self._model(model)).inc(float(credits))
+            self._child(self._credits, self._model(model)).inc(float(credits))
 
     def retry(self, cause: str) -> None:
-        self._retries.labels(cause).inc()
+        self._child(self._retries, cause).inc()
 
     def render(self) -> tuple[bytes, str]:
         return self._prom.generate_latest(self.registry), self._prom.CONTENT_TYPE_LATEST

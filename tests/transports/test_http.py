@@ -51,6 +51,27 @@ async def test_loopback_uses_the_callers_key_or_the_servers(
     assert "caller-one-key" not in http_server.log() and KEY not in http_server.log()
 
 
+async def test_mcp_param_headers_are_checked_only_for_tools_that_declare_one(
+    relay: FakeRelay, http_server: HttpServer
+) -> None:
+    """The server tells the SDK a tool's schema for its Mcp-Param-* check only when the schema
+    declares such a header (x-mcp-header); none does, so a stray header is no reason to refuse."""
+    from mcp.shared.inbound import x_mcp_header_map
+
+    from aitoearn_mcp._config import Config
+    from aitoearn_mcp.server._server import create_server
+
+    server = create_server(Config(api_key=None))
+    lookup = server._lowlevel_server.get_tool_input_schema  # pyright: ignore[reportPrivateUsage]
+    assert lookup is not None
+    listed = await server.list_tools()
+    assert [lookup(t.name) for t in listed] == [t.input_schema if x_mcp_header_map(t.input_schema) else None
+                                                for t in listed]  # fmt: skip
+    async with http_client(http_server.url, {"Mcp-Param-Model": "another-model"}) as client:
+        result = await client.call_tool("send_message", echo("served"))
+    assert not result.is_error and result.content[0].text == "echo:served"
+
+
 async def test_off_loopback_a_keyless_request_gets_401_and_the_server_key_is_never_used(relay: FakeRelay) -> None:
     server = HttpServer(relay, "--host", "0.0.0.0", "--allowed-host", "127.0.0.1")
     try:
