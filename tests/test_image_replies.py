@@ -156,6 +156,28 @@ async def test_an_undecodable_inline_image_gives_a_note_and_no_file(relay: FakeR
     assert set(images_folder().glob("*")) == before  # nothing written, no temporary file left
 
 
+async def test_a_linked_file_that_is_no_image_or_is_cut_short_gives_a_note_and_no_file(relay: FakeRelay) -> None:
+    """Links are decoded as they arrive: a page served as a PNG is refused once it has come (no
+    file kept), and a transfer that breaks off is named as that, not as a damaged image."""
+    serve_images(relay)
+    before = set(images_folder().glob("*")) if images_folder().exists() else set()
+    whole = png(800, 600)
+    relay.route("/hosted/page.png", lambda _: Reply(headers={"content-type": "image/png"},
+                                                    chunks=[b"<html>" + b"no image here " * 5000 + b"</html>"]))  # fmt: skip
+    relay.route("/hosted/cut.png", lambda _: Reply(headers={"content-type": "image/png",
+                                                            "content-length": str(len(whole))},
+                                                   chunks=[whole[: len(whole) // 2]]))  # fmt: skip
+    text = f"![a]({relay.url}/hosted/page.png) ![b]({relay.url}/hosted/cut.png)"
+    chunks = [sse.chunk({"role": "assistant", "content": text}, model=MODEL), sse.chunk({}, "stop", model=MODEL),
+              sse.chunk(model=MODEL, usage=sse.USAGE, choices=False)]  # fmt: skip
+    relay.enqueue("/api/ai/chat/completions", Reply.chat(chunks))
+    result = await call(relay, DRAW, route="chat-completions")
+    assert not result.is_error and not shown(result)
+    assert "page.png was not saved: the data is not an image Pillow can read" in texts(result)
+    assert "cut.png was not saved: Could not download the file: the transfer was cut short" in texts(result)
+    assert set(images_folder().glob("*")) == before  # nothing written, no temporary file left
+
+
 async def test_an_image_over_the_reply_limit_is_a_clear_error_and_nothing_is_saved(relay: FakeRelay) -> None:
     serve_images(relay)
     before = set(images_folder().glob("*")) if images_folder().exists() else set()

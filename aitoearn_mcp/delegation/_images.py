@@ -5,7 +5,8 @@ A reply's images arrive as ``image`` blocks (base64 or url source; every route's
 them), or, from a model whose catalogue entry outputs images, as links in its text (a markdown
 image or a bare image URL: the relay re-hosts inline images as links). Each is checked by
 decoding it (a damaged or oversized one is named in a note, never saved) and saved atomically
-(``save_bytes``; a link is fetched with ``download``: size-bounded, no key sent to that host).
+(``save_bytes``; a link is fetched with ``fetch``: size-bounded, no key sent to that host,
+decoded as it arrives).
 The block becomes ``{"type": "image", "source": {"type": "saved", "path", "media_type",
 "width", "height", "bytes", "url"?}}``, so no base64 data reaches the store or a result's
 structured content; the host is shown a preview made from the file (server/_images.py).
@@ -28,7 +29,7 @@ from pydantic import SecretStr
 
 from .._errors import InputError, RelayError
 from .._paths import cache_dir, private_dir
-from ..media._download import Downloaded, download, save_bytes
+from ..media._download import Arriving, Downloaded, checked_while_saved, fetch, save_bytes
 
 __all__ = [
     "MAX_LINKED_IMAGES",
@@ -151,12 +152,13 @@ class _Saver:
             info = await anyio.to_thread.run_sync(inspect_image, data)
             media_type = info.mime_type or str(source.get("media_type"))
             return await save_bytes(data, self.folder, name, media_type=media_type), info.width, info.height
-        done = await download(self.http, url, self.folder, max_bytes=self.max_bytes, name=name, key=self.key)
-        try:
-            info = await anyio.to_thread.run_sync(inspect_image, await anyio.to_thread.run_sync(done.path.read_bytes))
-        except BaseException:
-            done.path.unlink(missing_ok=True)  # fetched, but not an image: nothing is left of it
-            raise
+
+        async def arrived(into: Arriving) -> tuple[bytes, str | None]:
+            return await fetch(self.http, url, max_bytes=self.max_bytes, key=self.key, into=into)
+
+        # Checked as it arrives, then saved; not an image: nothing is left of it.
+        _, info, done = await checked_while_saved(arrived, inspect_image, self.folder, lambda data, served: name)
+        assert done is not None  # a folder was given
         return Downloaded(done.path, done.size, info.mime_type or done.media_type), info.width, info.height
 
 

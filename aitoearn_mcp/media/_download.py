@@ -11,21 +11,29 @@ the umask) and keep it: a generated image is the user's, not every local account
 Downloads are https only (http only to loopback, for tests), carry no key or other credential
 header, follow at most ``MAX_REDIRECTS`` redirects (each checked the same way), stop at
 ``max_bytes`` and check the length the server declared, so a cut connection is an error.
+
+An image is fetched into memory (``fetch``) and decoded on a worker thread as its bytes arrive
+(``Arriving``, ``checked_while_saved``), then saved from memory while the preview is made: the
+decode waits neither for the whole download nor for the disk, and nothing is read back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import mimetypes
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
 
+import anyio
 import anyio.to_thread
 import httpx2
 from pydantic import SecretStr
@@ -33,11 +41,14 @@ from pydantic import SecretStr
 from .._errors import InputError, RelayError, RequestRejectedError, UnavailableError
 from ._net import keyless, require_safe_url
 
-__all__ = ["Downloaded", "download", "fetch", "safe_filename", "save_bytes"]
+__all__ = ["Arriving", "Downloaded", "checked_while_saved", "download", "fetch", "safe_filename", "save_bytes"]
+
+Checked = TypeVar("Checked")
 
 MAX_REDIRECTS = 5
 MAX_NAME_CHARS = 120
 MAX_SUFFIX = 1000
+WRITE_BATCH = 1024 * 1024  # bytes gathered before a worker thread writes them: a hop per MiB, not per 64 KiB chunk
 
 _EXTENSIONS = {
     "image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif",
@@ -114,12 +125,22 @@ class _Sink:
         descriptor, self.temp = tempfile.mkstemp(prefix=f".{name[:60]}.", suffix=".part", dir=folder)
         self.file = os.fdopen(descriptor, "wb")
         self.size = 0
+        self._pending: list[bytes] = []  # received, not yet written: at most WRITE_BATCH bytes
+        self._pending_size = 0
 
     async def write(self, chunk: bytes) -> None:
-        await anyio.to_thread.run_sync(self.file.write, chunk)
+        self._pending.append(chunk)
+        self._pending_size += len(chunk)
         self.size += len(chunk)
+        if self._pending_size >= WRITE_BATCH:
+            await anyio.to_thread.run_sync(self._write_pending)
+
+    def _write_pending(self) -> None:
+        self.file.writelines(self._pending)
+        self._pending, self._pending_size = [], 0
 
     def publish(self) -> Path:
+        self._write_pending()
         self.file.flush()
         os.fsync(self.file.fileno())
         self.file.close()
@@ -146,6 +167,76 @@ async def save_bytes(
         sink.discard()
         raise
     return Downloaded(final, len(data), media_type or mimetypes.guess_type(final.name)[0])
+
+
+class Arriving(io.BufferedIOBase):
+    """A download's bytes as they arrive, read as a file (``readline`` and the rest from
+    ``io``) by another thread: a read past what has come waits for it, or for the end. An image decodes on a worker
+    thread while it downloads instead of after (the decode releases the GIL; the download never
+    waits for it). Once ``end`` is called reads return what came, then nothing: a download that
+    failed or was cancelled leaves the decode with a cut-short file, never waiting."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._data = bytearray()
+        self._ended = False
+        self._position = 0
+        self._changed = threading.Condition()
+
+    @classmethod
+    def whole(cls, data: bytes) -> Arriving:
+        arriving = cls()
+        arriving.add(data)
+        arriving.end()
+        return arriving
+
+    def add(self, chunk: bytes) -> None:
+        with self._changed:
+            self._data += chunk
+            self._changed.notify_all()
+
+    def end(self) -> None:
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
+
+    @property
+    def size(self) -> int:
+        return len(self._data)
+
+    def value(self) -> bytes:
+        """Every byte, once the end has come (waits for it)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._ended)
+            return bytes(self._data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        size = -1 if size is None else size
+        with self._changed:
+            self._changed.wait_for(lambda: self._ended or 0 <= size <= len(self._data) - self._position)
+            end = len(self._data) if size < 0 else min(self._position + size, len(self._data))
+            chunk = bytes(self._data[self._position : end])
+            self._position += len(chunk)
+            return chunk
+
+    read1 = read
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        with self._changed:
+            if whence == os.SEEK_END:
+                self._changed.wait_for(lambda: self._ended)
+            base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: len(self._data)}[whence]
+            self._position = max(base + offset, 0)
+            return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
 
 
 async def _open(http: httpx2.AsyncClient, url: str, key: SecretStr | None) -> httpx2.Response:
@@ -221,11 +312,23 @@ async def download(
 
 
 async def fetch(
-    http: httpx2.AsyncClient, url: str, *, max_bytes: int, key: SecretStr | None = None
-) -> tuple[bytes, str | None]:
+    http: httpx2.AsyncClient, url: str, *, max_bytes: int, key: SecretStr | None = None,
+    into: Arriving | None = None,
+) -> tuple[bytes, str | None]:  # fmt: skip
     """The bytes at ``url`` (e.g. a cover to preview) and their media type, by the same rules as
     ``download`` (https, no credentials, checked redirects, ``max_bytes``, the declared length
-    checked), kept in memory."""
+    checked), kept in memory: in ``into`` as they arrive when given (ended however the fetch
+    ends, so a reader never waits for bytes that will not come)."""
+    arriving = into or Arriving()
+    try:
+        return await _fetched(http, url, max_bytes, key, arriving)
+    finally:
+        arriving.end()
+
+
+async def _fetched(
+    http: httpx2.AsyncClient, url: str, max_bytes: int, key: SecretStr | None, arriving: Arriving
+) -> tuple[bytes, str | None]:
     response = await _open(http, url, key)
     try:
         if response.status_code != 200:
@@ -235,17 +338,15 @@ async def fetch(
         declared = _declared_length(response)
         if declared is not None and declared > max_bytes:
             raise _too_large(max_bytes, declared)
-        chunks: list[bytes] = []
-        size = 0
         async for chunk in _chunks(response):
-            size += len(chunk)
-            if size > max_bytes:
+            if arriving.size + len(chunk) > max_bytes:
                 raise _too_large(max_bytes, None)
-            chunks.append(chunk)
-        if declared is not None and size != declared:
-            raise _truncated(size, declared)
+            arriving.add(chunk)
+        if declared is not None and arriving.size != declared:
+            raise _truncated(arriving.size, declared)
         media_type = response.headers.get("content-type", "").partition(";")[0].strip().lower() or None
-        return b"".join(chunks), media_type
+        arriving.end()
+        return arriving.value(), media_type
     finally:
         await response.aclose()
 
@@ -262,6 +363,57 @@ async def _chunks(response: httpx2.Response) -> AsyncIterator[bytes]:
     except httpx2.TransportError as exc:
         raise UnavailableError(f"Could not download the file: the connection failed ({type(exc).__name__})",
                                fix="try again") from None  # fmt: skip
+
+
+async def checked_while_saved(
+    arrived: Callable[[Arriving], Awaitable[tuple[bytes, str | None]]],
+    check: Callable[[Arriving], Checked],
+    folder: Path | None,
+    name: Callable[[bytes, str | None], str],
+) -> tuple[bytes, Checked, Downloaded | None]:
+    """``check`` (an image's decode) on a worker thread, reading the bytes while ``arrived`` brings
+    them with their served type (``fetch(..., into=...)``), then saved as ``name(bytes, type)`` in
+    ``folder`` (none: not saved) while ``check`` goes on: the decode waits on neither the network
+    nor the disk, and nothing is read back. A ``check`` that raises InputError (not an image)
+    leaves no file; a failed download wins over the cut-short decode it causes. Each side's
+    failure is kept and raised after both ended (a task group would wrap it in an ExceptionGroup)."""
+    incoming = Arriving()
+    outcome: list[Checked] = []
+    refused: list[InputError] = []
+
+    async def run_check() -> None:
+        try:
+            outcome.append(await anyio.to_thread.run_sync(check, incoming))
+        except InputError as exc:
+            refused.append(exc)
+
+    saved: Downloaded | None = None
+    not_fetched: InputError | RelayError | None = None
+    not_saved: InputError | OSError | None = None
+    data, served = b"", None
+    async with anyio.create_task_group() as group:
+        group.start_soon(run_check)
+        try:
+            data, served = await arrived(incoming)
+        except (InputError, RelayError) as exc:
+            not_fetched = exc
+        finally:
+            incoming.end()  # a failed or cancelled download: the check ends at what came
+        if not_fetched is None and folder is not None:
+            try:
+                saved = await save_bytes(data, folder, name(data, served), media_type=served)
+            except (InputError, OSError) as exc:
+                not_saved = exc
+    if not_fetched is not None:
+        raise not_fetched  # the cut-short decode it caused says less
+    if refused:
+        if saved is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(saved.path)  # not an image: nothing half-useful is left behind
+        raise refused[0]
+    if not_saved is not None:
+        raise not_saved
+    return data, outcome[0], saved
 
 
 def _declared_length(response: httpx2.Response) -> int | None:

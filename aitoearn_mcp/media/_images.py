@@ -16,12 +16,14 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from .._errors import InputError
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
+
+    from ._download import Arriving
 
 __all__ = ["MAX_PREVIEW_BYTES", "MAX_PREVIEW_SIDE", "ImageInfo", "Preview", "inspect_image", "preview", "sniffed_mime"]
 
@@ -53,8 +55,9 @@ class Preview:
     original: ImageInfo
 
 
-def _open(data: bytes, max_pixels: int | None, fit: int | None = None) -> tuple[PILImage.Image, ImageInfo]:
-    """The decoded image (pixels loaded) and what it is, or an InputError. ``fit``: the side the
+def _open(data: bytes | Arriving, max_pixels: int | None, fit: int | None = None) -> tuple[PILImage.Image, ImageInfo]:
+    """The decoded image (pixels loaded) and what it is, or an InputError; ``data`` may still be
+    arriving (decoded as it comes, on this worker thread). ``fit``: the side the
     image will be scaled within; a JPEG larger than twice that decodes at 1/2, 1/4 or 1/8 scale
     (libjpeg scales in the DCT: a 3840×2160 JPEG took 41 ms instead of 113, and came out as close
     to a Lanczos resize; every byte is still decoded, so a cut file is still caught). ``ImageInfo``
@@ -63,7 +66,8 @@ def _open(data: bytes, max_pixels: int | None, fit: int | None = None) -> tuple[
 
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     try:
-        image = Image.open(io.BytesIO(data))
+        source = io.BytesIO(data) if isinstance(data, bytes) else cast("IO[bytes]", data)  # a file, as BytesIO is
+        image = Image.open(source)
     except Image.DecompressionBombError as exc:
         raise InputError(f"the image is refused as a decompression bomb ({exc})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
@@ -102,7 +106,7 @@ def sniffed_mime(data: bytes) -> str | None:
     return next((mime for magic, mime in _MAGIC if data.startswith(magic)), None)
 
 
-def inspect_image(data: bytes, *, max_pixels: int | None = None) -> ImageInfo:
+def inspect_image(data: bytes | Arriving, *, max_pixels: int | None = None) -> ImageInfo:
     """Decode ``data`` fully (so a cut or corrupt file is caught) and say what it is."""
     image, info = _open(data, max_pixels)
     image.close()
@@ -115,20 +119,22 @@ def _encode(image: Any, fmt: str, **options: Any) -> bytes:
     return out.getvalue()
 
 
-def _shown_as_is(image: Any, info: ImageInfo, data: bytes, max_side: int, max_bytes: int) -> bool:
-    """Whether the bytes themselves are the preview: a PNG or JPEG within both bounds, upright."""
-    return (
+def _as_is(image: Any, info: ImageInfo, data: bytes | Arriving, max_side: int, max_bytes: int) -> bytes | None:
+    """The bytes themselves when they are the preview: a PNG or JPEG within both bounds, upright."""
+    if not (
         info.format in ("PNG", "JPEG")
         and image.mode in ("RGB", "RGBA", "L", "LA", "P")
         and max(info.width, info.height) <= max_side
-        and len(data) <= max_bytes
         and image.getexif().get(_ORIENTATION, 1) == 1
         and getattr(image, "n_frames", 1) == 1
-    )
+    ):
+        return None
+    whole = data if isinstance(data, bytes) else data.value()
+    return whole if len(whole) <= max_bytes else None
 
 
 def preview(
-    data: bytes,
+    data: bytes | Arriving,
     *,
     max_side: int = MAX_PREVIEW_SIDE,
     max_bytes: int = MAX_PREVIEW_BYTES,
@@ -138,13 +144,14 @@ def preview(
     image itself when it already fits; else scaled down, as PNG when it has transparency or few
     colours (a diagram, a screenshot of text: sharp edges) and fits, otherwise as JPEG at falling
     quality, then smaller. A photo is never tried as PNG: encoding one took over a second and came
-    out three times over the bound. EXIF orientation applied; animations give their first frame."""
+    out three times over the bound. EXIF orientation applied; animations give their first frame.
+    ``data`` may still be arriving: it decodes as it comes."""
     from PIL import Image, ImageOps
 
     image, info = _open(data, max_pixels, fit=max_side)
     with image:
-        if _shown_as_is(image, info, data, max_side, max_bytes):
-            return Preview(data, info.mime_type or "image/png", info.width, info.height, info)
+        if (whole := _as_is(image, info, data, max_side, max_bytes)) is not None:
+            return Preview(whole, info.mime_type or "image/png", info.width, info.height, info)
         picture = image
         ImageOps.exif_transpose(picture, in_place=True)  # in place: a copy of 2048×2048 took 10-25 ms
         if picture.mode not in ("RGB", "RGBA", "L", "LA"):
