@@ -264,36 +264,41 @@ class Delegations:
             self._live.pop(delegation.id, None)
 
     async def _watch(self) -> None:
-        """While replies run here and the store is shared: every CANCEL_POLL, write each one's record
-        as its work moves on, and stop one another process asks to. One task for them all, so a
-        reply that ends within CANCEL_POLL costs no task of its own; each look runs apart, so a
-        slow store delays no other."""
+        """While replies run here and the store is shared: every CANCEL_POLL, stop those another
+        process asked to (one store call for all), and write the record of each whose work moved
+        on. One task for them all, so a reply that ends within CANCEL_POLL costs nothing here."""
         try:
             while True:
                 await anyio.sleep(CANCEL_POLL)
                 running = [delegation for delegation in self._live.values() if not delegation.finished.is_set()]
                 if not running:
                     return  # the next start starts it again
-                async with anyio.create_task_group() as looks:
-                    for delegation in running:
-                        looks.start_soon(self._look, delegation)
+                try:
+                    asked = await self.store.cancels_requested([delegation.id for delegation in running])
+                except StoreUnavailableError:
+                    asked = set()
+                now = time.monotonic()
+                due: list[Delegation] = []
+                for delegation in running:
+                    if delegation.id in asked:
+                        delegation.cancel()
+                    elif delegation.job.news != delegation.saved_news and now - delegation.last_save >= SAVE_EVERY:
+                        due.append(delegation)
+                if due:
+                    async with anyio.create_task_group() as saves:  # apart: a slow write delays no other
+                        for delegation in due:
+                            saves.start_soon(self._save_running, delegation)
         finally:
             self._watching = False
 
-    async def _look(self, delegation: Delegation) -> None:
+    async def _save_running(self, delegation: Delegation) -> None:
+        if delegation.finished.is_set():  # ended meanwhile: its final record is on its way
+            return
+        delegation.saved_news, delegation.last_save = delegation.job.news, time.monotonic()
         try:
-            with contextlib.suppress(StoreUnavailableError):
-                if await self.store.cancel_requested(delegation.id):
-                    delegation.cancel()
-                    return
-            news = delegation.job.news
-            if delegation.finished.is_set():  # ended meanwhile: its final record is on its way
-                return
-            if news != delegation.saved_news and time.monotonic() - delegation.last_save >= SAVE_EVERY:
-                delegation.saved_news, delegation.last_save = news, time.monotonic()
-                await self._save(delegation, delegation.snapshot())
+            await self._save(delegation, delegation.snapshot())
         except Exception:  # a fault of ours must not stop the watcher (or the server) for the others
-            logger.exception("Reply %s: unexpected failure while watching it", delegation.id)
+            logger.exception("Reply %s: unexpected failure while storing its running record", delegation.id)
 
     async def _save(self, delegation: Delegation, record: ReplyRecord | None) -> bool:
         """Write ``record`` (no answer waits for it), or with None the running record unless one

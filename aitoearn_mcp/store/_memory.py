@@ -7,6 +7,7 @@ import hmac
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,9 +145,8 @@ class MemoryStore:
             item.cancel = True
         return item is not None
 
-    async def cancel_requested(self, reply_id: str) -> bool:
-        item = self._get(reply_id, None)
-        return item is not None and item.cancel
+    async def cancels_requested(self, reply_ids: Sequence[str]) -> set[str]:
+        return {reply_id for reply_id in reply_ids if (item := self._get(reply_id, None)) is not None and item.cancel}
 
     async def add_credits(self, owner: str, day: str, micro: int) -> int:
         now = time.monotonic()

@@ -17,6 +17,7 @@ import hmac
 import json
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -221,8 +222,9 @@ class Store(Protocol):
         """Ask whichever process runs this reply to stop it; False when unknown/another owner's."""
         ...
 
-    async def cancel_requested(self, reply_id: str) -> bool:
-        """Polled (about every 0.5 s) by the process running the reply."""
+    async def cancels_requested(self, reply_ids: Sequence[str]) -> set[str]:
+        """Which of these replies a process asked to stop: polled (about every 0.5 s) by the
+        process running them, one call for all of them."""
         ...
 
     # The daily credits count (AITOEARN_MAX_CREDITS_PER_DAY), shared like everything else here.

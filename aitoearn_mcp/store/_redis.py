@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from pydantic import SecretStr
@@ -182,8 +182,15 @@ class RedisStore:
     async def request_cancel(self, reply_id: str, owner: str) -> bool:
         return is_reply_id(reply_id) and await self._use_item("r", reply_id, owner, cancel=True) is not None
 
-    async def cancel_requested(self, reply_id: str) -> bool:
-        return await self._call(lambda: self._redis.hget(self.PREFIX + "r:" + reply_id, "cancel")) is not None
+    async def cancels_requested(self, reply_ids: Sequence[str]) -> set[str]:
+        async def asked() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:  # one round trip for all
+                for reply_id in reply_ids:
+                    pipe.hget(self.PREFIX + "r:" + reply_id, "cancel")
+                return await pipe.execute()
+
+        flags = await self._call(asked)
+        return {reply_id for reply_id, flag in zip(reply_ids, flags, strict=True) if flag is not None}
 
     async def add_credits(self, owner: str, day: str, micro: int) -> int:
         keys, args = [f"{self.PREFIX}credits:{owner}:{day}"], [micro, int(COUNT_SECONDS * 1000)]

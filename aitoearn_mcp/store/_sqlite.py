@@ -26,7 +26,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -402,11 +402,15 @@ class SQLiteStore:
             return False
         return await self._run(lambda db: self._use(db, reply_id, "r", owner, cancel=True)) is not None
 
-    async def cancel_requested(self, reply_id: str) -> bool:
-        def work(db: sqlite3.Connection) -> bool:
-            found = db.execute("SELECT cancel FROM items WHERE id = ? AND expires > ?", (reply_id, time.time()))
-            row = found.fetchone()
-            return bool(row and row[0])
+    async def cancels_requested(self, reply_ids: Sequence[str]) -> set[str]:
+        def work(db: sqlite3.Connection) -> set[str]:
+            asked: set[str] = set()
+            for start in range(0, len(reply_ids), 500):  # under SQLite's limit on parameters
+                some = reply_ids[start : start + 500]
+                found = db.execute(f"SELECT id FROM items WHERE id IN ({', '.join('?' * len(some))}) AND cancel "
+                                   "AND expires > ?", (*some, time.time()))  # fmt: skip
+                asked.update(row[0] for row in found)
+            return asked
 
         return await self._run(work)
 

@@ -106,10 +106,10 @@ async def test_a_reply_belongs_to_its_owner_and_a_cancel_mark_survives_a_save(st
     assert await store.load_reply(ONE, mallory) is None  # another key's id reads as unknown
     assert await store.load_reply(NONE, alice) is None
     assert not await store.request_cancel(ONE, mallory) and not await store.request_cancel(NONE, alice)
-    assert not await store.cancel_requested(ONE)
+    assert not await store.cancels_requested([ONE, NONE])
     assert await store.request_cancel(ONE, alice)
     await store.save_reply(ONE, alice, ReplyRecord("running", "m", 1.0, 2.0, text="more").to_json())
-    assert await store.cancel_requested(ONE)  # the running process still sees it after its next write
+    assert await store.cancels_requested([NONE, ONE]) == {ONE}  # the running process still sees it after its next write
     assert ReplyRecord.from_json(await store.load_reply(ONE, alice) or "").text == "more"
 
 

@@ -321,10 +321,16 @@ async def test_replies_cancel_and_listing_in_every_store(any_store: Store) -> No
     await store.save_reply(rid, alice, record("部分", "running"))
     assert json.loads(await store.load_reply(rid, alice) or "")["text"] == "部分"
     assert await store.load_reply(rid, bob) is None and not await store.request_cancel(rid, bob)
-    assert not await store.cancel_requested(rid)
-    assert await store.request_cancel(rid, alice) and await store.cancel_requested(rid)
+    assert not await store.cancels_requested([rid])
+    assert await store.request_cancel(rid, alice) and await store.cancels_requested([rid]) == {rid}
     await store.save_reply(rid, alice, record("部分完了", "cancelled"))  # the running process writes on
-    assert await store.cancel_requested(rid)  # ... and the request is kept
+    assert await store.cancels_requested([rid]) == {rid}  # ... and the request is kept
+    many = [f"r_{unique}m{n:04d}" for n in range(1200)]  # one call for every running reply, however many
+    carol = await store.owner_tag(SecretStr(f"sk-carol-{unique}"))
+    for other in many[::400]:
+        await store.save_reply(other, carol, record("…", "running"))
+    assert await store.request_cancel(many[800], carol)
+    assert await store.cancels_requested([*many, rid]) == {many[800], rid}
     await store.save_reply(rid, bob, record("hijack"))  # another owner cannot replace it
     assert json.loads(await store.load_reply(rid, alice) or "")["text"] == "部分完了"
     [summary] = await store.recent_replies(alice, 5)
@@ -339,7 +345,7 @@ async def test_replies_cancel_and_listing_in_every_store(any_store: Store) -> No
         await store.save_reply(f"r_{unique}emoji", alice, record("😀" * 5_001))
     await anyio.sleep(0.7)
     assert await store.load(ids[0], alice) is None and await store.recent_conversations(alice, 5) == []
-    assert await store.load_reply(rid, alice) is None and not await store.cancel_requested(rid)
+    assert await store.load_reply(rid, alice) is None and not await store.cancels_requested([rid])
 
 
 async def test_a_call_that_failed_before_any_text_is_stored_but_not_listed(any_store: Store) -> None:
