@@ -88,7 +88,7 @@ def images_of(result: Any) -> list[Any]:
             assert len(data) <= 1_000_000
             picture = Image.open(io.BytesIO(data))
             picture.load()
-            assert max(picture.size) <= 1568
+            assert max(picture.size) <= 1568 and picture.width * picture.height <= 1_150_000
             shown.append(picture)
     return shown
 

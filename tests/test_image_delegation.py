@@ -50,7 +50,7 @@ def assert_image(result: CallToolResult, reply_id: str, folder: Path) -> Path:
     from PIL import Image
 
     with Image.open(io.BytesIO(base64.b64decode(shown.data))) as preview:
-        assert max(preview.size) == 1568  # the 3840×2160 image, scaled to what hosts accept
+        assert preview.size == (1429, 804)  # the 3840×2160 image, scaled to what hosts accept
     return path
 
 

@@ -1,5 +1,5 @@
 """Image-output chat models: send_message returns each image of the reply as image content the
-host shows (a preview within 1,568 px and 1 MB), saved whole to the user's cache folder, named
+host shows (a preview within 1,568 px, 1.15 MP and 1 MB), saved whole to the user's cache folder, named
 by path (and link) in both parts; the structured content and the store hold no image data.
 Through ``mcp.Client`` in-process and over stdio, against the fake relay's three routes."""
 
@@ -65,7 +65,7 @@ def check_preview(block: ImageContent) -> tuple[int, int]:
     assert len(data) <= 1_000_000
     with Image.open(io.BytesIO(data)) as image:
         image.load()
-        assert max(image.size) <= 1568
+        assert max(image.size) <= 1568 and image.width * image.height <= 1_150_000
         assert Image.MIME[image.format or ""] == block.mime_type
         return image.size
 
@@ -98,7 +98,7 @@ async def test_a_gemini_image_reply_is_shown_saved_and_named(relay: FakeRelay) -
     assert body["config"]["responseModalities"] == ["TEXT", "IMAGE"]
 
     [preview] = shown(result)
-    assert check_preview(preview) == (1568, 980)  # downscaled, aspect kept
+    assert check_preview(preview) == (1355, 847)  # downscaled within 1.15 MP, aspect kept
     structured = result.structured_content
     assert structured is not None and structured["route"] == "gemini"
     [reference] = saved(structured)
@@ -245,7 +245,7 @@ async def test_over_stdio_the_image_arrives_as_image_content(relay: FakeRelay) -
     async with Client(stdio(relay, HOME=os.environ["HOME"])) as client:
         result = await client.call_tool("send_message", DRAW)
     [preview] = shown(result)
-    assert check_preview(preview) == (1568, 1568)
+    assert check_preview(preview) == (1072, 1072)
     assert result.structured_content is not None
     [reference] = saved(result.structured_content)
     assert Path(reference["path"]).read_bytes() == image and reference["path"] in texts(result)

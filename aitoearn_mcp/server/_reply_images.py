@@ -1,5 +1,5 @@
 """A reply's saved images shown to the host: a preview of each (long side at most 1,568 px, at
-most 1 MB) added to the result as an image content block, made from the saved file when the
+most 1.15 megapixels and 1 MB) added to the result as an image content block, made from the saved file when the
 result is read (the record and the store keep only its path, never the image data).
 """
 
