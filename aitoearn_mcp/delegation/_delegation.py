@@ -12,7 +12,9 @@ it until the store holds it): a call that ends within its wait is written once.
 
 A job whose work outlives any one process (a video renders on the relay) can be *resumed*: a
 process asked for a running record that no live process looks after (``resume`` says whether it
-can, and builds the job) adopts it under the same id and runs it to the end.
+can, and builds the job) adopts it under the same id and runs it to the end, once the store has
+let it claim the record (one atomic compare-and-set): of replicas that see the same stale record
+at once, one runs the job.
 
 Code outside an MCP request uses the same API: ``start``, ``read``, ``wait``, ``cancel``.
 """
@@ -153,14 +155,22 @@ class Delegations:
         self._tasks.start_soon(self._run, delegation)
         return delegation
 
-    def _adopt(self, reply_id: str, owner: str, job: Job, record: ReplyRecord) -> Delegation:
-        """Run ``job`` here for a running record no live process looks after (same id, same start)."""
-        delegation = Delegation(reply_id, owner, job, record)
+    async def _take_over(
+        self, reply_id: str, owner: str, job: Job, found: ReplyRecord, seen: str
+    ) -> ReplyRecord | None:
+        """Run ``job`` here for a running record no live process looks after (same id, same start),
+        once the store says this process claimed it: of the processes (and requests) that read the
+        same stale record, one runs it; the others read the record it claimed with."""
+        delegation = Delegation(reply_id, owner, job, found)
+        claim = delegation.snapshot()
+        claim.updated = time.time()
+        if not await self.store.claim_reply(reply_id, owner, seen, claim.to_json()):
+            return await self.read(reply_id, owner)
         delegation.stored = True
         self._live[reply_id] = delegation
         self._tasks.start_soon(self._run, delegation)
         logger.info("Reply %s: taken over by this process", reply_id)
-        return delegation
+        return delegation.snapshot()
 
     async def store_running(self, delegation: Delegation) -> bool:
         """Put the record in the store before its id is handed out, so another process (or this
@@ -178,9 +188,11 @@ class Delegations:
         if (delegation := self.live(reply_id, owner)) is not None:
             return delegation.snapshot()
         raw = await self.store.load_reply(reply_id, owner)
-        found = ReplyRecord.from_json(raw) if raw is not None else None
-        if found is not None and not found.done and resume is not None and (job := resume(found)) is not None:
-            return self._adopt(reply_id, owner, job, found).snapshot()
+        if raw is None:
+            return None
+        found = ReplyRecord.from_json(raw)
+        if not found.done and resume is not None and (job := resume(found)) is not None:
+            return await self._take_over(reply_id, owner, job, found, raw)
         return found
 
     async def wait(
