@@ -46,6 +46,7 @@ CANCEL_POLL = 0.5  # seconds between checks for a cancel asked of another proces
 REMOTE_POLL = 0.5  # seconds between reads of a reply another process runs
 CANCEL_WAIT = 5.0  # seconds a cancel waits for the reply to settle
 SETTLE_WAIT = 15.0  # seconds the last record may take to store (a slow Redis must not hold shutdown)
+STORE_AGAIN = 2.0  # seconds between writes of a last record the store did not take
 
 OnRetry = Callable[[str], Awaitable[None]]
 
@@ -243,6 +244,7 @@ class Delegations:
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(SETTLE_WAIT):
                 await self._settle(delegation)
+            await self._store_final(delegation)
 
     @staticmethod
     async def _send(delegation: Delegation) -> None:
@@ -272,6 +274,16 @@ class Delegations:
             delegation.finished.set()
         if await self._save(delegation, delegation.record):  # the store answers for it from now on
             self._live.pop(delegation.id, None)
+
+    async def _store_final(self, delegation: Delegation) -> None:
+        """A final record the store did not take (it was down, or slow past SETTLE_WAIT) is written
+        again until it is, as long as this server runs: other processes would otherwise find the
+        reply running, or unknown, and one may take it over and do it again. Until then this
+        process answers for it."""
+        while delegation.id in self._live:
+            await anyio.sleep(STORE_AGAIN)
+            if await self._save(delegation, delegation.record):
+                self._live.pop(delegation.id, None)
 
     async def _watch(self, delegation: Delegation) -> None:
         """Beside a running reply in a shared store: write its record as the work moves on, and
