@@ -12,7 +12,9 @@ it until the store holds it): a call that ends within its wait is written once.
 
 A job whose work outlives any one process (a video renders on the relay) can be *resumed*: a
 process asked for a running record that no live process looks after (``resume`` says whether it
-can, and builds the job) adopts it under the same id and runs it to the end.
+can, and builds the job) adopts it under the same id and runs it to the end, once the store has
+let it claim the record (one atomic compare-and-set): of replicas that see the same stale record
+at once, one runs the job.
 
 Code outside an MCP request uses the same API: ``start``, ``read``, ``wait``, ``cancel``.
 """
@@ -44,6 +46,7 @@ CANCEL_POLL = 0.5  # seconds between checks for a cancel asked of another proces
 REMOTE_POLL = 0.5  # seconds between reads of a reply another process runs
 CANCEL_WAIT = 5.0  # seconds a cancel waits for the reply to settle
 SETTLE_WAIT = 15.0  # seconds the last record may take to store (a slow Redis must not hold shutdown)
+STORE_AGAIN = 2.0  # seconds between writes of a last record the store did not take
 
 OnRetry = Callable[[str], Awaitable[None]]
 
@@ -162,13 +165,21 @@ class Delegations:
             self._watching = True
             self._tasks.start_soon(self._watch)
 
-    def _adopt(self, reply_id: str, owner: str, job: Job, record: ReplyRecord) -> Delegation:
-        """Run ``job`` here for a running record no live process looks after (same id, same start)."""
-        delegation = Delegation(reply_id, owner, job, record)
+    async def _take_over(
+        self, reply_id: str, owner: str, job: Job, found: ReplyRecord, seen: str
+    ) -> ReplyRecord | None:
+        """Run ``job`` here for a running record no live process looks after (same id, same start),
+        once the store says this process claimed it: of the processes (and requests) that read the
+        same stale record, one runs it; the others read the record it claimed with."""
+        delegation = Delegation(reply_id, owner, job, found)
+        claim = delegation.snapshot()
+        claim.updated = time.time()
+        if not await self.store.claim_reply(reply_id, owner, seen, claim.to_json()):
+            return await self.read(reply_id, owner)
         delegation.stored = True
         self._launch(delegation)
         logger.info("Reply %s: taken over by this process", reply_id)
-        return delegation
+        return delegation.snapshot()
 
     async def store_running(self, delegation: Delegation) -> bool:
         """Put the record in the store before its id is handed out, so another process (or this
@@ -186,9 +197,11 @@ class Delegations:
         if (delegation := self.live(reply_id, owner)) is not None:
             return delegation.snapshot()
         raw = await self.store.load_reply(reply_id, owner)
-        found = ReplyRecord.from_json(raw) if raw is not None else None
-        if found is not None and not found.done and resume is not None and (job := resume(found)) is not None:
-            return self._adopt(reply_id, owner, job, found).snapshot()
+        if raw is None:
+            return None
+        found = ReplyRecord.from_json(raw)
+        if not found.done and resume is not None and (job := resume(found)) is not None:
+            return await self._take_over(reply_id, owner, job, found, raw)
         return found
 
     async def wait(
@@ -233,6 +246,7 @@ class Delegations:
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(SETTLE_WAIT):
                 await self._settle(delegation)
+            await self._store_final(delegation)
 
     @staticmethod
     async def _send(delegation: Delegation) -> None:
@@ -262,6 +276,16 @@ class Delegations:
             delegation.finished.set()
         if await self._save(delegation, delegation.record):  # the store answers for it from now on
             self._live.pop(delegation.id, None)
+
+    async def _store_final(self, delegation: Delegation) -> None:
+        """A final record the store did not take (it was down, or slow past SETTLE_WAIT) is written
+        again until it is, as long as this server runs: other processes would otherwise find the
+        reply running, or unknown, and one may take it over and do it again. Until then this
+        process answers for it."""
+        while delegation.id in self._live:
+            await anyio.sleep(STORE_AGAIN)
+            if await self._save(delegation, delegation.record):
+                self._live.pop(delegation.id, None)
 
     async def _watch(self) -> None:
         """While replies run here and the store is shared: every CANCEL_POLL, stop those another

@@ -113,10 +113,7 @@ class ImageJob(MediaJob[ImageAsk, PreparedImage | PreparedImageEdit]):
 
     async def image_task(self, log_id: str) -> ImageTaskStatus:
         """One look at the task (``poll_task`` calls this), noted for other processes."""
-        status = await self.media.image_task(log_id)
-        self.relay_status = status.status
-        self._moved()
-        return status
+        return await self._look(self.media.image_task, log_id)
 
     async def _keep_all(self, images: tuple[GeneratedImage, ...]) -> None:
         """Every image saved whole and checked to decode, each previewed while the previews fit in

@@ -27,9 +27,9 @@ import anyio
 import httpx2
 from pydantic import SecretStr
 
-from .._errors import InputError, RelayError
+from .._errors import AuthError, CreditsError, InputError, RelayError, UnavailableError
 from ..media._client import MediaClient
-from ..media._poll import PollOutcome
+from ..media._poll import PollOutcome, TaskLook
 from ._call import outcome_label
 from ._daily import DailyHold
 from ._delegation import UNEXPECTED
@@ -39,6 +39,7 @@ __all__ = ["ALIVE_EVERY", "LEASE", "MediaJob", "Upload", "uploaded_body"]
 
 ALIVE_EVERY = 10.0  # seconds between marks that this process still looks after a media job
 LEASE = 30.0  # a running media job whose mark is older than this is looked after by no one: take it over
+BAD_LOOKS = 5  # answers in a row that are not the relay's word on a task before a job gives up on it
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class MediaAsk(Protocol):
 
 AskT = TypeVar("AskT", bound=MediaAsk)
 PreparedT = TypeVar("PreparedT")
+LookT = TypeVar("LookT", bound=TaskLook)
 
 
 @dataclass
@@ -123,6 +125,7 @@ class MediaJob(Generic[AskT, PreparedT]):
     crash: bool = False
     hold: DailyHold = field(default_factory=DailyHold)  # of today's cap (AITOEARN_MAX_CREDITS_PER_DAY)
     _news: int = 0
+    _bad_looks: int = 0  # in a row
 
     @classmethod
     def resume(
@@ -192,6 +195,27 @@ class MediaJob(Generic[AskT, PreparedT]):
 
     async def _work(self) -> None:
         raise NotImplementedError
+
+    async def _look(self, look: Callable[[str], Awaitable[LookT]], task_id: str) -> LookT:
+        """One look at the task, noted for other processes. The relay took the task (it is paid
+        for), so an answer that is not the relay's word on it (a proxy's page, a cut-off body, a
+        shape it never sends) is passing: polling goes on, unless BAD_LOOKS come in a row. What
+        the relay itself says (an unknown task id, the key refused) still ends the job."""
+        try:
+            status = await look(task_id)
+        except RelayError as exc:
+            said = exc.code is not None and exc.code != exc.status  # the relay's own code, not an HTTP status
+            if exc.retryable or said or isinstance(exc, AuthError | CreditsError):
+                raise
+            self._bad_looks += 1
+            if self._bad_looks >= BAD_LOOKS:
+                raise
+            raise UnavailableError(exc.what, fix=exc.fix, detail=exc.detail, status=exc.status, code=exc.code,
+                                   request_id=exc.request_id) from exc  # fmt: skip
+        self._bad_looks = 0
+        self.relay_status = status.status
+        self._moved()
+        return status
 
     def _deadline_left(self) -> float:
         return max(self.deadline_at - time.time(), 0.0) if self.deadline_at is not None else float("inf")

@@ -124,10 +124,7 @@ class RenderJob(MediaJob[VideoAsk, PreparedVideo]):
 
     async def video_status(self, task_id: str) -> VideoStatus:
         """One look at the task (``poll_task`` calls this), noted for other processes."""
-        status = await self.media.video_status(task_id)
-        self.relay_status = status.status
-        self._moved()
-        return status
+        return await self._look(self.media.video_status, task_id)
 
     async def _collect(self, status: VideoStatus) -> None:
         """The video saved (when asked) and its cover previewed. A failed download is told, not

@@ -139,6 +139,13 @@ class MemoryStore:
         item = self._get(reply_id, owner) if is_reply_id(reply_id) else None
         return None if item is None else item.raw
 
+    async def claim_reply(self, reply_id: str, owner: str, seen: str, record: str) -> bool:
+        item = self._get(reply_id, owner) if is_reply_id(reply_id) else None
+        if item is None or item.raw != seen:
+            return False
+        await self.save_reply(reply_id, owner, record)  # no await before it: nothing runs between
+        return True
+
     async def request_cancel(self, reply_id: str, owner: str) -> bool:
         item = self._get(reply_id, owner) if is_reply_id(reply_id) else None
         if item is not None:

@@ -218,6 +218,13 @@ class Store(Protocol):
         """The record, or None when unknown, expired or another owner's."""
         ...
 
+    async def claim_reply(self, reply_id: str, owner: str, seen: str, record: str) -> bool:
+        """Replace the reply's record by ``record`` only if it is still ``seen`` (what this
+        process loaded), in one atomic step for every process sharing the store: of the processes
+        that saw one stale record and take its work over, one wins (True); the others find the
+        winner's record."""
+        ...
+
     async def request_cancel(self, reply_id: str, owner: str) -> bool:
         """Ask whichever process runs this reply to stop it; False when unknown/another owner's."""
         ...

@@ -84,6 +84,14 @@ if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'cancel', '1') end
 return found[2]
 """
 
+# A take-over: the owner's record replaced only while it is still the one the caller read.
+_CLAIM_SCRIPT = """
+local found = redis.call('HMGET', KEYS[1], 'owner', 'data')
+if found[1] ~= ARGV[1] or found[2] ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'data', ARGV[3], 'used', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
 
 # A day's credits count: added to and kept two days from its last change, in one step.
 _COUNT_SCRIPT = """
@@ -111,6 +119,7 @@ class RedisStore:
         self._save = self._redis.register_script(_SAVE_SCRIPT)
         self._save_reply = self._redis.register_script(_SAVE_REPLY_SCRIPT)
         self._use = self._redis.register_script(_USE_SCRIPT)
+        self._claim = self._redis.register_script(_CLAIM_SCRIPT)
         self._count = self._redis.register_script(_COUNT_SCRIPT)
         self._secret = secrets.token_hex(32)  # replaced by the shared one on first use
 
@@ -178,6 +187,14 @@ class RedisStore:
             return None
         raw = await self._use_item("r", reply_id, owner)
         return None if raw is None else raw.decode()
+
+    async def claim_reply(self, reply_id: str, owner: str, seen: str, record: str) -> bool:
+        if not is_reply_id(reply_id):
+            return False
+        if (size := len(record.encode())) > self.max_bytes:
+            raise TooLargeToStoreError(size, self.max_bytes)
+        keys, args = [self.PREFIX + "r:" + reply_id], [owner, seen, record, repr(time.time()), self._ms()]
+        return bool(await self._call(lambda: self._claim(keys=keys, args=args)))
 
     async def request_cancel(self, reply_id: str, owner: str) -> bool:
         return is_reply_id(reply_id) and await self._use_item("r", reply_id, owner, cancel=True) is not None

@@ -397,6 +397,22 @@ class SQLiteStore:
             return None
         return await self._run(lambda db: self._use(db, reply_id, "r", owner))
 
+    async def claim_reply(self, reply_id: str, owner: str, seen: str, record: str) -> bool:
+        if not is_reply_id(reply_id):
+            return False
+        size = self._fits(record)
+
+        def work(db: sqlite3.Connection) -> bool:
+            now = time.time()
+            claimed = db.execute(  # one statement: its compare and its write are one transaction
+                "UPDATE items SET data = ?, size = ?, expires = ?, used = ? "
+                "WHERE id = ? AND kind = 'r' AND owner = ? AND expires > ? AND data = ?",
+                (record, size, now + self.ttl, now, reply_id, owner, now, seen),
+            )
+            return claimed.rowcount == 1
+
+        return await self._run(work)
+
     async def request_cancel(self, reply_id: str, owner: str) -> bool:
         if not is_reply_id(reply_id):
             return False
