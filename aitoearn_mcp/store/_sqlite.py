@@ -256,7 +256,7 @@ class SQLiteStore:
             os.close(descriptor)
         connection = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
         try:
-            connection.execute("PRAGMA journal_mode=WAL")
+            _into_wal(connection)
             connection.execute("PRAGMA synchronous=NORMAL")  # WAL stays consistent; a power cut may lose the last turn
         except BaseException:
             connection.close()
@@ -515,6 +515,23 @@ def _victim(db: sqlite3.Connection, keep: str) -> tuple[str, int]:
         if found is not None:
             return found
     raise AssertionError("over the cap with nothing but the new item")  # its size was checked
+
+
+def _into_wal(db: sqlite3.Connection) -> None:
+    """WAL mode, waiting up to BUSY_SECONDS for it: on a new file, while another connection (this
+    process's or another's, starting at the same moment) is in a write transaction, the switch
+    says "locked" at once instead of waiting as the busy timeout makes other statements wait."""
+    import sqlite3
+
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _prepare(db: sqlite3.Connection, path: Path) -> bytes:

@@ -137,6 +137,27 @@ async def test_what_is_written_after_the_answer_is_read_by_the_very_next_call(re
     assert any(reply_of(first) in str(r.uri) for r in resources.resources)
 
 
+async def test_a_new_sqlite_file_another_process_is_writing_is_waited_for(tmp_path: Path) -> None:
+    """Two processes starting on a new file at once: while one is in its first write transaction
+    (the file not yet in WAL mode), the other's switch to WAL said "locked" at once; it waits."""
+    path = tmp_path / "s.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # as the other process's store does first
+
+    async def let_go() -> None:
+        await anyio.sleep(0.3)
+        other.execute("COMMIT")
+        other.close()
+
+    store = SQLiteStore(path, ttl=60, max_bytes=10**6)
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(let_go)
+            assert await store.add_credits("owner", "2026-07-01", 5) == 5
+    finally:
+        await store.aclose()
+
+
 async def test_the_sqlite_store_writes_in_order_and_before_it_closes_or_the_process_ends(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     store = SQLiteStore(path, ttl=60, max_bytes=10**6)
