@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -126,36 +128,36 @@ def http_client(url: str, headers: dict[str, str] | None = None, mode: str = "au
     return Client(transport, mode=mode)  # type: ignore[arg-type]
 
 
+def start_redis(port: int, folder: str, *, persist: bool = False) -> subprocess.Popen[bytes]:
+    """A real ``redis-server`` on a loopback port (``scripts/test`` installs Debian's package), once
+    it takes connections; ``persist``: with an append-only file synced on every write (a restart
+    comes back with what it held), else nothing kept."""
+    import shutil
+    import socket
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed: run the tests with `bash scripts/test`, which installs it")
+    keep = ["--appendonly", "yes", "--appendfsync", "always"] if persist else ["--appendonly", "no"]
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", folder, *keep],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return proc
+        time.sleep(0.02)
+    proc.kill()
+    raise RuntimeError("redis-server did not start")
+
+
 class RedisServer:
-    """A real ``redis-server`` on a loopback port, started by the tests (``scripts/test``
-    installs Debian's redis-server package)."""
+    """A real ``redis-server`` on a loopback port, started by the tests."""
 
     def __init__(self, tmp: str) -> None:
-        import shutil
-        import subprocess
-        import time
-
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError(
-                "redis-server is not installed: run the tests with `bash scripts/test`, which installs it"
-            )
         self.port = free_port()
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", tmp],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        self.proc = start_redis(self.port, tmp)
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        import socket
-
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -6,10 +6,7 @@ job, and the relay answering garbage in the middle of the polling."""
 from __future__ import annotations
 
 import logging
-import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +22,7 @@ from aitoearn_mcp.delegation._record import ReplyRecord
 from aitoearn_mcp.store._open import open_store
 from aitoearn_mcp.store._protocol import STORE_DOWN
 
-from .conftest import RedisServer, free_port
+from .conftest import RedisServer, free_port, start_redis
 from .media.fake_media import KEY, Answer, FakeMedia, Recorded
 from .test_generate_video import FAST, local, running, structured, texts
 
@@ -121,19 +118,7 @@ class RestartableRedis:
         self.start()
 
     def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary is not None, "redis-server is not installed: run the tests with `bash scripts/test`"
-        keep = ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else ["--appendonly", "no"]
-        self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--dir", str(self.folder), *keep],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
+        self.proc = start_redis(self.port, str(self.folder), persist=self.persist)
 
     def kill(self) -> None:
         if self.proc is not None:

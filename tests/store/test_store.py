@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 import stat
 import subprocess
@@ -32,7 +31,7 @@ from aitoearn_mcp.store._redis import RedisStore
 from aitoearn_mcp.store._sqlite import SQLiteStore
 
 from .. import sse
-from ..conftest import KEY, HttpServer, RedisServer, free_port, http_client, make_server
+from ..conftest import KEY, HttpServer, RedisServer, free_port, http_client, make_server, start_redis
 from ..fake_relay import FakeRelay, Reply
 
 pytestmark = pytest.mark.anyio
@@ -448,21 +447,6 @@ async def test_an_item_over_the_cap_is_not_kept_and_the_result_says_so(relay: Fa
 
 
 # --- Redis restarted ----------------------------------------------------------------------
-
-
-def start_redis(port: int, folder: str) -> subprocess.Popen[bytes]:
-    binary = shutil.which("redis-server")
-    assert binary is not None
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", folder], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    import socket
-
-    for _ in range(500):
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return proc
-        time.sleep(0.02)
-    raise RuntimeError("redis-server did not start")
 
 
 async def test_redis_restarted_empty_keeps_replicas_in_agreement(tmp_path: Path) -> None:
