@@ -3,7 +3,7 @@ work, the DTOs that check every argument and the schemas generated from them, wh
 shares through the lifespan, the files and roots a call may read, reply files, and the
 progress and log notices sent to the client.
 
-Listing the tools loads only the wiring and the published data (``_server``, ``_descriptions``,
-``_schemas``); the rest loads with the first call. Imports the views, delegations, store, relay
-and basics.
+Listing the tools loads only the wiring (``_server``, ``_caller``, ``_registration``,
+``_resources``, ``_tasks``) and the published data (``_descriptions``, ``_schemas``); the rest
+loads with the first call. Imports the views, delegations, store, relay and basics.
 """

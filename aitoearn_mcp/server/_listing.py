@@ -16,21 +16,18 @@ from typing import Any
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import CallToolResult, Resource, TextContent
-from pydantic import SecretStr
 
 from .._errors import InputError, StoreUnavailableError
 from ..store._protocol import STORE_DOWN, Conversation, ConversationSummary, ReplySummary, Store, is_conversation_id
 from ..views._budget import RESERVE, cut, weight
 from ..views._result import error_result
 from ..views._uris import CONVERSATION_URI, REPLY_URI
+from ._caller import Caller
 from ._dto import ListConversationsInput, parse_args
-from ._state import State
 
 __all__ = ["Listing"]
 
 LISTED = 20  # conversations (and replies) shown by the tool and in resources/list
-
-Caller = Callable[[Context], tuple[State, SecretStr | None]]
 
 _CONTINUE = "Pass an id as send_message's conversation_id to continue it (only the new messages)."
 

@@ -32,6 +32,7 @@ from pydantic import Field, SecretStr
 
 from .._errors import MissingKeyError, StoreUnavailableError
 from .._metrics import Metrics
+from ._caller import Caller
 from ._state import State
 
 if TYPE_CHECKING:  # the call path loads with the first call
@@ -113,9 +114,6 @@ class TaskParams(RequestParams):
     ``inputResponses`` answer nothing here (no task of ours asks for input), so they are ignored."""
 
     task_id: str = Field(alias="taskId", max_length=200)
-
-
-Caller = Callable[[Context], tuple[State, SecretStr | None]]
 
 
 class Tasks(Extension):

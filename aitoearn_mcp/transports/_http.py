@@ -33,7 +33,8 @@ from .._keys import key_problem
 from .._metrics import NO_METRICS, Metrics
 from .._version import __version__
 from ..delegation._drain import Drain
-from ..server._server import create_server, key_from_headers
+from ..server._caller import key_from_headers
+from ..server._server import create_server
 from ..store._open import open_store
 from ._bodies import IN_FLIGHT_BYTES, MAX_BODY_BYTES, BodyBudget, BoundedBody
 from ._connections import uvicorn_options
