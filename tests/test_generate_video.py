@@ -12,6 +12,7 @@ import itertools
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from aitoearn_mcp.media._poll import poll_task
 from aitoearn_mcp.media._results import VideoStatus, video_status
 
 from .conftest import HttpServer, RedisServer, http_client
-from .media.fake_media import KEY, VIDEO_BYTES, FakeMedia, small_png
+from .media.fake_media import KEY, VIDEO_BYTES, Answer, FakeMedia, small_png
 from .test_files_and_budget import offering_roots
 from .test_progress_cancel import SCRIPT
 
@@ -290,6 +291,26 @@ async def test_a_truncated_download_leaves_no_file(fake: FakeMedia, tmp_path: Pa
     assert content["status"] == "complete" and content["path"] is None  # it was made and paid for: the URL
     assert "cut short" in content["download_error"] and content["video_url"] in texts(result)
     assert "Not downloaded" in texts(result)
+    assert list(tmp_path.iterdir()) == []  # no partial file, no temporary file
+
+
+async def test_a_download_that_drips_stops_at_the_deadline(fake: FakeMedia, tmp_path: Path) -> None:
+    """A byte every 0.2 s never trips the read timeout; the delegation's deadline ends the download."""
+
+    def drip() -> Iterator[bytes]:
+        for _ in range(400):  # 80 s in all
+            yield b"x"
+            time.sleep(0.2)
+
+    fake.enqueue("/files/vid-1.mp4", Answer(200, {"content-type": "video/mp4"}, declared_length=400, stream=drip))
+    started = time.monotonic()
+    async with local(fake, tmp_path, deadline=5) as client:
+        result = await client.call_tool("generate_video", {**FAST, "wait_seconds": 60})
+    content = structured(result)
+    assert time.monotonic() - started < 20
+    assert content["status"] == "complete" and content["path"] is None, content
+    assert "AITOEARN_DEADLINE" in content["download_error"] and content["video_url"] in texts(result)
+    assert [c.type for c in result.content].count("image") == 1  # the cover came first and is shown
     assert list(tmp_path.iterdir()) == []  # no partial file, no temporary file
 
 

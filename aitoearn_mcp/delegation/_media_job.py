@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
@@ -27,7 +27,7 @@ import anyio
 import httpx2
 from pydantic import SecretStr
 
-from .._errors import AuthError, CreditsError, InputError, RelayError, UnavailableError
+from .._errors import AuthError, CreditsError, InputError, RelayError, RelayTimeoutError, UnavailableError
 from ..media._client import MediaClient
 from ..media._poll import PollOutcome, TaskLook
 from ._call import outcome_label
@@ -219,6 +219,18 @@ class MediaJob(Generic[AskT, PreparedT]):
 
     def _deadline_left(self) -> float:
         return max(self.deadline_at - time.time(), 0.0) if self.deadline_at is not None else float("inf")
+
+    @contextlib.contextmanager
+    def _by_deadline(self, what: str) -> Iterator[None]:
+        """A download bounded by the job's deadline too: the read timeout alone lets a peer that
+        sends a byte now and then hold it for hours."""
+        left = self.deadline_at - time.time() if self.deadline_at is not None else None
+        try:
+            with anyio.fail_after(max(left, 0.0) if left is not None else None):
+                yield
+        except TimeoutError:
+            raise RelayTimeoutError(f"Could not download the {what}: the deadline (AITOEARN_DEADLINE) came first",
+                                    fix="open its link instead (in the result)") from None  # fmt: skip
 
     def crashed(self, exc: Exception) -> None:
         self.crash = True

@@ -127,21 +127,25 @@ class RenderJob(MediaJob[VideoAsk, PreparedVideo]):
         return await self._look(self.media.video_status, task_id)
 
     async def _collect(self, status: VideoStatus) -> None:
-        """The video saved (when asked) and its cover previewed. A failed download is told, not
-        fatal: the video exists and was paid for, and its URL is in the result."""
-        if self.ask.save_to is not None and status.video_url:
-            try:
-                self.saved = await download(self.http, status.video_url, self.ask.save_to,
-                                            max_bytes=MAX_VIDEO_BYTES, key=self.key)  # fmt: skip
-            except (RelayError, InputError) as exc:
-                self.download_error = str(exc)
+        """The cover previewed, then the video saved (when asked), both by the deadline. A failed
+        download is told, not fatal: the video exists and was paid for, and its URL is in the
+        result. The cover comes first: it is small, and shows the video even when the download
+        does not finish."""
         if status.cover_url:
             try:
-                data, _ = await fetch(self.http, status.cover_url, max_bytes=MAX_COVER_BYTES, key=self.key)
+                with self._by_deadline("cover"):
+                    data, _ = await fetch(self.http, status.cover_url, max_bytes=MAX_COVER_BYTES, key=self.key)
                 shown = functools.partial(preview, data, max_side=COVER_SIDE, max_bytes=COVER_BYTES)
                 self.cover = await anyio.to_thread.run_sync(shown)
             except (RelayError, InputError) as exc:
                 self.cover_error = str(exc)
+        if self.ask.save_to is not None and status.video_url:
+            try:
+                with self._by_deadline("video"):
+                    self.saved = await download(self.http, status.video_url, self.ask.save_to,
+                                                max_bytes=MAX_VIDEO_BYTES, key=self.key)  # fmt: skip
+            except (RelayError, InputError) as exc:
+                self.download_error = str(exc)
 
     def _finished(self, record: ReplyRecord, cancelled: bool) -> ReplyRecord:
         record.status = "complete"
