@@ -184,6 +184,36 @@ async def test_a_redis_restart_under_a_running_job_neither_hangs_nor_loses_it(
     assert len(list(folder.iterdir())) == 2  # it and the one made afterwards, each once
 
 
+@pytest.mark.parametrize("kind", ["image", "video"])
+async def test_a_job_started_while_redis_is_down_is_stored_for_every_replica_once_it_is_back(
+    fake: FakeMedia, tmp_path: Path, kind: str
+) -> None:
+    """Started while the store does not answer, a job runs under a tag of its process's own; once
+    Redis is back its record is written under the key's tag in the store, so the other replica
+    collects it too, and the replica that ran it finds it throughout."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    redis = RestartableRedis(tmp_path / "redis", persist=False)
+    tool, ask, download = ASKS[kind]
+    settings: dict[str, Any] = {"conversations": redis.url}
+    try:
+        async with local(fake, folder, **settings) as runner, local(fake, folder, **settings) as other:
+            redis.kill()
+            reply_id = running(await runner.call_tool(tool, {**ask, "wait_seconds": 0.5}))
+            redis.start()
+            with anyio.fail_after(60):
+                mine = await runner.call_tool("get_reply", {"reply_id": reply_id, "wait_seconds": 30})
+                while await stored_status(redis.url, reply_id) != "complete":
+                    await anyio.sleep(0.2)
+                on_other = await other.call_tool("get_reply", {"reply_id": reply_id, "wait_seconds": 30})
+    finally:
+        redis.kill()
+    for result in (mine, on_other):
+        assert structured(result)["status"] == "complete", texts(result)
+        assert saved_paths(result) == saved_paths(mine)
+    assert len(fake.to(download)) == 1 and len(list(folder.iterdir())) == 1  # made and saved once
+
+
 # --- a relay that answers garbage mid-poll ---------------------------------------------------------
 
 GARBAGE = {

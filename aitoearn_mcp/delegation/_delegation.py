@@ -88,14 +88,21 @@ class Job(Protocol):
 
 # Whether a running record found in the store can be taken over here, and the job that does it.
 Resume = Callable[[ReplyRecord], Job | None]
+Retag = Callable[[], Awaitable[str]]  # the caller's tag in the store (raises StoreUnavailableError)
 
 
 class Delegation:
     """One call on its way or done. ``record`` is final once ``finished`` is set."""
 
-    def __init__(self, reply_id: str, owner: str, job: Job, record: ReplyRecord | None = None) -> None:
+    def __init__(
+        self, reply_id: str, owner: str, job: Job, record: ReplyRecord | None = None, retag: Retag | None = None
+    ) -> None:
         self.id = reply_id
         self.owner = owner
+        # Started while the store did not answer: ``owner`` is a tag of this process's own until
+        # ``retag`` gets the store's, at the first write that lands; the old one still finds it here.
+        self.retag = retag
+        self.former_owner: str | None = None
         self.job = job
         now = time.time()
         self.record = record if record is not None else ReplyRecord("running", job.model, now, now)
@@ -153,8 +160,9 @@ class Delegations:
         self._shared = not isinstance(store, MemoryStore)
         self._watching = False  # the one watcher task of a shared store's running replies is on
 
-    async def start(self, job: Job, owner: str) -> Delegation:
-        delegation = Delegation(new_reply_id(), owner, job)
+    async def start(self, job: Job, owner: str, retag: Retag | None = None) -> Delegation:
+        """Run ``job`` for ``owner``; with ``retag``, ``owner`` is provisional (see Delegation)."""
+        delegation = Delegation(new_reply_id(), owner, job, retag=retag)
         self._launch(delegation)
         return delegation
 
@@ -188,7 +196,10 @@ class Delegations:
 
     def live(self, reply_id: str, owner: str) -> Delegation | None:
         found = self._live.get(reply_id)
-        return found if found is not None and hmac.compare_digest(found.owner, owner) else None
+        if found is None:
+            return None
+        mine = hmac.compare_digest(found.owner, owner)
+        return found if mine or (found.former_owner and hmac.compare_digest(found.former_owner, owner)) else None
 
     async def read(self, reply_id: str, owner: str, resume: Resume | None = None) -> ReplyRecord | None:
         """The record now; None when unknown, expired or another owner's. With ``resume``, a
@@ -306,7 +317,9 @@ class Delegations:
                 for delegation in running:
                     if delegation.id in asked:
                         delegation.cancel()
-                    elif delegation.job.news != delegation.saved_news and now - delegation.last_save >= SAVE_EVERY:
+                    elif delegation.retag is not None or (
+                        delegation.job.news != delegation.saved_news and now - delegation.last_save >= SAVE_EVERY
+                    ):
                         due.append(delegation)
                 if due:
                     async with anyio.create_task_group() as saves:  # apart: a slow write delays no other
@@ -335,6 +348,9 @@ class Delegations:
                 record = delegation.snapshot()
             record.updated = time.time()
             try:
+                if delegation.retag is not None:
+                    owner = await delegation.retag()
+                    delegation.former_owner, delegation.owner, delegation.retag = delegation.owner, owner, None
                 await self.store.save_reply(delegation.id, delegation.owner, record.to_json(), later=later)
             except StoreUnavailableError as exc:
                 logger.warning("Reply %s: its record could not be stored (%s)", delegation.id, exc)

@@ -18,7 +18,7 @@ from .._config import Config
 from .._errors import InputError
 from .._metrics import Metrics
 from ..delegation._daily import DailyCap, call_estimate
-from ..delegation._delegation import Delegation, Delegations
+from ..delegation._delegation import Delegation, Delegations, Retag
 from ..delegation._fallback import Candidate, ChoiceJob
 from ..delegation._panel import JUDGE_SYSTEM, JudgeJob
 from ..delegation._send import SendJob, prepare_job
@@ -66,17 +66,17 @@ class Plan:
     members: list[ChoiceJob]
     judge: JudgeJob | None = None
 
-    async def start(self, delegations: Delegations, owner: str) -> list[Delegation]:
+    async def start(self, delegations: Delegations, owner: str, retag: Retag | None = None) -> list[Delegation]:
         """Start every job; the delegations the caller waits for (the judge alone, for a judged panel).
         The host's stop while they start: none goes on."""
         started: list[Delegation] = []
         try:
             for job in self.members:
-                started.append(await delegations.start(job, owner))
+                started.append(await delegations.start(job, owner, retag))
             if self.judge is None:
                 return started
             self.judge.members = list(started)
-            started.append(await delegations.start(self.judge, owner))
+            started.append(await delegations.start(self.judge, owner, retag))
             return started[-1:]
         except anyio.get_cancelled_exc_class():
             for delegation in started:

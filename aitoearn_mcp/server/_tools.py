@@ -30,7 +30,7 @@ from .._config import Config
 from .._errors import InputError, MissingKeyError, RelayError, StoreUnavailableError
 from .._metrics import Metrics
 from ..delegation._daily import call_estimate
-from ..delegation._delegation import Delegation, Delegations, Job, Resume
+from ..delegation._delegation import Delegation, Delegations, Job, Resume, Retag
 from ..delegation._record import ReplyRecord
 from ..delegation._send import SendJob
 from ..delegation._turns import begin
@@ -108,13 +108,14 @@ class Tools:
         request's ``_meta``; in process, always (the SDK passes it by callback, with no token)."""
         return not self.progress_by_token or (ctx.request_context.meta or {}).get("progress_token") is not None
 
-    async def _owner(self, store: Store, key: SecretStr) -> str:
+    async def _owner(self, store: Store, key: SecretStr) -> tuple[str, Retag | None]:
         """The key's tag in the store; while the store does not answer, one of this process's own,
-        so a reply still reaches the caller that waits for it (it cannot be stored meanwhile)."""
+        so a reply still reaches the caller that waits for it, with how to get the store's tag
+        once it answers (the reply is stored under that one, for every process to find)."""
         try:
-            return await store.owner_tag(key)
+            return await store.owner_tag(key), None
         except StoreUnavailableError:
-            return owner_hmac(self._secret, key)
+            return owner_hmac(self._secret, key), functools.partial(store.owner_tag, key)
 
     def wait_seconds(self, given: float | None, ctx: Context) -> float:
         """The argument, else AITOEARN_WAIT_SECONDS, else what the host (``clientInfo.name``) allows."""
@@ -246,8 +247,7 @@ class Tools:
             await plan.give_back()  # what it reserved of today's cap
             labels["outcome"] = "input_required" if isinstance(refusal, InputRequiredResult) else "refused"
             return refusal
-        owner = await self._owner(state.store, key)
-        started = await plan.start(state.delegations, owner)
+        started = await plan.start(state.delegations, *await self._owner(state.store, key))
         return started, self.wait_seconds(request.wait_seconds, ctx)
 
     async def answer(
@@ -380,8 +380,7 @@ class Tools:
             return job
         labels["model"] = job.model
         try:
-            owner = await self._owner(state.store, key)
-            delegation = await state.delegations.start(job, owner)
+            delegation = await state.delegations.start(job, *await self._owner(state.store, key))
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await job.settle(cancelled=True)  # never started: its reservation back, its files closed
@@ -403,7 +402,9 @@ class Tools:
         delegations = state.delegations
         resume = self.resume_for(state, key)
         try:
-            owner = await self._owner(state.store, key)
+            owner, provisional = await self._owner(state.store, key)
+            if provisional is None and (started_here := delegations.live(args.reply_id, owner_hmac(self._secret, key))):
+                owner = started_here.owner  # started here while the store was down, not retagged yet
             if args.cancel:
                 found = await delegations.cancel(args.reply_id, owner, resume)
             elif (live := delegations.live(args.reply_id, owner)) is not None:
