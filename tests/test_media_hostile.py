@@ -5,8 +5,11 @@ job, and the relay answering garbage in the middle of the polling."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from mcp import Client
 from mcp.types import CallToolResult
 from pydantic import SecretStr
 
+from aitoearn_mcp.delegation import _media_job
 from aitoearn_mcp.delegation._daily import DailyCap
 from aitoearn_mcp.delegation._media_job import BAD_LOOKS
 from aitoearn_mcp.delegation._record import ReplyRecord
@@ -100,6 +104,95 @@ async def test_two_replicas_that_see_one_stale_lease_at_once_take_it_over_once(
     assert [p for p in tmp_path.iterdir() if p.is_file()] == [Path(p) for p in saved_paths(results[0])]
     price = {"image": 1, "video": 48}[kind]
     assert submitted - before == price * 1_000_000 and await counted_today(url) == submitted  # counted once
+
+
+class Partition:
+    """A TCP proxy on loopback to a real Redis, which the test can cut (every connection closed,
+    new ones refused) and restore on the same port: one replica's network to its store failing
+    while the other's works."""
+
+    def __init__(self, port: int) -> None:
+        self.target, self.port = port, free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._sockets: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen()
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        sockets, self._sockets = [*self._sockets, *filter(None, [self._listener])], []
+        self._listener = None
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            self._sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.mark.parametrize("kind", ["image", "video"])
+async def test_a_replica_cut_off_from_redis_past_its_lease_stops_once_another_took_its_job_over(
+    fake: FakeMedia, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture, kind: str,
+) -> None:  # fmt: skip
+    """Replica A runs a job and loses its network to Redis for longer than the lease; replica B,
+    asked for it, takes it over. Once A reaches Redis again, its next write finds B's record (not
+    the one A wrote last): A stops, and the job is fetched, saved and collected once, on both."""
+    monkeypatch.setattr(_media_job, "LEASE", 2.0)
+    monkeypatch.setattr(_media_job, "ALIVE_EVERY", 0.5)
+    fake.image_polls, fake.video_seconds = 7, 12  # done at about 12 s either way
+    folder = tmp_path / "out"
+    folder.mkdir()
+    direct = redis_url(request)
+    partition = Partition(int(direct.rsplit(":", 1)[1].split("/")[0]))
+    tool, ask, download = ASKS[kind]
+    caplog.set_level(logging.INFO, logger="aitoearn_mcp")
+    try:
+        async with (
+            local(fake, folder, conversations=partition.url) as a,
+            local(fake, folder, conversations=direct) as b,
+        ):
+            reply_id = running(await a.call_tool(tool, {**ask, "wait_seconds": 0.5}))
+            partition.cut()
+            await anyio.sleep(3)  # A's mark is older than the lease
+            taken = await b.call_tool("get_reply", {"reply_id": reply_id, "wait_seconds": 0})
+            partition.restore()
+            with anyio.fail_after(60):
+                on_b = await b.call_tool("get_reply", {"reply_id": reply_id, "wait_seconds": 40})
+                on_a = await a.call_tool("get_reply", {"reply_id": reply_id, "wait_seconds": 40})
+    finally:
+        partition.cut()
+    assert structured(taken)["status"] == "running" and caplog.text.count(TAKEN_OVER) == 1, caplog.text
+    assert "taken over by another process; this one stops it" in caplog.text
+    for result in (on_b, on_a):
+        assert structured(result)["status"] == "complete", texts(result)
+        assert saved_paths(result) == saved_paths(on_b)
+    assert len(fake.to(download)) == 1 and len(list(folder.iterdir())) == 1  # fetched and saved once
 
 
 # --- Redis restarted under a running job ----------------------------------------------------------

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -103,6 +104,11 @@ class Delegation:
         # ``retag`` gets the store's, at the first write that lands; the old one still finds it here.
         self.retag = retag
         self.former_owner: str | None = None
+        # A resumable job's record as this process last wrote it to a shared store: each write
+        # replaces only that one, so a process whose job another took over (its lease went stale
+        # while it could not reach the store) finds out, and stops instead of doing it twice.
+        self.written: str | None = None
+        self.overtaken = False
         self.job = job
         now = time.time()
         self.record = record if record is not None else ReplyRecord("running", job.model, now, now)
@@ -159,6 +165,7 @@ class Delegations:
         # for a cancel there, so the record is written at the start and the end only.
         self._shared = not isinstance(store, MemoryStore)
         self._watching = False  # the one watcher task of a shared store's running replies is on
+        self.holder = secrets.token_hex(8)  # names this process in the resumable records it writes
 
     async def start(self, job: Job, owner: str, retag: Retag | None = None) -> Delegation:
         """Run ``job`` for ``owner``; with ``retag``, ``owner`` is provisional (see Delegation)."""
@@ -182,9 +189,10 @@ class Delegations:
         delegation = Delegation(reply_id, owner, job, found)
         claim = delegation.snapshot()
         claim.updated = time.time()
-        if not await self.store.claim_reply(reply_id, owner, seen, claim.to_json()):
+        claim.media = {**(claim.media or {}), "holder": self.holder}
+        if not await self.store.claim_reply(reply_id, owner, seen, written := claim.to_json()):
             return await self.read(reply_id, owner)
-        delegation.stored = True
+        delegation.stored, delegation.written = True, written
         self._launch(delegation)
         logger.info("Reply %s: taken over by this process", reply_id)
         return delegation.snapshot()
@@ -346,14 +354,44 @@ class Delegations:
                 if delegation.stored:
                     return True
                 record = delegation.snapshot()
+            if delegation.overtaken:
+                return True  # the record is another process's now
             record.updated = time.time()
             try:
                 if delegation.retag is not None:
                     owner = await delegation.retag()
                     delegation.former_owner, delegation.owner, delegation.retag = delegation.owner, owner, None
-                await self.store.save_reply(delegation.id, delegation.owner, record.to_json(), later=later)
+                if self._shared and record.media is not None:  # resumable: it can be taken over
+                    record.media = {**record.media, "holder": self.holder}
+                    await self._replace(delegation, record.to_json())
+                else:
+                    await self.store.save_reply(delegation.id, delegation.owner, record.to_json(), later=later)
             except StoreUnavailableError as exc:
                 logger.warning("Reply %s: its record could not be stored (%s)", delegation.id, exc)
                 return False
             delegation.stored = True
             return True
+
+    async def _replace(self, delegation: Delegation, written: str) -> None:
+        """Write a resumable job's record over the one this process wrote last. Another record
+        there means another process took the job over: this one stops it and leaves it to that
+        one. No record (the store lost it, or none was written yet): it is written anew."""
+        seen, reply_id, owner = delegation.written, delegation.id, delegation.owner
+        if seen is None or not await self.store.claim_reply(reply_id, owner, seen, written):
+            if seen is not None and self._held_elsewhere(await self.store.load_reply(reply_id, owner)):
+                logger.warning("Reply %s: taken over by another process; this one stops it", reply_id)
+                delegation.overtaken = True
+                delegation.scope.cancel()
+                self._live.pop(reply_id, None)
+                return
+            await self.store.save_reply(reply_id, owner, written)
+        delegation.written = written
+
+    def _held_elsewhere(self, raw: str | None) -> bool:
+        """Whether a stored record names another process as the one that runs it (an older one of
+        this process's own, which a store restarted from its disk may hold, does not)."""
+        try:
+            media = ReplyRecord.from_json(raw).media if raw is not None else None
+        except (ValueError, TypeError):
+            return False
+        return isinstance(media, dict) and media.get("holder") not in (None, self.holder)

@@ -220,9 +220,9 @@ class Store(Protocol):
 
     async def claim_reply(self, reply_id: str, owner: str, seen: str, record: str) -> bool:
         """Replace the reply's record by ``record`` only if it is still ``seen`` (what this
-        process loaded), in one atomic step for every process sharing the store: of the processes
-        that saw one stale record and take its work over, one wins (True); the others find the
-        winner's record."""
+        process loaded, or last wrote), in one atomic step for every process sharing the store: of
+        the processes that saw one stale record and take its work over, one wins (True); the others
+        find the winner's record, and so does the process it was taken from."""
         ...
 
     async def request_cancel(self, reply_id: str, owner: str) -> bool:

@@ -88,7 +88,7 @@ return found[2]
 _CLAIM_SCRIPT = """
 local found = redis.call('HMGET', KEYS[1], 'owner', 'data')
 if found[1] ~= ARGV[1] or found[2] ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], 'data', ARGV[3], 'used', ARGV[4])
+redis.call('HSET', KEYS[1], 'data', ARGV[3], 'summary', ARGV[6], 'used', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 """
@@ -193,7 +193,9 @@ class RedisStore:
             return False
         if (size := len(record.encode())) > self.max_bytes:
             raise TooLargeToStoreError(size, self.max_bytes)
-        keys, args = [self.PREFIX + "r:" + reply_id], [owner, seen, record, repr(time.time()), self._ms()]
+        used = time.time()
+        summary = found.to_json() if (found := reply_summary(reply_id, record, used)) else UNLISTED
+        keys, args = [self.PREFIX + "r:" + reply_id], [owner, seen, record, repr(used), self._ms(), summary]
         return bool(await self._call(lambda: self._claim(keys=keys, args=args)))
 
     async def request_cancel(self, reply_id: str, owner: str) -> bool:

@@ -401,13 +401,14 @@ class SQLiteStore:
         if not is_reply_id(reply_id):
             return False
         size = self._fits(record)
+        summary = found.to_json() if (found := reply_summary(reply_id, record, 0)) else UNLISTED
 
         def work(db: sqlite3.Connection) -> bool:
             now = time.time()
             claimed = db.execute(  # one statement: its compare and its write are one transaction
-                "UPDATE items SET data = ?, size = ?, expires = ?, used = ? "
+                "UPDATE items SET data = ?, size = ?, expires = ?, used = ?, summary = ? "
                 "WHERE id = ? AND kind = 'r' AND owner = ? AND expires > ? AND data = ?",
-                (record, size, now + self.ttl, now, reply_id, owner, now, seen),
+                (record, size, now + self.ttl, now, summary, reply_id, owner, now, seen),
             )
             return claimed.rowcount == 1
 
