@@ -9,6 +9,7 @@ the last).
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -107,6 +108,7 @@ async def judged_panel(repeats: int) -> dict[str, Any]:
 
     import json
 
+    logging.getLogger("aitoearn_mcp").setLevel(logging.WARNING)  # in-process: no log line per call
     relay = FakeRelay().start()
     relay.route(CHAT, lambda body: streaming(json.loads(body)["model"], True))
     relay.route(MESSAGES, lambda body: streaming(json.loads(body)["model"], False))
