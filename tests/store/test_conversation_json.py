@@ -14,7 +14,7 @@ from aitoearn_mcp.relay._request import encode_body
 from aitoearn_mcp.store._protocol import Conversation
 
 TURN = {
-    "messages": [{"role": "user", "content": "héllo ✓ \u2028 \"quoted\" \\ \x00 tab\t"}],
+    "messages": [{"role": "user", "content": 'héllo ✓ \u2028 "quoted" \\ \x00 tab\t'}],
     "reply": [
         {"type": "thinking", "thinking": "hmm", "signature": "c2lnbmF0dXJl"},
         {"type": "tool_use", "id": "t1", "name": "f", "input": {"a": [1, 2.5, None, True, -0.0, 1e300, 1e-7]}},
