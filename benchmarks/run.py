@@ -304,6 +304,20 @@ class Bench:
                 "without_ms": median(without_t) * 1e3, "added_ms": median(diffs) * 1e3,
                 "goal": {"memory": "< 2 ms", "sqlite": "< 3 ms", "redis": "< 5 ms"}[kind]}  # fmt: skip
 
+    async def conversation_rows(self) -> dict[str, Any]:
+        """``conversation_cost`` on each store: memory, an SQLite file, a Redis server of its own."""
+        from tests.conftest import RedisServer
+
+        results = {"conversation_memory": await self.conversation_cost("memory")}
+        with tempfile.TemporaryDirectory() as folder:
+            results["conversation_sqlite"] = await self.conversation_cost(str(Path(folder) / "store.sqlite3"))
+            redis = RedisServer(folder)
+            try:
+                results["conversation_redis"] = await self.conversation_cost(redis.url)
+            finally:
+                redis.stop()
+        return results
+
     # --- 3b. delegations ----------------------------------------------------------------------
     async def delegation_memory(self, n: int = 300) -> dict[str, Any]:
         """Resident memory per running delegation beyond its text: ``n`` calls answered "running"
@@ -585,12 +599,19 @@ def http_cpu_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     ]  # fmt: skip
 
 
+def conversation_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The rows of a stored conversation's added cost, one per store measured."""
+    return [
+        (f"50-turn conversation, {c['store']}", f"{c['with_ms']:.2f} − {c['without_ms']:.2f} ms", f"{c['added_ms']:.2f} ms",
+         c["goal"])
+        for key in ("conversation_memory", "conversation_sqlite", "conversation_redis") if (c := results.get(key))
+    ]  # fmt: skip
+
+
 def table(results: dict[str, Any]) -> str:
     s, p, f, m = results["startup"], results["per_call"], results["fan_out"], results["http_memory"]
     c = results["chat_throughput"]
     k = results["capacity"]
-    conversations = [results[k] for k in ("conversation_memory", "conversation_sqlite", "conversation_redis")
-                     if k in results]  # fmt: skip
     replies = [results[k] for k in ("get_reply_memory", "get_reply_redis") if k in results]
     d = results.get("delegation_memory")
     im, rv, dl = (results.get(k) for k in ("media_image_overhead", "media_running_videos", "media_download_rss"))
@@ -618,8 +639,7 @@ def table(results: dict[str, Any]) -> str:
          f"{c['ratio_vs_bare']:.2f}x", "≤ 1.25x"),
         ("OpenAI route 6,000 chunks vs openai SDK", f"{c['send_message_s'] * 1e3:.0f} vs {c['openai_sdk_s'] * 1e3:.0f} ms",
          f"{c['ratio_vs_sdk']:.2f}x", "≤ 0.30x"),
-        *((f"50-turn conversation, {c50['store']}", f"{c50['with_ms']:.2f} − {c50['without_ms']:.2f} ms",
-           f"{c50['added_ms']:.2f} ms", c50["goal"]) for c50 in conversations),
+        *conversation_rows(results),
         *((f"get_reply on a complete reply, {g['store']}", f"{g['get_reply_ms']:.2f} − {g['direct_read_ms']:.2f} ms "
            "(direct store read)", f"{g['added_ms']:.2f} ms", g["goal"]) for g in replies),
         *([(f"running delegation, memory ({d['delegations']} at once)",
@@ -688,16 +708,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         print("throughput on the OpenAI route ...", file=sys.stderr)
         results["chat_throughput"] = await bench.chat_throughput()
         print("stored conversations ...", file=sys.stderr)
-        results["conversation_memory"] = await bench.conversation_cost("memory")
-        from tests.conftest import RedisServer
-
-        with tempfile.TemporaryDirectory() as folder:
-            results["conversation_sqlite"] = await bench.conversation_cost(str(Path(folder) / "store.sqlite3"))
-            redis = RedisServer(folder)
-            try:
-                results["conversation_redis"] = await bench.conversation_cost(redis.url)
-            finally:
-                redis.stop()
+        results.update(await bench.conversation_rows())
         print("delegations ...", file=sys.stderr)
         results.update(await bench.delegation_rows())
         print("fan-out ...", file=sys.stderr)
@@ -732,6 +743,17 @@ async def http_cpu_only(args: argparse.Namespace) -> dict[str, Any]:
         relay.wait()
 
 
+async def conversations_only(args: argparse.Namespace) -> dict[str, Any]:
+    relay = subprocess.Popen([PY, str(ROOT / "benchmarks" / "relay_process.py")], stdout=subprocess.PIPE, text=True)
+    assert relay.stdout is not None
+    bench = Bench(relay.stdout.readline().strip(), args.repeats)
+    try:
+        return await bench.conversation_rows()
+    finally:
+        relay.kill()
+        relay.wait()
+
+
 async def delegations_only(args: argparse.Namespace) -> dict[str, Any]:
     relay = subprocess.Popen([PY, str(ROOT / "benchmarks" / "relay_process.py")], stdout=subprocess.PIPE, text=True)
     assert relay.stdout is not None
@@ -752,6 +774,7 @@ if __name__ == "__main__":
     parser.add_argument("--delegations", action="store_true", help="only the delegation rows (print them)")
     parser.add_argument("--choosing", action="store_true", help="only the rows of choosing models (print them)")
     parser.add_argument("--media", action="store_true", help="only the image and video rows (print them)")
+    parser.add_argument("--conversations", action="store_true", help="only the 50-turn conversation rows (print them)")
     parser.add_argument("--http", action="store_true", help="only server CPU per HTTP call (print the rows)")
     parser.add_argument("--phases", action="store_true", help="only one short call's per-phase breakdown (print it)")
     parser.add_argument("--profile", action="store_true", help="with --phases: cProfile's top functions too")
@@ -770,6 +793,11 @@ if __name__ == "__main__":
         raise SystemExit(0)
     if options.media:
         print(json.dumps(anyio.run(media_rows, options.repeats), indent=2))
+        raise SystemExit(0)
+    if options.conversations:
+        figures = anyio.run(conversations_only, options)
+        print(json.dumps(figures, indent=2))
+        print("\n".join(" | ".join(row) for row in conversation_rows(figures)))
         raise SystemExit(0)
     if options.http:
         figures = anyio.run(http_cpu_only, options)

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "aitoearn_mcp"
 
 # Lowest first. Layers on one rank may not import each other.
 LAYERS: dict[str, int] = {
-    "basics": 0,  # _config, _errors, _keys, _metrics, _paths, _untrusted, _version
+    "basics": 0,  # _config, _errors, _json, _keys, _metrics, _paths, _untrusted, _version
     "relay": 1,
     "store": 2,
     "media": 2,

@@ -11,7 +11,6 @@ estimates of the calls that ran.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal
 
 import anyio
+import orjson
 
 from .._errors import InputError, StoreUnavailableError
 from ..relay._credits import estimate_request_credits, plain_decimal
@@ -38,7 +38,8 @@ def call_estimate(job: SendJob, max_tokens: int) -> Decimal | None:
     price (None: the catalogue has no usable price for the model)."""
     if job.entry is None:
         return None
-    found = estimate_request_credits(job.entry.get("pricing"), json.loads(job.prepared[0].body), max_tokens)
+    # orjson: the body is valid JSON of ours, and an integer past 64 bits read as a float counts the same.
+    found = estimate_request_credits(job.entry.get("pricing"), orjson.loads(job.prepared[0].body), max_tokens)
     return None if found is None else found.amount
 
 

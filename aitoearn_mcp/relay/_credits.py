@@ -143,21 +143,30 @@ def request_tokens(body: Any) -> int:
     characters or 1 other character a token for its text, and ``MEDIA_BLOCK_TOKENS`` for each
     base64 payload (an image or a document), not its size in characters."""
     ascii_chars = other = media = 0
+    strings: list[str] = []
     stack = [body]
-    while stack:
+    while stack:  # the strings gathered first, then counted: a fifty-turn body has hundreds
         node = stack.pop()
         if isinstance(node, dict):
             for name, value in node.items():
-                if name in ("data", "url") and isinstance(value, str) and (name == "data" or value.startswith("data:")):
-                    media += 1
+                if isinstance(value, str):
+                    if name == "data" or (name == "url" and value.startswith("data:")):
+                        media += 1
+                    else:
+                        strings.append(value)
                 else:
                     stack.append(value)
         elif isinstance(node, list):
             stack.extend(node)
         elif isinstance(node, str):
-            count = len(node.encode("ascii", "ignore"))
+            strings.append(node)
+    for text in strings:
+        if text.isascii():
+            ascii_chars += len(text)
+        else:
+            count = len(text.encode("ascii", "ignore"))
             ascii_chars += count
-            other += len(node) - count
+            other += len(text) - count
     return math.ceil(ascii_chars / 4) + other + media * MEDIA_BLOCK_TOKENS
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import InputError
+from .._json import exact_dumps
 from ._routes import Route
 
 __all__ = ["MAX_REQUEST_BYTES", "PreparedRequest", "encode_body", "prepare_request"]
@@ -25,10 +26,12 @@ class PreparedRequest:
 
 
 def encode_body(body: Mapping[str, Any]) -> bytes:
-    try:
-        encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-    except ValueError as exc:
-        raise InputError(f"Invalid arguments for send_message: {exc}. Nothing was sent.") from None
+    encoded = exact_dumps(body)  # what json writes, ten times faster: a long conversation is sent on every call
+    if encoded is None:  # json says what is wrong (NaN, a lone surrogate), or writes what orjson cannot
+        try:
+            encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        except ValueError as exc:
+            raise InputError(f"Invalid arguments for send_message: {exc}. Nothing was sent.") from None
     if len(encoded) > MAX_REQUEST_BYTES:
         raise InputError(
             f"Invalid arguments for send_message: the request is {len(encoded):,} bytes, over the relay's "

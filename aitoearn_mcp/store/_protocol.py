@@ -21,8 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
 from pydantic import SecretStr
 
+from .._json import exact_dumps
 from ..relay._accumulator import content_text
 
 __all__ = [
@@ -49,6 +51,9 @@ _REF = re.compile(rf"^(c_{_ID})(?:#(\d{{1,9}}))?$")  # a longer turn number is n
 _CONVERSATION_ID = re.compile(rf"^c_{_ID}$")
 _REPLY_ID = re.compile(rf"^r_{_ID}$")
 _THINKING = ("thinking", "redacted_thinking")
+# How a conversation orjson wrote begins (json writes a space after the colon): orjson reads it exactly.
+_FAST = '{"owner":"'
+_FAST_BYTES = _FAST.encode()
 FIRST_WORDS = 80  # characters of a conversation's first prompt shown when listing
 
 COUNT_SECONDS = 2 * 24 * 3600.0  # how long a day's credits count is kept after its last change
@@ -88,11 +93,18 @@ class Conversation:
     turns: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
-        return json.dumps({"owner": self.owner, "system": self.system, "turns": self.turns}, ensure_ascii=False)
+        """Written by orjson (compact: ``{"owner":"``) when that is exact, else by json (with its
+        spaces, as every version before wrote it): ``from_json`` tells them apart by that."""
+        # Apart: a system prompt of None is a null that needs no second look.
+        system, turns = exact_dumps(self.system), exact_dumps(self.turns)
+        if system is None or turns is None:
+            return json.dumps({"owner": self.owner, "system": self.system, "turns": self.turns}, ensure_ascii=False)
+        return b"".join((b'{"owner":', orjson.dumps(self.owner), b',"system":', system, b',"turns":', turns,
+                         b"}")).decode()  # fmt: skip
 
     @classmethod
     def from_json(cls, conversation_id: str, raw: str | bytes) -> Conversation:
-        data = json.loads(raw)
+        data = orjson.loads(raw) if raw[: len(_FAST)] in (_FAST, _FAST_BYTES) else json.loads(raw)
         return cls(conversation_id, data["owner"], data.get("system"), data.get("turns") or [])
 
 

@@ -8,10 +8,15 @@ statement runs in a worker thread, on a connection from a small pool. The file i
 first use (start-up does not touch the disk) and made private: folder 0700, file 0600 (SQLite
 gives its ``-wal`` and ``-shm`` files the database file's mode).
 
-The writes a call can leave until after its answer (its reply's record, a new conversation) go
-to one writer thread, in order: a statement issued after one of them waits until it is written,
-so a read never misses it, and closing the store (or the interpreter exiting) waits for the
-queue to empty, so a server that exits right after answering still has them in the file.
+The writes a call can leave until after its answer (its reply's record, a new conversation, a
+conversation's renewed TTL) and the continuation of a conversation go to one writer thread, in
+order: a statement issued after one of them waits until it is written (one that reads a single
+item, until that item's writes are), so a read never misses it, and closing the store (or the
+interpreter exiting) waits for the queue to empty, so a server that exits right after answering
+still has them in the file. The writer commits what is queued when it starts as one transaction
+(a group commit: a call's turn and its reply's record, queued one after the other, are one
+commit, with one sweep of what expired and one check of the byte cap); if one of them fails, each
+is written again alone, so one that fails takes no other with it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -90,12 +96,18 @@ _T = TypeVar("_T")
 
 logger = logging.getLogger("aitoearn_mcp")
 
-# A write queued for the writer thread, what to tell of its outcome (its result or its error), and
-# until when (monotonic) it may wait; 0: at once, an answer waits for it.
-_Write = tuple[Callable[["sqlite3.Connection"], Any], Callable[[Any], None], float]
+# A write queued for the writer thread (its statements, run inside the writer's transaction), what
+# to tell of its outcome (its result or its error), until when (monotonic) it may wait (0: at
+# once, an answer waits for it), and the id of the item it writes (None: what it changes no read
+# of that item waits for).
+_Write = tuple[Callable[["sqlite3.Connection"], Any], Callable[[Any], None], float, str | None]
+GROUP = 64  # the most writes one commit takes
 # How long a write no answer waits for is held back: the answer's last steps (its serialising,
 # the transport) go first instead of sharing the interpreter with it.
 HOLD_SECONDS = 0.005
+# How long a conversation's renewed TTL (a use, not a change: no read waits for it) may wait for
+# the call's own writes, to be committed with them.
+RENEW_SECONDS = 1.0
 
 
 class SQLiteStore:
@@ -117,6 +129,7 @@ class SQLiteStore:
         # The writes left for the writer thread, oldest first; each stays until it is done.
         self._writes: deque[_Write] = deque()
         self._queued = 0  # writes ever queued: a statement waits until this many at its start are done
+        self._last_write: dict[str, int] = {}  # an item with writes queued → the number of its last one
         self._written = 0
         self._urgent = 0  # queued writes an answer waits for
         self._waiting = 0  # statements (or a close) waiting for queued writes: none is held back then
@@ -124,8 +137,12 @@ class SQLiteStore:
         self._writer: threading.Thread | None = None
 
     # --- connections -----------------------------------------------------------------------
-    async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        return await anyio.to_thread.run_sync(self._in_thread, work, self._queued, limiter=self._limiter)
+    async def _run(self, work: Callable[[sqlite3.Connection], _T], *, item: str | None = None) -> _T:
+        """``work`` on a pooled connection once the writes queued before it are written; with
+        ``item``, the one item ``work`` reads, only its writes (a call continuing a conversation
+        does not wait for other calls' records)."""
+        after = self._queued if item is None else self._last_write.get(item, 0)
+        return await anyio.to_thread.run_sync(self._in_thread, work, after, limiter=self._limiter)
 
     def _in_thread(self, work: Callable[[sqlite3.Connection], _T], after: int = 0) -> _T:
         """``work`` on a pooled connection, once the first ``after`` queued writes are written."""
@@ -153,7 +170,7 @@ class SQLiteStore:
         return result
 
     # --- writes after the answer ------------------------------------------------------------
-    async def _write_in_order(self, work: Callable[[sqlite3.Connection], _T], *, later: bool = False) -> _T:
+    async def _write_in_order(self, item: str, work: Callable[[sqlite3.Connection], _T], *, later: bool = False) -> _T:
         """``work`` done by the writer thread after every write queued before it; every statement
         issued after this call starts waits for it. Awaiting the outcome costs the event loop
         nothing meanwhile (a cancelled wait leaves the write queued). ``later``: no answer waits
@@ -165,24 +182,27 @@ class SQLiteStore:
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
                 loop.call_soon_threadsafe(_resolve, outcome, result)
 
-        self._queue_write(work, tell, later=later)
+        self._queue_write(item, work, tell, hold=HOLD_SECONDS if later else 0.0)
         return await outcome
 
-    def _write_later(self, work: Callable[[sqlite3.Connection], Any], what: str) -> None:
+    def _write_later(self, item: str | None, work: Callable[[sqlite3.Connection], Any], what: str, *,
+                     hold: float = HOLD_SECONDS) -> None:  # fmt: skip
         """``work`` queued for the writer thread; nobody waits for it, so a failure is logged."""
 
         def tell(result: Any) -> None:
             if isinstance(result, BaseException):
                 logger.warning("%s could not be stored (%s)", what, result)
 
-        self._queue_write(work, tell, later=True)
+        self._queue_write(item, work, tell, hold=hold)
 
-    def _queue_write(self, work: Callable[[sqlite3.Connection], Any], tell: Callable[[Any], None], *,
-                     later: bool) -> None:  # fmt: skip
+    def _queue_write(self, item: str | None, work: Callable[[sqlite3.Connection], Any], tell: Callable[[Any], None],
+                     *, hold: float) -> None:  # fmt: skip
         with self._changed:
-            self._writes.append((work, tell, time.monotonic() + HOLD_SECONDS if later else 0.0))
+            self._writes.append((work, tell, time.monotonic() + hold if hold else 0.0, item))
             self._queued += 1
-            self._urgent += not later
+            if item is not None:  # None: a read of one item need not wait for it
+                self._last_write[item] = self._queued
+            self._urgent += not hold
             if self._writer is None:  # the first write, or the first since the store was closed
                 if self._queued == 1:
                     atexit.register(_flush_at_exit, weakref.ref(self))
@@ -191,27 +211,56 @@ class SQLiteStore:
             self._changed.notify_all()
 
     def _write_queued(self) -> None:
-        """The writer thread: the queued writes in order, until the store is closed (a write
-        queued after that starts another)."""
+        """The writer thread: the queued writes in order, those queued by the time it starts in
+        one transaction, until the store is closed (a write queued after that starts another)."""
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: self._writes or self._closed)
                 if not self._writes:
                     self._writer = None
                     return
-                work, tell, hold = self._writes[0]
-                while not (self._urgent or self._waiting or self._closed) and (left := hold - time.monotonic()) > 0:
+                while (
+                    not (self._urgent or self._waiting or self._closed)
+                    and (left := min(write[2] for write in self._writes) - time.monotonic()) > 0
+                ):
                     self._changed.wait(left)
-            try:
-                result: Any = self._in_thread(work)
-            except BaseException as exc:  # told to whoever waits for it: the writer goes on
-                result = exc
+                group = [self._writes[i] for i in range(min(len(self._writes), GROUP))]
+            results = self._outcomes(group)
             with self._changed:
-                self._writes.popleft()
-                self._written += 1
-                self._urgent -= not hold
+                self._written += len(group)
+                for _, _, hold, item in group:
+                    self._writes.popleft()
+                    self._urgent -= not hold
+                    if item is not None and self._last_write.get(item, 0) <= self._written:
+                        self._last_write.pop(item, None)
                 self._changed.notify_all()
-            tell(result)
+            for (_, tell, _, _), result in zip(group, results, strict=True):
+                tell(result)
+
+    def _outcomes(self, group: list[_Write]) -> list[Any]:
+        """The writes of ``group`` in one transaction, and each one's result; when one fails (rare:
+        a new id taken, the disk), each alone, so its error is its own result (told to whoever
+        waits for it: the writer goes on)."""
+        try:
+            return self._in_thread(functools.partial(self._commit, group))
+        except BaseException as exc:
+            if len(group) == 1 or not isinstance(exc, Exception):
+                return [exc] * len(group)
+        results: list[Any] = []
+        for write in group:
+            try:
+                results.extend(self._in_thread(functools.partial(self._commit, [write])))
+            except Exception as exc:
+                results.append(exc)
+        return results
+
+    def _commit(self, group: list[_Write], db: sqlite3.Connection) -> list[Any]:
+        with _transaction(db):
+            results = [work(db) for work, *_ in group]
+            # After the writes: a renewal keeps an item read while it was live.
+            db.execute("DELETE FROM items WHERE expires <= ?", (time.time(),))
+            self._make_room(db, {item for *_, item in group if item is not None})
+        return results
 
     def _flush(self, seconds: float | None) -> bool:
         """Wait until every write queued so far is written; False after ``seconds`` without."""
@@ -294,8 +343,21 @@ class SQLiteStore:
     async def load(self, conversation_id: str, owner: str) -> Conversation | None:
         if not is_conversation_id(conversation_id):
             return None
-        raw = await self._run(lambda db: self._use(db, conversation_id, "c", owner))
-        return None if raw is None else Conversation.from_json(conversation_id, raw)
+        now = time.time()
+        row = await self._run(lambda db: db.execute(
+            "SELECT data FROM items WHERE id = ? AND kind = 'c' AND owner = ? AND expires > ?",
+            (conversation_id, owner, now),
+        ).fetchone(), item=conversation_id)  # fmt: skip
+        if row is None:
+            return None
+
+        def renew(db: sqlite3.Connection) -> None:  # kept from the use on, as if renewed when it was read
+            db.execute("UPDATE items SET expires = ?, used = ? WHERE id = ? AND owner = ?",
+                       (now + self.ttl, now, conversation_id, owner))  # fmt: skip
+
+        # Committed with the call's own writes: a read need not wait for it (it changes no data).
+        self._write_later(None, renew, f"Conversation {conversation_id}'s use", hold=RENEW_SECONDS)
+        return Conversation.from_json(conversation_id, row[0])
 
     def _use(self, db: sqlite3.Connection, item_id: str, kind: str, owner: str, *, cancel: bool = False) -> str | None:
         """A use: the owner's live record, its TTL renewed (and a cancel noted)."""
@@ -313,7 +375,8 @@ class SQLiteStore:
         return None if row is None else row[0]
 
     async def save(self, conversation: Conversation, *, expected_turns: int) -> bool:
-        return await self._run(self._saving(conversation, expected_turns))
+        """By the writer thread, which commits it with the writes queued before it (its TTL renewed)."""
+        return await self._write_in_order(conversation.id, self._saving(conversation, expected_turns))
 
     async def save_new(self, conversation: Conversation) -> None:
         """Left to the writer thread: the call answers meanwhile (see the module's docstring)."""
@@ -323,7 +386,7 @@ class SQLiteStore:
             if not work(db):  # a new id is never taken; said rather than lost without a word
                 raise StoreUnavailableError(f"the conversation id {conversation.id} is taken")
 
-        self._write_later(written, f"Conversation {conversation.id}")
+        self._write_later(conversation.id, written, f"Conversation {conversation.id}")
 
     def _saving(self, conversation: Conversation, expected_turns: int) -> Callable[[sqlite3.Connection], bool]:
         """The statements storing ``conversation`` if the stored one has ``expected_turns`` turns
@@ -332,24 +395,22 @@ class SQLiteStore:
         size = self._fits(raw)
         summary = conversation_summary(conversation, 0).to_json()
 
-        def work(db: sqlite3.Connection) -> bool:
+        def work(db: sqlite3.Connection) -> bool:  # in the writer's transaction
             now = time.time()
-            with _transaction(db):
-                row = db.execute(
-                    "SELECT owner, turns FROM items WHERE id = ? AND expires > ?", (conversation.id, now)
-                ).fetchone()
-                if (row[1] if row else 0) != expected_turns or (row and row[0] != conversation.owner):
-                    return False
-                # An upsert, not INSERT OR REPLACE: a replace would not run the delete trigger.
-                db.execute(
-                    "INSERT INTO items (id, kind, owner, size, expires, used, turns, summary, data) "
-                    "VALUES (?, 'c', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET size = excluded.size, "
-                    "expires = excluded.expires, used = excluded.used, turns = excluded.turns, "
-                    "summary = excluded.summary, data = excluded.data",
-                    (conversation.id, conversation.owner, size, now + self.ttl, now, len(conversation.turns), summary,
-                     raw),
-                )  # fmt: skip
-                self._make_room(db, conversation.id, now)
+            row = db.execute(
+                "SELECT owner, turns FROM items WHERE id = ? AND expires > ?", (conversation.id, now)
+            ).fetchone()
+            if (row[1] if row else 0) != expected_turns or (row and row[0] != conversation.owner):
+                return False
+            # An upsert, not INSERT OR REPLACE: a replace would not run the delete trigger.
+            db.execute(
+                "INSERT INTO items (id, kind, owner, size, expires, used, turns, summary, data) "
+                "VALUES (?, 'c', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET size = excluded.size, "
+                "expires = excluded.expires, used = excluded.used, turns = excluded.turns, "
+                "summary = excluded.summary, data = excluded.data",
+                (conversation.id, conversation.owner, size, now + self.ttl, now, len(conversation.turns), summary,
+                 raw),
+            )  # fmt: skip
             return True
 
         return work
@@ -360,10 +421,9 @@ class SQLiteStore:
             raise TooLargeToStoreError(size, self.max_bytes)
         return size
 
-    def _make_room(self, db: sqlite3.Connection, keep: str, now: float) -> None:
-        """Drop what expired, then, while over the cap, the least recently used item of the key
-        holding the most bytes (never ``keep``, the item just stored)."""
-        db.execute("DELETE FROM items WHERE expires <= ?", (now,))
+    def _make_room(self, db: sqlite3.Connection, keep: set[str]) -> None:
+        """While over the cap, drop the least recently used item of the key holding the most
+        bytes (never one of ``keep``, the items just written)."""
         total = db.execute("SELECT COALESCE(SUM(size), 0) FROM held").fetchone()[0]
         while total > self.max_bytes:
             victim, size = _victim(db, keep)
@@ -375,27 +435,25 @@ class SQLiteStore:
         delegation answers for it meanwhile) is stored before anything later reads the file."""
         size = self._fits(record)
 
-        def work(db: sqlite3.Connection) -> None:
+        def work(db: sqlite3.Connection) -> None:  # in the writer's transaction
             summary = found.to_json() if (found := reply_summary(reply_id, record, 0)) else UNLISTED
             now = time.time()
-            with _transaction(db):
-                db.execute("DELETE FROM items WHERE id = ? AND expires <= ?", (reply_id, now))
-                # Another owner's id is left alone; a cancel already asked for is kept.
-                db.execute(
-                    "INSERT INTO items (id, kind, owner, size, expires, used, summary, data) "
-                    "VALUES (?, 'r', ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET size = excluded.size, "
-                    "expires = excluded.expires, used = excluded.used, summary = excluded.summary, "
-                    "data = excluded.data WHERE items.owner = excluded.owner AND items.kind = 'r'",
-                    (reply_id, owner, size, now + self.ttl, now, summary, record),
-                )
-                self._make_room(db, reply_id, now)
+            db.execute("DELETE FROM items WHERE id = ? AND expires <= ?", (reply_id, now))
+            # Another owner's id is left alone; a cancel already asked for is kept.
+            db.execute(
+                "INSERT INTO items (id, kind, owner, size, expires, used, summary, data) "
+                "VALUES (?, 'r', ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET size = excluded.size, "
+                "expires = excluded.expires, used = excluded.used, summary = excluded.summary, "
+                "data = excluded.data WHERE items.owner = excluded.owner AND items.kind = 'r'",
+                (reply_id, owner, size, now + self.ttl, now, summary, record),
+            )
 
-        await self._write_in_order(work, later=later)
+        await self._write_in_order(reply_id, work, later=later)
 
     async def load_reply(self, reply_id: str, owner: str) -> str | None:
         if not is_reply_id(reply_id):
             return None
-        return await self._run(lambda db: self._use(db, reply_id, "r", owner))
+        return await self._run(lambda db: self._use(db, reply_id, "r", owner), item=reply_id)
 
     async def claim_reply(self, reply_id: str, owner: str, seen: str, record: str) -> bool:
         if not is_reply_id(reply_id):
@@ -412,12 +470,12 @@ class SQLiteStore:
             )
             return claimed.rowcount == 1
 
-        return await self._run(work)
+        return await self._run(work, item=reply_id)
 
     async def request_cancel(self, reply_id: str, owner: str) -> bool:
         if not is_reply_id(reply_id):
             return False
-        return await self._run(lambda db: self._use(db, reply_id, "r", owner, cancel=True)) is not None
+        return await self._run(lambda db: self._use(db, reply_id, "r", owner, cancel=True), item=reply_id) is not None
 
     async def cancels_requested(self, reply_ids: Sequence[str]) -> set[str]:
         def work(db: sqlite3.Connection) -> set[str]:
@@ -508,14 +566,19 @@ class _transaction:
         self._db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
-def _victim(db: sqlite3.Connection, keep: str) -> tuple[str, int]:
+class _Crowded(Exception):
+    """The items one transaction wrote are over the cap together: each is written alone instead
+    (one alone is never over it: its size was checked)."""
+
+
+def _victim(db: sqlite3.Connection, keep: set[str]) -> tuple[str, int]:
+    others = f"id NOT IN ({', '.join('?' * len(keep))})"
     for (owner,) in db.execute("SELECT owner FROM held ORDER BY size DESC").fetchall():
-        found = db.execute(
-            "SELECT id, size FROM items WHERE owner = ? AND id != ? ORDER BY used LIMIT 1", (owner, keep)
-        ).fetchone()
+        found = db.execute(f"SELECT id, size FROM items WHERE owner = ? AND {others} ORDER BY used LIMIT 1",
+                           (owner, *keep)).fetchone()  # fmt: skip
         if found is not None:
             return found
-    raise AssertionError("over the cap with nothing but the new item")  # its size was checked
+    raise _Crowded
 
 
 def _into_wal(db: sqlite3.Connection) -> None:

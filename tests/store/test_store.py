@@ -5,6 +5,7 @@ list_conversations and the caller's own items in resources/list."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -178,6 +179,95 @@ async def test_the_sqlite_store_writes_in_order_and_before_it_closes_or_the_proc
     )  # fmt: skip
     subprocess.run([sys.executable, "-c", script, str(path), owner], check=True, timeout=60)
     assert "c_atexit0001" in stored_items(path)
+
+
+def commits_in_wal(path: Path) -> int:
+    """Transactions in the SQLite file's write-ahead log: its frames that end a commit (a frame
+    header's second word is the database's size after a commit, else 0), of the log's salt."""
+    wal = path.with_name(path.name + "-wal").read_bytes()
+    page, salt = int.from_bytes(wal[8:12], "big"), wal[16:24]
+    frames = range(32, len(wal) - 24, 24 + page)
+    return sum(1 for at in frames if wal[at + 8 : at + 16] == salt and int.from_bytes(wal[at + 4 : at + 8], "big"))
+
+
+async def queued_behind_a_lock(path: Path, store: SQLiteStore, owner: str, *writes: Conversation) -> None:
+    """One write held up by another process's lock while ``writes`` and a reply's record queue
+    behind it, the way a call's turn and record are queued one after the other."""
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process writing: the writer waits with what it took
+    async with anyio.create_task_group() as tasks:
+        try:
+            await store.save_new(conversation("c_held000001", owner, "held up"))
+            await anyio.sleep(0.05)  # the writer takes it and waits for the lock (or takes it with the next ones)
+            for write in writes:
+                await store.save_new(write)
+            tasks.start_soon(functools.partial(store.save_reply, "r_group00001", owner, record("reply"), later=True))
+            await anyio.sleep(0.01)  # the task queues its write, then waits for its commit
+        finally:
+            blocker.execute("ROLLBACK")
+    blocker.close()
+
+
+async def test_writes_queued_together_are_one_commit(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path, ttl=60, max_bytes=10**6)
+    owner = await store.owner_tag(SecretStr(KEY))
+    await store.save_new(conversation("c_group00001", owner, "first"))
+    await store.recent_conversations(owner, 5)  # a read of everything: waits for every queued write
+    keep_log = sqlite3.connect(path)  # open while the log is read: the file's last connection to close empties it
+    before = commits_in_wal(path)
+    await queued_behind_a_lock(path, store, owner, conversation("c_group00002", owner, "second"))
+    # At most two commits: the held-up one, then the turn and the record queued behind it together.
+    assert commits_in_wal(path) - before <= 2
+    keep_log.close()
+    assert {"c_held000001", "c_group00002", "r_group00001"} <= set(stored_items(path))
+    await store.aclose()
+
+
+async def test_a_write_that_fails_takes_no_other_with_it(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path, ttl=60, max_bytes=10**6)
+    owner = await store.owner_tag(SecretStr(KEY))
+    await store.save_new(conversation("c_group00001", owner, "first"))
+    taken = conversation("c_group00001", owner, "taken")  # a new conversation under an id already stored
+    await queued_behind_a_lock(path, store, owner, conversation("c_group00002", owner, "second"), taken)
+    items = stored_items(path)
+    assert {"c_held000001", "c_group00002", "r_group00001"} <= set(items)
+    assert items["c_group00001"][1]["turns"][0]["messages"][0]["content"] == "first"
+    assert "the conversation id c_group00001 is taken" in caplog.text
+    await store.aclose()
+
+
+async def test_writes_over_the_cap_together_are_written_one_at_a_time(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path, ttl=60, max_bytes=3000)
+    owner = await store.owner_tag(SecretStr(KEY))
+    # Each fits alone, not both: queued together, the later one pushes the earlier one out, as one at a time.
+    await store.save_new(conversation("c_crowded001", owner, "a" * 1800))
+    await store.save_new(conversation("c_crowded002", owner, "b" * 1800))
+    await store.aclose()
+    assert set(stored_items(path)) == {"c_crowded002"}
+
+
+async def test_a_read_of_one_item_does_not_wait_for_another_items_write(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path, ttl=60, max_bytes=10**6)
+    owner = await store.owner_tag(SecretStr(KEY))
+    await store.save_new(conversation("c_readfirst1", owner, "first"))
+    await store.recent_conversations(owner, 5)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the writer cannot write while another process holds the lock
+    try:
+        await store.save_new(conversation("c_readlater1", owner, "queued"))
+        with anyio.fail_after(5):  # a guard against a hang: the write stays queued until the lock goes
+            found = await store.load("c_readfirst1", owner)
+        assert found is not None and found.turns[0]["messages"][0]["content"] == "first"
+        assert "c_readlater1" not in stored_items(path)  # it answered while the other write waited
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert await store.load("c_readlater1", owner) is not None  # a read of that item waits for its write
+    await store.aclose()
 
 
 async def test_two_servers_at_once_continue_each_others_conversations_without_losing_a_turn(
