@@ -1,6 +1,6 @@
 """Images and videos (issue 24): what a generated image's result costs beyond the relay and the
 download, what a video costs while it renders, and the memory a large download takes.
-``python -m benchmarks.run --media`` runs these rows alone.
+``python -m benchmarks.run --media`` runs these rows alone; ``--image`` only the image's.
 
 The fake media relay runs in its own process (``media_process.py``), so serving a 5.5 MB PNG or
 200 MiB never counts against the server. Servers keep their records in memory, where each is held
@@ -181,6 +181,11 @@ class MediaBench:
         return {"file_bytes": size, "server_rss_before_mib": before / 1024, "server_peak_rss_mib": peak / 1024,
                 "peak_minus_before_mib": (peak - before) / 1024, "call_s": elapsed,
                 "goal": "peak - before < 10 MB"}  # fmt: skip
+
+
+async def image_row(repeats: int) -> dict[str, Any]:
+    with media_relay() as url:
+        return {"media_image_overhead": await MediaBench(url, repeats).image_overhead()}
 
 
 async def media_rows(repeats: int) -> dict[str, Any]:

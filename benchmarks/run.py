@@ -34,7 +34,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from benchmarks.choosing import choosing_rows
-from benchmarks.media import media_rows
+from benchmarks.media import image_row, media_rows
 from benchmarks.procfs import child_pid, cpu_seconds, rss_kib
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -775,6 +775,7 @@ if __name__ == "__main__":
     parser.add_argument("--choosing", action="store_true", help="only the rows of choosing models (print them)")
     parser.add_argument("--media", action="store_true", help="only the image and video rows (print them)")
     parser.add_argument("--conversations", action="store_true", help="only the 50-turn conversation rows (print them)")
+    parser.add_argument("--image", action="store_true", help="only the image row of --media (print it)")
     parser.add_argument("--http", action="store_true", help="only server CPU per HTTP call (print the rows)")
     parser.add_argument("--phases", action="store_true", help="only one short call's per-phase breakdown (print it)")
     parser.add_argument("--profile", action="store_true", help="with --phases: cProfile's top functions too")
@@ -798,6 +799,9 @@ if __name__ == "__main__":
         figures = anyio.run(conversations_only, options)
         print(json.dumps(figures, indent=2))
         print("\n".join(" | ".join(row) for row in conversation_rows(figures)))
+        raise SystemExit(0)
+    if options.image:
+        print(json.dumps(anyio.run(image_row, options.repeats), indent=2))
         raise SystemExit(0)
     if options.http:
         figures = anyio.run(http_cpu_only, options)

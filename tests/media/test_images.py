@@ -84,6 +84,22 @@ def test_downscaled_preview_stays_close_to_a_reference_resize() -> None:
     assert _mean_difference(decoded.getchannel("A"), reference.getchannel("A")) < 1
 
 
+@pytest.mark.parametrize(("size", "levels"), [((2048, 2048), 0), ((3840, 2160), 0), ((1536, 1024), 1)])
+def test_scaling_in_two_bands_gives_the_pixels_of_one_resize(size: tuple[int, int], levels: int) -> None:
+    """The preview is scaled in two bands on two threads: the same pixels as one bilinear resize
+    where the cut falls on a source row (2048² to 1072², 4K to 1429×804), within a level where
+    none is near the middle (1536×1024 to 1313×875). Opaque RGBA: a lossless PNG preview."""
+    from PIL import Image, ImageChops
+
+    original = _fine_drawing(size)
+    original.putalpha(255)
+    shown = preview(_encoded(original, "PNG"))
+    assert shown.mime_type == "image/png"
+    reference = original.resize((shown.width, shown.height), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    differences = ImageChops.difference(_opened(shown.data), reference).getextrema()
+    assert max(high for _, high in differences) == levels
+
+
 def test_photo_preview_loses_no_more_than_a_quality_85_jpeg() -> None:
     """A photo's preview is a JPEG: against a Lanczos resize, no further off than that resize
     saved at quality 85 (+0.4 levels; quality 60 came out 0.6-0.7 further)."""
