@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,26 @@ async def test_a_link_that_does_not_give_an_image_leaves_nothing_and_says_so(
     assert result.is_error and words in text_of(result), text_of(result)
     assert item["url"] in text_of(result)  # the link of what was paid for
     assert result.structured_content is not None and result.structured_content["status"] == "failed"
+    assert list(root.iterdir()) == [root / "photo.png"]  # nothing half-written
+
+
+async def test_a_link_that_drips_stops_at_the_deadline_and_leaves_nothing(media: FakeMedia, root: Path) -> None:
+    """A byte every 0.2 s never trips the read timeout; the delegation's deadline ends the download."""
+
+    def drip() -> Iterator[bytes]:
+        yield small_png()[:16]
+        for _ in range(400):  # 80 s in all
+            time.sleep(0.2)
+            yield b"x"
+
+    media.enqueue("/files/slow.png", Answer(200, {"content-type": "image/png"}, declared_length=416, stream=drip))
+    item = {"url": f"{media.url}/files/slow.png"}
+    media.enqueue("/api/ai/image/task/log-1", done(item))
+    started = time.monotonic()
+    async with Client(server(media, deadline=5), list_roots_callback=roots(root), mode="legacy") as client:
+        result = await client.call_tool("generate_image", {"prompt": "x", "size": "1024x1024", "wait_seconds": 60})
+    assert time.monotonic() - started < 20
+    assert result.is_error and "AITOEARN_DEADLINE" in text_of(result) and item["url"] in text_of(result)
     assert list(root.iterdir()) == [root / "photo.png"]  # nothing half-written
 
 

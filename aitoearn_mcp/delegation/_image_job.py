@@ -156,9 +156,13 @@ class ImageJob(MediaJob[ImageAsk, PreparedImage | PreparedImageEdit]):
             return await fetch(self.http, image.url, max_bytes=MAX_IMAGE_BYTES, key=self.key, into=into)
 
         folder = Path(self.ask.save_to) if self.ask.save_to else None
-        data, (info, shown), saved = await checked_while_saved(
-            arrived, checked, folder, lambda data, served: _name(self.model, image, index, sniffed_mime(data) or served)
-        )
+        with self._by_deadline("image"):
+            data, (info, shown), saved = await checked_while_saved(
+                arrived,
+                checked,
+                folder,
+                lambda data, served: _name(self.model, image, index, sniffed_mime(data) or served),
+            )
         kept: dict[str, Any] = {"path": str(saved.path.resolve()) if saved else None, "url": image.url,
                                 "width": info.width, "height": info.height, "bytes": len(data),
                                 "media_type": info.mime_type, "revised_prompt": image.revised_prompt}  # fmt: skip
