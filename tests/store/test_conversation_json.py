@@ -68,3 +68,18 @@ def test_a_body_is_what_json_would_send() -> None:
 def test_a_body_with_a_non_finite_number_is_refused_before_sending(odd: float) -> None:
     with pytest.raises(InputError, match=r"Out of range float values are not JSON compliant.*Nothing was sent"):
         encode_body({"model": "m", "messages": [{"role": "user", "content": [{"type": "x", "n": odd}]}]})
+
+
+def test_a_held_request_body_costs_its_own_size_not_orjsons_buffer() -> None:
+    """A running call holds its body: orjson's bytes keep the 4 KiB it wrote into, a copy only the text."""
+    import tracemalloc
+
+    body = {"model": "claude-sonnet-5", "max_tokens": 512, "messages": [{"role": "user", "content": "hello " * 20}]}
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        held = [encode_body(body) for _ in range(200)]
+        per_body = (tracemalloc.get_traced_memory()[0] - before) / len(held)
+    finally:
+        tracemalloc.stop()
+    assert per_body < len(held[0]) + 200, per_body
