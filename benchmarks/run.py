@@ -731,38 +731,19 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         relay.wait()
 
 
-async def http_cpu_only(args: argparse.Namespace) -> dict[str, Any]:
+async def rows_alone(args: argparse.Namespace, rows: Callable[[Bench], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    """One group of rows (``--http``, ``--conversations``, ``--delegations``) against its own fake relay."""
     relay = subprocess.Popen([PY, str(ROOT / "benchmarks" / "relay_process.py")], stdout=subprocess.PIPE, text=True)
     assert relay.stdout is not None
-    bench = Bench(relay.stdout.readline().strip(), args.repeats)
     try:
-        return {"cpu_per_call": await bench.cpu_per_call(),
-                "cpu_per_streaming_call": await bench.cpu_per_streaming_call()}  # fmt: skip
+        return await rows(Bench(relay.stdout.readline().strip(), args.repeats))
     finally:
         relay.kill()
         relay.wait()
 
 
-async def conversations_only(args: argparse.Namespace) -> dict[str, Any]:
-    relay = subprocess.Popen([PY, str(ROOT / "benchmarks" / "relay_process.py")], stdout=subprocess.PIPE, text=True)
-    assert relay.stdout is not None
-    bench = Bench(relay.stdout.readline().strip(), args.repeats)
-    try:
-        return await bench.conversation_rows()
-    finally:
-        relay.kill()
-        relay.wait()
-
-
-async def delegations_only(args: argparse.Namespace) -> dict[str, Any]:
-    relay = subprocess.Popen([PY, str(ROOT / "benchmarks" / "relay_process.py")], stdout=subprocess.PIPE, text=True)
-    assert relay.stdout is not None
-    bench = Bench(relay.stdout.readline().strip(), args.repeats)
-    try:
-        return await bench.delegation_rows()
-    finally:
-        relay.kill()
-        relay.wait()
+async def http_cpu_rows_of(bench: Bench) -> dict[str, Any]:
+    return {"cpu_per_call": await bench.cpu_per_call(), "cpu_per_streaming_call": await bench.cpu_per_streaming_call()}
 
 
 if __name__ == "__main__":
@@ -790,13 +771,13 @@ if __name__ == "__main__":
         print(json.dumps(anyio.run(choosing_rows, options.repeats), indent=2))
         raise SystemExit(0)
     if options.delegations:
-        print(json.dumps(anyio.run(delegations_only, options), indent=2))
+        print(json.dumps(anyio.run(rows_alone, options, Bench.delegation_rows), indent=2))
         raise SystemExit(0)
     if options.media:
         print(json.dumps(anyio.run(media_rows, options.repeats), indent=2))
         raise SystemExit(0)
     if options.conversations:
-        figures = anyio.run(conversations_only, options)
+        figures = anyio.run(rows_alone, options, Bench.conversation_rows)
         print(json.dumps(figures, indent=2))
         print("\n".join(" | ".join(row) for row in conversation_rows(figures)))
         raise SystemExit(0)
@@ -804,7 +785,7 @@ if __name__ == "__main__":
         print(json.dumps(anyio.run(image_row, options.repeats), indent=2))
         raise SystemExit(0)
     if options.http:
-        figures = anyio.run(http_cpu_only, options)
+        figures = anyio.run(rows_alone, options, http_cpu_rows_of)
         print(json.dumps(figures, indent=2))
         print("\n".join(" | ".join(row) for row in http_cpu_rows(figures)))
         raise SystemExit(0)

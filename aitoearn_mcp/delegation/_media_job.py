@@ -16,6 +16,7 @@ A checked request names each local file by a placeholder URL until its upload gi
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -224,9 +225,9 @@ class MediaJob(Generic[AskT, PreparedT]):
     def _by_deadline(self, what: str) -> Iterator[None]:
         """A download bounded by the job's deadline too: the read timeout alone lets a peer that
         sends a byte now and then hold it for hours."""
-        left = self.deadline_at - time.time() if self.deadline_at is not None else None
+        left = self._deadline_left()
         try:
-            with anyio.fail_after(max(left, 0.0) if left is not None else None):
+            with anyio.fail_after(left if math.isfinite(left) else None):
                 yield
         except TimeoutError:
             raise RelayTimeoutError(f"Could not download the {what}: the deadline (AITOEARN_DEADLINE) came first",
