@@ -52,7 +52,7 @@ _HOOKS = (
     ("aitoearn_mcp.delegation._fallback", "ChoiceJob.settle", "wait/settle: notes, credits"),
     ("aitoearn_mcp.delegation._send", "record", "wait/settle: notes, credits/conversation turn write"),
     ("aitoearn_mcp.delegation._delegation", "Delegations._save", "wait/record save"),
-    ("aitoearn_mcp.server._tools", "_listing_changed", "resources changed notice"),
+    ("aitoearn_mcp.server._notices", "ListingNotices._notify", "resources changed notice"),
     ("aitoearn_mcp.server._tools", "Tools.view", "result view"),
 )
 
@@ -128,6 +128,7 @@ def _exclusive(spans: dict[str, list[tuple[int, int]]]) -> tuple[dict[str, int],
 
 async def _breakdown(relay: str, calls: int, profile: bool) -> dict[str, Any]:
     from aitoearn_mcp import Config, create_server
+    from aitoearn_mcp.server._notices import LISTING_NOTICE_AFTER
     from benchmarks.floor_server import server as floor_server
     from benchmarks.run import Bench, message_args
 
@@ -159,7 +160,7 @@ async def _breakdown(relay: str, calls: int, profile: bool) -> dict[str, Any]:
                     if profiler:
                         profiler.disable()
                     assert not result.is_error, result
-                    await anyio.sleep(0.005)  # what was left for after the answer ends here
+                    await anyio.sleep(LISTING_NOTICE_AFTER + 0.005)  # what was left for after the answer ends here
                     handler = timings.spans["handler"][0]
                     before, after = _exclusive(timings.spans)
                     before["SDK and transport"] = (end - start) - (handler[1] - handler[0])

@@ -1,21 +1,26 @@
-"""What the server tells the client while a call runs: progress notifications and log
-messages (retries), at the level the client asked for."""
+"""What the server tells the client besides a call's result: progress notifications and log
+messages (retries) while the call runs, at the level the client asked for; that its resources
+have changed, once the call has answered."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, get_args
 
 import anyio
+from anyio.abc import TaskGroup
 from mcp.server.mcpserver import Context
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.types import EmptyResult, LoggingLevel, SetLevelRequestParams
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 __all__ = [
-    "PROGRESS_INTERVAL", "Progress", "ProgressReporter", "log_to_client", "report_progress", "set_logging_level",
+    "LISTING_NOTICE_AFTER", "PROGRESS_INTERVAL", "ListingNotices", "Progress", "ProgressReporter", "log_to_client",
+    "report_progress", "set_logging_level",
 ]  # fmt: skip
 
 PROGRESS_INTERVAL = 0.1  # seconds: at most 10 notifications a second, never 250 ms without one while text flows
@@ -23,6 +28,10 @@ PROGRESS_TAIL = 40  # characters of the latest text shown in a progress message
 # While the model is silent (thinking: the relay sends only pings), one notification this often,
 # well inside the 10 s that hosts resetting their timeout on progress need.
 HEARTBEAT = 5.0
+# A resources notice waits this long after the call that changed them: the answer goes out
+# first, and the calls that end meanwhile in one session share the notice.
+LISTING_NOTICE_AFTER = 0.01
+NOTICE_TIMEOUT = 5.0  # a session that no longer reads (a stateless HTTP request's) holds no task longer
 
 # What a reporter reads: characters received so far and the latest text.
 Progress = Callable[[], tuple[int, str]]
@@ -90,3 +99,48 @@ async def report_progress(reporter: ProgressReporter) -> None:
     while True:
         await anyio.sleep(PROGRESS_INTERVAL)
         await reporter.tick()
+
+
+class ListingNotices:
+    """Tells the client that resources/list has changed (a call's reply, and its conversation, are
+    stored): Claude Code lists resources once when it connects and again only when told. The
+    notice is not part of the answer, so one task sends it after it, once for every change made
+    meanwhile: one publish to the 2026-07-28 ``subscriptions/listen`` streams, and one notification
+    to each earlier-protocol session. ``tasks`` (the lifespan's) runs that task."""
+
+    def __init__(self, tasks: TaskGroup) -> None:
+        self._tasks = tasks
+        self._publish: Context | None = None
+        self._sessions: dict[object, Context] = {}  # earlier-protocol session → a call's context in it
+        self._wake: anyio.Event | None = None
+
+    def changed(self, ctx: Context) -> None:
+        self._publish = ctx
+        if ctx.session.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            self._sessions.setdefault(ctx.session, ctx)
+        if self._wake is None:
+            self._wake = anyio.Event()
+            self._tasks.start_soon(self._send)
+        self._wake.set()
+
+    async def _send(self) -> None:
+        while True:
+            assert self._wake is not None
+            await self._wake.wait()
+            await anyio.sleep(LISTING_NOTICE_AFTER)
+            self._wake = anyio.Event()
+            publish, sessions = self._publish, list(self._sessions.values())
+            self._publish, self._sessions = None, {}
+            if publish is not None:
+                await self._notify(publish.notify_resources_changed)
+            if len(sessions) == 1:  # stdio: one session
+                await self._notify(sessions[0].session.send_resource_list_changed)
+                continue
+            async with anyio.create_task_group() as sends:  # a session that does not read holds up no other
+                for ctx in sessions:
+                    sends.start_soon(self._notify, ctx.session.send_resource_list_changed)
+
+    async def _notify(self, send: Callable[[], Awaitable[None]]) -> None:
+        # A host that does not listen, or has gone, loses nothing.
+        with contextlib.suppress(Exception), anyio.move_on_after(NOTICE_TIMEOUT):
+            await send()

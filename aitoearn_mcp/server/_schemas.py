@@ -20,8 +20,11 @@ INPUT_SCHEMAS: dict[str, dict[str, Any]] = json.loads(INPUT_SCHEMAS_FILE.read_te
 
 # Output schemas: what structuredContent holds. Open objects, since the relay adds fields.
 # Nullable members as anyOf, not type arrays: clients that map schemas onto one-type dialects
-# (the OpenAPI subset of Gemini function declarations) reject or drop type arrays.
+# (the OpenAPI subset of Gemini function declarations) reject or drop type arrays. The usual
+# case first: a client validating with jsonschema builds an error for each branch that fails,
+# which made up 0.1 of its 0.23 ms per send_message result.
 _NULLABLE_STRING: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+_NULL_OR_STRING: dict[str, Any] = {"anyOf": [{"type": "null"}, {"type": "string"}]}  # null unless one was hit
 _STRINGS: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
 
 MESSAGE_SCHEMA: dict[str, Any] = {
@@ -37,11 +40,11 @@ MESSAGE_SCHEMA: dict[str, Any] = {
         "conversation_id": {"type": "string"},
         "credits": {"type": "object"},
         "route": {"type": "string"},
-        "next_offset": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+        "next_offset": {"anyOf": [{"type": "null"}, {"type": "integer"}]},  # null unless the text was cut
         "replies": {"type": "array", "items": {"type": "object"}},
         "model": {"type": "string"},
         "stop_reason": _NULLABLE_STRING,
-        "stop_sequence": _NULLABLE_STRING,
+        "stop_sequence": _NULL_OR_STRING,
         "usage": {"type": "object"},
         "content": {
             "type": "array",

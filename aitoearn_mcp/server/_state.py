@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ..relay._catalogue import Catalogue
     from ..relay._client import RelayClient
     from ..store._protocol import Store
+    from ._notices import ListingNotices
 
 __all__ = ["MEDIA_READ_TIMEOUT", "State"]
 
@@ -93,6 +94,12 @@ class State:
         from ..media._client import MediaClient
 
         return MediaClient(self.media_http, key, max_retries=self._config.max_retries)
+
+    @functools.cached_property
+    def listing(self) -> ListingNotices:
+        from ._notices import ListingNotices
+
+        return ListingNotices(self._tasks)
 
     @property
     def store(self) -> Store:

@@ -23,7 +23,6 @@ import anyio
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import CallToolResult, InputRequiredResult
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import SecretStr
 
 from .._config import Config
@@ -69,15 +68,6 @@ FILES_OVER_HTTP = (
     "own disk for callers); fix: put the file's content in `messages` (text, image or document blocks). "
     "Nothing was sent."
 )
-
-
-async def _listing_changed(ctx: Context) -> None:
-    """Tell the host that resources/list has changed (the call's reply, and its conversation, are
-    stored): Claude Code lists resources once when it connects and again only when told."""
-    with contextlib.suppress(Exception):  # a host that does not listen loses nothing
-        await ctx.notify_resources_changed()  # 2026-07-28: to subscriptions/listen streams
-        if ctx.session.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-            await ctx.session.send_resource_list_changed()
 
 
 def _request_price(jobs: list[SendJob], max_tokens: int) -> Decimal | None:
@@ -260,7 +250,7 @@ class Tools:
             if not delegation.finished.is_set():
                 await state.delegations.store_running(delegation)
         records = [delegation.snapshot() for delegation in started]
-        await _listing_changed(ctx)
+        state.listing.changed(ctx)
         if len(started) == 1:
             labels.update(route=records[0].route or "", outcome=_outcome(records[0]))
             return await self.view(started[0].id, records[0], self.budget(ctx))

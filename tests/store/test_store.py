@@ -765,6 +765,77 @@ async def test_http_workers_on_one_machine_share_the_file(relay: FakeRelay, home
     ]
 
 
+async def test_the_resources_notice_follows_the_answers_once_for_calls_close_together(
+    relay: FakeRelay, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The notice is not part of the answer: it goes after it, and five calls answered within its
+    delay share one (each call sent its own before its answer, five in all)."""
+    monkeypatch.setattr("aitoearn_mcp.server._notices.LISTING_NOTICE_AFTER", 1.0)
+    events: list[str] = []
+    async with Client(make_server(relay)) as client, client.listen(resources_list_changed=True) as changes:
+
+        async def call(n: int) -> None:
+            await client.call_tool("send_message", ask(f"call {n}"))
+            events.append("answer")
+
+        async def watch() -> None:
+            async for _ in changes:
+                events.append("notice")
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(watch)
+            async with anyio.create_task_group() as calls:
+                for n in range(5):
+                    calls.start_soon(call, n)
+            await anyio.sleep(3)  # the notice's delay, twice over, and then some
+            tasks.cancel_scope.cancel()
+    assert events == ["answer"] * 5 + ["notice"]
+
+
+def test_an_earlier_protocol_session_is_told_after_its_answers(relay: FakeRelay, home: Path) -> None:
+    """Claude Code, Codex and Gemini CLI speak 2025-06-18: the notification reaches their session
+    after the answers it follows, never ahead of one, and at most one per call."""
+
+    def rpc(id_: int | None, method: str, params: dict[str, Any]) -> bytes:
+        return (
+            json.dumps(
+                {"jsonrpc": "2.0", "method": method, "params": params} | ({} if id_ is None else {"id": id_})
+            ).encode()
+            + b"\n"
+        )
+
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "AITOEARN_API_KEY": KEY,
+           "AITOEARN_BASE_URL": relay.url + "/api/ai/"}  # fmt: skip
+    proc = subprocess.Popen([SCRIPT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(rpc(1, "initialize", hello) + rpc(None, "notifications/initialized", {})
+                     + rpc(2, "tools/call", {"name": "send_message", "arguments": ask("a")})
+                     + rpc(3, "tools/call", {"name": "send_message", "arguments": ask("b")}))  # fmt: skip
+    proc.stdin.flush()
+    seen: list[str] = []
+    try:
+        while "notice" not in seen or len([s for s in seen if s == "answer"]) < 2:
+            message = json.loads(proc.stdout.readline())
+            if message.get("id") in (2, 3):
+                assert not message["result"].get("isError"), message
+                seen.append("answer")
+            elif message.get("method") == "notifications/resources/list_changed":
+                seen.append("notice")
+        proc.stdin.write(rpc(4, "ping", {}))  # anything more is on stdout before this answer
+        proc.stdin.flush()
+        time.sleep(0.5)
+        proc.stdin.write(rpc(5, "ping", {}))
+        proc.stdin.flush()
+        while (message := json.loads(proc.stdout.readline())).get("id") != 5:
+            if message.get("method") == "notifications/resources/list_changed":
+                seen.append("notice")
+    finally:
+        proc.kill()
+        proc.wait()
+    assert seen[0] == "answer" and seen.count("answer") == 2 and 1 <= seen.count("notice") <= 2, seen
+
+
 async def test_a_listening_host_is_told_when_its_resources_change(relay: FakeRelay, home: Path) -> None:
     """Claude Code lists resources once when it connects (2026-07-28) and again only when told."""
     async with Client(make_server(relay)) as client, client.listen(resources_list_changed=True) as changes:
