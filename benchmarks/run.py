@@ -732,7 +732,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def rows_alone(args: argparse.Namespace, rows: Callable[[Bench], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
-    """One group of rows (``--http``, ``--conversations``, ``--delegations``) against its own fake relay."""
+    """One group of rows (``--per-call``, ``--http``, ``--conversations``, ``--delegations``) against its own
+    fake relay."""
     relay = subprocess.Popen([PY, str(ROOT / "benchmarks" / "relay_process.py")], stdout=subprocess.PIPE, text=True)
     assert relay.stdout is not None
     try:
@@ -757,6 +758,7 @@ if __name__ == "__main__":
     parser.add_argument("--media", action="store_true", help="only the image and video rows (print them)")
     parser.add_argument("--conversations", action="store_true", help="only the 50-turn conversation rows (print them)")
     parser.add_argument("--image", action="store_true", help="only the image row of --media (print it)")
+    parser.add_argument("--per-call", action="store_true", help="only the per-call rows over stdio (print them)")
     parser.add_argument("--http", action="store_true", help="only server CPU per HTTP call (print the rows)")
     parser.add_argument("--phases", action="store_true", help="only one short call's per-phase breakdown (print it)")
     parser.add_argument("--profile", action="store_true", help="with --phases: cProfile's top functions too")
@@ -783,6 +785,9 @@ if __name__ == "__main__":
         raise SystemExit(0)
     if options.image:
         print(json.dumps(anyio.run(image_row, options.repeats), indent=2))
+        raise SystemExit(0)
+    if options.per_call:
+        print(json.dumps(anyio.run(rows_alone, options, Bench.per_call), indent=2))
         raise SystemExit(0)
     if options.http:
         figures = anyio.run(rows_alone, options, http_cpu_rows_of)
