@@ -7,8 +7,10 @@ and answers "still running", the call goes on, bounded by the deadline, until it
 fails, is cancelled (get_reply's ``cancel``, the host's stop while send_message still waits) or
 the server drains. Its record is in the store once its id is handed out (a "running" answer, a
 task), about every second while the work moves on when the store is shared (other processes
-answer for it), and at the end, once, which its answer does not wait for (this process answers for
-it until the store holds it): a call that ends within its wait is written once.
+answer for it; a long reply's less often, so that rewriting it costs no more than SAVE_RATE
+characters a second however long it grows), and at the end, once, which its answer does not wait
+for (this process answers for it until the store holds it): a call that ends within its wait is
+written once.
 
 A job whose work outlives any one process (a video renders on the relay) can be *resumed*: a
 process asked for a running record that no live process looks after (``resume`` says whether it
@@ -43,6 +45,9 @@ __all__ = ["UNEXPECTED", "Delegation", "Delegations", "Job", "Resume"]
 logger = logging.getLogger("aitoearn_mcp")
 
 SAVE_EVERY = 1.0  # seconds between records of a running reply, for other processes (shared stores)
+# Characters of running records written a second at most, per reply: a record of N characters waits
+# N / SAVE_RATE seconds for the next, so a long reply's cost grows with its length, not its square.
+SAVE_RATE = 50_000
 CANCEL_POLL = 0.5  # seconds between checks for a cancel asked of another process
 REMOTE_POLL = 0.5  # seconds between reads of a reply another process runs
 CANCEL_WAIT = 5.0  # seconds a cancel waits for the reply to settle
@@ -121,6 +126,7 @@ class Delegation:
         self.saving = anyio.Lock()
         self.saved_news = 0  # the job's news when its running record was last written by the watcher
         self.last_save = time.monotonic()
+        self.saved_chars = 0  # the size of the record last written
 
     def progress(self) -> tuple[int, str]:
         """Characters received so far and the latest of them."""
@@ -326,7 +332,8 @@ class Delegations:
                     if delegation.id in asked:
                         delegation.cancel()
                     elif delegation.retag is not None or (
-                        delegation.job.news != delegation.saved_news and now - delegation.last_save >= SAVE_EVERY
+                        delegation.job.news != delegation.saved_news
+                        and now - delegation.last_save >= max(SAVE_EVERY, delegation.saved_chars / SAVE_RATE)
                     ):
                         due.append(delegation)
                 if due:
@@ -363,13 +370,14 @@ class Delegations:
                     delegation.former_owner, delegation.owner, delegation.retag = delegation.owner, owner, None
                 if self._shared and record.media is not None:  # resumable: it can be taken over
                     record.media = {**record.media, "holder": self.holder}
-                    await self._replace(delegation, record.to_json())
+                    await self._replace(delegation, written := record.to_json())
                 else:
-                    await self.store.save_reply(delegation.id, delegation.owner, record.to_json(), later=later)
+                    await self.store.save_reply(delegation.id, delegation.owner, written := record.to_json(),
+                                                later=later)  # fmt: skip
             except StoreUnavailableError as exc:
                 logger.warning("Reply %s: its record could not be stored (%s)", delegation.id, exc)
                 return False
-            delegation.stored = True
+            delegation.stored, delegation.saved_chars = True, len(written)
             return True
 
     async def _replace(self, delegation: Delegation, written: str) -> None:

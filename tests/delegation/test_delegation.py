@@ -219,6 +219,37 @@ async def test_model_choices_are_checked_before_anything_is_sent(
     assert relay.requests_to(MESSAGES) == [] and relay.requests_to(CHAT) == []
 
 
+async def test_a_long_running_reply_is_rewritten_at_a_bounded_rate(
+    relay: FakeRelay, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 26.3: with a shared store a running reply's record is written again as text arrives,
+    for other processes, but a record of N characters waits N / SAVE_RATE seconds for the next:
+    rewriting a long reply costs at most SAVE_RATE characters a second. Rewritten every second,
+    the 160,000 characters here were written at 1, 2, 3 and 4 seconds (400,000 in all)."""
+    from aitoearn_mcp.delegation import _delegation
+    from aitoearn_mcp.store._sqlite import SQLiteStore
+
+    monkeypatch.setattr(_delegation, "SAVE_RATE", 20_000)
+    writes: list[tuple[float, int, str]] = []
+    save_reply = SQLiteStore.save_reply
+
+    async def counted(self: SQLiteStore, reply_id: str, owner: str, record: str, *, later: bool = False) -> None:
+        writes.append((time.monotonic(), len(record), json.loads(record)["status"]))
+        await save_reply(self, reply_id, owner, record, later=later)
+
+    monkeypatch.setattr(SQLiteStore, "save_reply", counted)
+    relay.enqueue(MESSAGES, slow_reply(sse.text_reply(["x" * 1999 + " " for _ in range(100)]), delay=0.05))
+    async with Client(make_server(relay, conversations=f"sqlite://{tmp_path / 'store.sqlite3'}")) as client:
+        reply_id = assert_running(await client.call_tool("send_message", {**HELLO, "wait_seconds": 0}))
+        done = await client.call_tool("get_reply", {"reply_id": reply_id, "wait_seconds": 30})
+    assert structured(done)["status"] == "complete" and len(texts(done)[0]) > 0
+    running = [(at, size) for at, size, status in writes if status == "running"]
+    assert len(running) >= 3, writes  # handed out, then written again as the text grows
+    assert running[-1][1] > running[1][1] > running[0][1]
+    for (before, size), (after, _) in itertools.pairwise(running[1:]):
+        assert after - before >= size / 20_000 - 0.1, (size, after - before)  # the watcher polls every 0.5 s
+
+
 async def test_two_processes_on_one_redis_start_collect_and_cancel(relay: FakeRelay, redis_server: RedisServer) -> None:
     env = {"AITOEARN_CONVERSATIONS": redis_server.url}
     relay.enqueue(MESSAGES, thinking_reply(sse.text_reply(["答案", "在这里。"]), silence=4))
