@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from .._json import exact_dumps
 from ..relay._accumulator import content_text
 
 __all__ = ["ReplyRecord", "Status"]
@@ -49,11 +50,14 @@ class ReplyRecord:
 
     def to_json(self) -> str:
         """The record as the store keeps it. The text is left out when the Message's text blocks
-        hold it (a finished reply): a long reply is written, and kept, once instead of twice."""
+        hold it (a finished reply): a long reply is written, and kept, once instead of twice.
+        Written by orjson where exact: an image's record holds its preview (about 300 KB of
+        base64), which json took 2.3 ms to write, on the event loop, before the answer went out."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         if self.text and self.message is not None and content_text(self.message.get("content")) == self.text:
             del data["text"]
-        return json.dumps(data, ensure_ascii=False)
+        encoded = exact_dumps(data)
+        return encoded.decode() if encoded is not None else json.dumps(data, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, raw: str) -> ReplyRecord:

@@ -65,6 +65,13 @@ def test_a_text_the_message_does_not_hold_is_stored_as_it_is() -> None:
     assert "text" not in json.loads(several.to_json()) and ReplyRecord.from_json(several.to_json()) == several
 
 
+def test_a_record_orjson_cannot_write_exactly_is_written_by_json() -> None:
+    # Usage past 64 bits, a non-finite number and a lone surrogate, as a relay might send them.
+    for odd in (2**70, float("inf"), "\ud800"):
+        record = ReplyRecord("complete", "m", 1.0, 2.0, message={"content": [], "usage": {"odd": odd}})
+        assert ReplyRecord.from_json(record.to_json()) == record
+
+
 def test_a_running_summary_leads_with_status_and_reply_id_and_says_how_to_go_on() -> None:
     record = ReplyRecord("running", "deepseek-v4-pro", 100.0, 100.0, text="x" * 500 + " the  latest\nwords", chars=900)
     structured, text = running_summary("r_abc", record, now=142.5)
