@@ -29,7 +29,7 @@ PROGRESS_TAIL = 40  # characters of the latest text shown in a progress message
 # well inside the 10 s that hosts resetting their timeout on progress need.
 HEARTBEAT = 5.0
 # A resources notice waits this long after the call that changed them: the answer goes out
-# first, and the calls that end meanwhile in one session share the notice.
+# first, and the calls that end meanwhile share the notice.
 LISTING_NOTICE_AFTER = 0.01
 NOTICE_TIMEOUT = 5.0  # a session that no longer reads (a stateless HTTP request's) holds no task longer
 
