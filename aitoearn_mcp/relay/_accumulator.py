@@ -10,6 +10,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from .._untrusted import MAX_NAME_CHARS, bounded, load_json, one_line
 
 __all__ = ["MAX_FIELD_CHARS", "MessageAccumulator", "Pieces", "StreamFormatError", "content_text"]
@@ -28,7 +30,11 @@ _NAMES = ("id", "model", "name", "type", "role", "stop_reason")  # not stop_sequ
 
 
 def _size(value: Any) -> int:
-    return len(json.dumps(value, ensure_ascii=False))
+    """The JSON text's length, at least its characters (UTF-8 bytes: a bound needs no more)."""
+    try:
+        return len(orjson.dumps(value))  # a tenth of json's time: it runs on every message's fields
+    except orjson.JSONEncodeError:  # an integer past 64 bits, a lone surrogate
+        return len(json.dumps(value, ensure_ascii=False))
 
 
 def metadata(value: Mapping[str, Any]) -> dict[str, Any]:
