@@ -225,7 +225,7 @@ async def test_a_long_running_reply_is_rewritten_at_a_bounded_rate(
     """Issue 26.3: with a shared store a running reply's record is written again as text arrives,
     for other processes, but a record of N characters waits N / SAVE_RATE seconds for the next:
     rewriting a long reply costs at most SAVE_RATE characters a second. Rewritten every second,
-    the 160,000 characters here were written at 1, 2, 3 and 4 seconds (400,000 in all)."""
+    the 200,000 characters here were written at 1, 2, 3, 4 and 5 seconds (600,000 in all)."""
     from aitoearn_mcp.delegation import _delegation
     from aitoearn_mcp.store._sqlite import SQLiteStore
 
