@@ -111,13 +111,13 @@ class ListingNotices:
     def __init__(self, tasks: TaskGroup) -> None:
         self._tasks = tasks
         self._publish: Context | None = None
-        self._sessions: dict[object, Context] = {}  # earlier-protocol session → a call's context in it
+        self._sessions: set[Any] = set()  # earlier-protocol sessions with a change to tell
         self._wake: anyio.Event | None = None
 
     def changed(self, ctx: Context) -> None:
         self._publish = ctx
         if ctx.session.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-            self._sessions.setdefault(ctx.session, ctx)
+            self._sessions.add(ctx.session)
         if self._wake is None:
             self._wake = anyio.Event()
             self._tasks.start_soon(self._send)
@@ -129,16 +129,16 @@ class ListingNotices:
             await self._wake.wait()
             await anyio.sleep(LISTING_NOTICE_AFTER)
             self._wake = anyio.Event()
-            publish, sessions = self._publish, list(self._sessions.values())
-            self._publish, self._sessions = None, {}
+            publish, sessions = self._publish, list(self._sessions)
+            self._publish, self._sessions = None, set()
             if publish is not None:
                 await self._notify(publish.notify_resources_changed)
             if len(sessions) == 1:  # stdio: one session
-                await self._notify(sessions[0].session.send_resource_list_changed)
+                await self._notify(sessions[0].send_resource_list_changed)
                 continue
             async with anyio.create_task_group() as sends:  # a session that does not read holds up no other
-                for ctx in sessions:
-                    sends.start_soon(self._notify, ctx.session.send_resource_list_changed)
+                for session in sessions:
+                    sends.start_soon(self._notify, session.send_resource_list_changed)
 
     async def _notify(self, send: Callable[[], Awaitable[None]]) -> None:
         # A host that does not listen, or has gone, loses nothing.
