@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.shared.inbound import x_mcp_header_map
-from mcp.types import CallToolResult, SetLevelRequestParams, ToolAnnotations
+from mcp.types import CallToolResult, SetLevelRequestParams, SubscriptionsListenRequestParams, ToolAnnotations
 
 from .._config import Config
 from .._metrics import NO_METRICS, Metrics
 from .._version import __version__
 from ..delegation._drain import Drain
-from ._caller import Caller, state_and_key
+from ._caller import Caller, key_from_headers, state_and_key
 from ._descriptions import (
     GENERATE_IMAGE_DESCRIPTION,
     GENERATE_VIDEO_DESCRIPTION,
@@ -34,7 +34,7 @@ from ._descriptions import (
     LIST_MODELS_DESCRIPTION,
     SEND_MESSAGE_DESCRIPTION,
 )
-from ._notices import set_logging_level
+from ._notices import CallerBus, set_logging_level
 from ._registration import counted, registered
 from ._resources import add_resources
 from ._schemas import IMAGE_SCHEMA, MESSAGE_SCHEMA, MODELS_SCHEMA, VIDEO_SCHEMA
@@ -105,9 +105,13 @@ def create_server(
 
         expire_reply_files(reply_ttl(config))
 
+    # A listen stream hears of the changes made with its own key only (a shared deployment's
+    # callers are not told of each other's work).
+    listeners = CallerBus(lambda headers: key_from_headers(headers) or config.api_key)
+
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[State]:
-        async with State.open(config, shared, catalogue, drain=drain, metrics=metrics) as state:
+        async with State.open(config, shared, catalogue, drain=drain, metrics=metrics, listeners=listeners) as state:
             if not http:  # reply files are written in stdio mode only
                 state.every(min(config.conversation_ttl or EXPIRE_EVERY, EXPIRE_EVERY), expire_reply_files)
             yield state
@@ -151,8 +155,9 @@ def create_server(
     # tasks extension (2026-07-28).
     tasks = Tasks(work, caller, metrics)
     server = MCPServer("aitoearn-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, tools=tools,
-                       extensions=[tasks])  # fmt: skip
+                       extensions=[tasks], subscriptions=listeners)  # fmt: skip
     lowlevel = server._lowlevel_server  # pyright: ignore[reportPrivateUsage]
+    lowlevel.add_request_handler("subscriptions/listen", SubscriptionsListenRequestParams, listeners.listen)
     # Over streamable HTTP (2026-07-28) the SDK checks each call's Mcp-Param-* headers against
     # the tool's input schema, walking the whole schema twice per call (send_message's has ~50
     # positions). Only a schema that declares such a header (x-mcp-header) has anything to check,

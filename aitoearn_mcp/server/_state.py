@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ..relay._catalogue import Catalogue
     from ..relay._client import RelayClient
     from ..store._protocol import Store
-    from ._notices import ListingNotices
+    from ._notices import CallerBus, ListingNotices
 
 __all__ = ["MEDIA_READ_TIMEOUT", "State"]
 
@@ -37,7 +37,8 @@ MEDIA_READ_TIMEOUT = 300.0  # a 4K image at high quality takes minutes, with not
 
 class State:
     """``tasks``: the lifespan's task group, where delegations run; ``store`` and ``catalogue``:
-    the server's own (they outlive a lifespan), built on first use too."""
+    the server's own (they outlive a lifespan), built on first use too; ``listeners``: the
+    server's listen streams, by caller."""
 
     def __init__(
         self,
@@ -48,6 +49,7 @@ class State:
         *,
         drain: Drain | None,
         metrics: Metrics,
+        listeners: CallerBus,
     ) -> None:
         self._store = store
         self._store_used = False
@@ -56,6 +58,7 @@ class State:
         self._catalogue = catalogue
         self._drain = drain
         self._metrics = metrics
+        self._listeners = listeners
         self._http: httpx2.AsyncClient | None = None
         self._media_http: httpx2.AsyncClient | None = None
 
@@ -99,7 +102,7 @@ class State:
     def listing(self) -> ListingNotices:
         from ._notices import ListingNotices
 
-        return ListingNotices(self._tasks)
+        return ListingNotices(self._tasks, self._listeners)
 
     @property
     def store(self) -> Store:
@@ -137,13 +140,14 @@ class State:
         *,
         drain: Drain | None,
         metrics: Metrics,
+        listeners: CallerBus,
     ) -> AsyncIterator[State]:
         """Hold it while the server runs; then cut the delegations still running (their text is
         kept), and close the relay's client and the store once they have stopped."""
         state: State | None = None
         try:
             async with anyio.create_task_group() as tasks:
-                state = cls(config, store, tasks, catalogue, drain=drain, metrics=metrics)
+                state = cls(config, store, tasks, catalogue, drain=drain, metrics=metrics, listeners=listeners)
                 try:
                     yield state
                 finally:

@@ -165,7 +165,7 @@ class Tasks(Extension):
                 raise
             record = first.snapshot()
             if not stored or record.done:  # not durable, or over already: answered as usual, at once
-                return await work.answer(context, state, delegations, seconds, labels)
+                return await work.answer(context, state, key, delegations, seconds, labels)
             labels["outcome"] = "task"
             return {"resultType": "task", **task_json(first.id, record, ttl_ms=self._ttl_ms, now=record.updated)}
         finally:

@@ -184,17 +184,17 @@ class Tools:
         self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
     ) -> CallToolResult | InputRequiredResult:
         """``labels`` (model, route, outcome) are filled in for the metrics as the call goes."""
-        return await self._answered(await self.start_send(arguments, ctx, state, key, labels), ctx, state, labels)
+        return await self._answered(await self.start_send(arguments, ctx, state, key, labels), ctx, state, key, labels)
 
     async def _answered(
         self, started: CallToolResult | InputRequiredResult | tuple[list[Delegation], float], ctx: Context,
-        state: State, labels: dict[str, str],
+        state: State, key: SecretStr | None, labels: dict[str, str],
     ) -> CallToolResult | InputRequiredResult:  # fmt: skip
         """What a start gave: the delegations answered once they end or the wait does, or the
         refusal (or the client's roots asked for first) as it is."""
         if not isinstance(started, tuple):
             return started
-        return await self.answer(ctx, state, *started, labels)
+        return await self.answer(ctx, state, key, *started, labels)
 
     async def start_send(
         self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
@@ -241,16 +241,17 @@ class Tools:
         return started, self.wait_seconds(request.wait_seconds, ctx)
 
     async def answer(
-        self, ctx: Context, state: State, started: list[Delegation], seconds: float, labels: dict[str, str]
-    ) -> CallToolResult:
-        """Wait for the delegations up to ``seconds``, then answer with what they have; one still
-        running is in the store before its reply id is handed out."""
+        self, ctx: Context, state: State, key: SecretStr | None, started: list[Delegation], seconds: float,
+        labels: dict[str, str],
+    ) -> CallToolResult:  # fmt: skip
+        """Wait for the delegations (started with ``key``) up to ``seconds``, then answer with what
+        they have; one still running is in the store before its reply id is handed out."""
         await self._wait(ctx, started, seconds, stop_on_cancel=True)
         for delegation in started:
             if not delegation.finished.is_set():
                 await state.delegations.store_running(delegation)
         records = [delegation.snapshot() for delegation in started]
-        state.listing.changed(ctx)
+        state.listing.changed(ctx, key)
         if len(started) == 1:
             labels.update(route=records[0].route or "", outcome=_outcome(records[0]))
             return await self.view(started[0].id, records[0], self.budget(ctx))
@@ -314,12 +315,12 @@ class Tools:
     async def generate_image(
         self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
     ) -> CallToolResult | InputRequiredResult:
-        return await self._answered(await self.start_image(arguments, ctx, state, key, labels), ctx, state, labels)
+        return await self._answered(await self.start_image(arguments, ctx, state, key, labels), ctx, state, key, labels)
 
     async def generate_video(
         self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]
     ) -> CallToolResult | InputRequiredResult:
-        return await self._answered(await self.start_video(arguments, ctx, state, key, labels), ctx, state, labels)
+        return await self._answered(await self.start_video(arguments, ctx, state, key, labels), ctx, state, key, labels)
 
     async def start_image(
         self, arguments: dict[str, Any], ctx: Context, state: State, key: SecretStr | None, labels: dict[str, str]

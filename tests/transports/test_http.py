@@ -178,3 +178,34 @@ async def test_stateless_one_client_served_by_two_processes(relay: FakeRelay, mo
     assert not models.is_error
     calls = {port for port, method in balancer.sent if method == "tools/call"}
     assert calls == {s.port for s in servers}  # both processes served this one client's calls
+
+
+async def test_a_listen_stream_hears_only_its_own_callers_changes(relay: FakeRelay, http_server: HttpServer) -> None:
+    """A shared deployment: one caller's call changes only that caller's resources/list, so only
+    that caller's listen streams are told; another caller's stream hears nothing (else it would
+    learn when someone else works, and re-list for nothing)."""
+    heard: dict[str, list[str]] = {"alice": [], "bob": []}
+    async with (
+        http_client(http_server.url, {"X-Api-Key": "alice-key-0123"}) as alice,
+        http_client(http_server.url, {"X-Api-Key": "bob-key-456789"}) as bob,
+        alice.listen(resources_list_changed=True) as alice_hears,
+        bob.listen(resources_list_changed=True) as bob_hears,
+    ):
+
+        async def watch(name: str, changes: Any) -> None:
+            async for event in changes:
+                heard[name].append(type(event).__name__)
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(watch, "alice", alice_hears)
+            tasks.start_soon(watch, "bob", bob_hears)
+            await bob.call_tool("send_message", echo("bob's"))
+            await anyio.sleep(1)  # the notice's delay (10 ms) a hundred times over
+            assert heard == {"alice": [], "bob": ["ResourcesListChanged"]}
+            await alice.call_tool("send_message", echo("alice's"))
+            with anyio.fail_after(5):
+                while not heard["alice"]:
+                    await anyio.sleep(0.01)
+            await anyio.sleep(0.5)
+            tasks.cancel_scope.cancel()
+    assert heard == {"alice": ["ResourcesListChanged"], "bob": ["ResourcesListChanged"]}
