@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,14 +24,17 @@ MODULES = PREFIX / "node_modules"
 
 
 def _install(prefix: Path, packages: list[str], timeout: int) -> None:
-    """``packages`` under ``prefix``, from the npm registry unless every one is there already."""
+    """``packages`` under ``prefix``, from the npm registry unless every one is there already; one
+    installer at a time (the suite's workers ask together)."""
     wanted = [prefix / "node_modules" / name.rsplit("@", 1)[0] / "package.json" for name in packages]
-    if not all(path.exists() for path in wanted):
-        npm = shutil.which("npm")
-        assert npm, "npm is needed to install Node 22 and the MCP packages"
-        prefix.mkdir(parents=True, exist_ok=True)
-        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix), *packages],
-                       check=True, capture_output=True, timeout=timeout)  # fmt: skip
+    prefix.mkdir(parents=True, exist_ok=True)
+    with (prefix / ".install-lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not all(path.exists() for path in wanted):
+            npm = shutil.which("npm")
+            assert npm, "npm is needed to install Node 22 and the MCP packages"
+            subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix), *packages],
+                           check=True, capture_output=True, timeout=timeout)  # fmt: skip
 
 
 def ensure_node() -> Path:
