@@ -1,0 +1,100 @@
+"""Server CPU per short ``send_message`` over HTTP, A against B, paired: two servers run at once
+(two checkouts, or one with different settings), their calls take turns, and each round of
+calls gives one difference. ``python -m benchmarks.run --http`` measures each figure in its own
+run, where another process's load moves it by half a millisecond; taking turns call by call, the
+load falls on both alike, and a change of a tenth of a millisecond shows.
+
+    python -m benchmarks.http_ab OLD_CHECKOUT NEW_CHECKOUT [--env-b AITOEARN_CONVERSATIONS=memory]
+
+Prints each server's median CPU per call and the median (and quartiles) of B - A per round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+
+from benchmarks.procfs import cpu_seconds
+from benchmarks.run import PY, ROOT, Bench, message_args
+
+
+def _settings(pairs: list[str]) -> dict[str, str]:
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def _serve(checkout: Path, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """The checkout's server (its own package first on the path), answering on ``port``."""
+    argv = [PY, "-m", "aitoearn_mcp", "--transport", "streamable-http", "--port", str(port), "--log-level", "WARNING"]
+    proc = subprocess.Popen(argv, env={**env, "PYTHONPATH": str(checkout)}, cwd=checkout,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    for _ in range(400):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return proc
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"the server of {checkout} did not start")
+
+
+async def paired(bench: Bench, a: tuple[Path, dict[str, str]], b: tuple[Path, dict[str, str]], rounds: int,
+                 calls: int) -> dict[str, float]:  # fmt: skip
+    ports = [18000 + (os.getpid() + 17 + i) % 1000 for i in range(2)]
+    procs = [_serve(checkout, {**bench.env, **env}, port) for (checkout, env), port in zip((a, b), ports, strict=True)]
+    try:
+        async with bench.http_client(ports[0], 4) as first, bench.http_client(ports[1], 4) as second:
+            for _ in range(30):  # warm up: the call path loads on the first call
+                await first.call_tool("send_message", message_args())
+                await second.call_tool("send_message", message_args())
+            per_a: list[float] = []
+            per_b: list[float] = []
+            for _ in range(rounds):
+                before = [cpu_seconds(proc.pid) for proc in procs]
+                for _ in range(calls):
+                    await first.call_tool("send_message", message_args())
+                    await second.call_tool("send_message", message_args())
+                after = [cpu_seconds(proc.pid) for proc in procs]
+                per_a.append((after[0] - before[0]) / calls * 1e3)
+                per_b.append((after[1] - before[1]) / calls * 1e3)
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    differences = [y - x for x, y in zip(per_a, per_b, strict=True)]
+    low, _, high = statistics.quantiles(differences, n=4)
+    return {"a_ms": statistics.median(per_a), "b_ms": statistics.median(per_b),
+            "b_minus_a_ms": statistics.median(differences), "q1_ms": low, "q3_ms": high}  # fmt: skip
+
+
+async def main(options: argparse.Namespace) -> None:
+    relay = subprocess.Popen([PY, str(ROOT / "benchmarks" / "relay_process.py")], stdout=subprocess.PIPE, text=True)
+    assert relay.stdout is not None
+    try:
+        bench = Bench(relay.stdout.readline().strip(), 1)
+        figures = await paired(bench, (options.a.resolve(), _settings(options.env_a)),
+                               (options.b.resolve(), _settings(options.env_b)), options.rounds, options.calls)  # fmt: skip
+    finally:
+        relay.kill()
+        relay.wait()
+    print(f"A {figures['a_ms']:.2f} ms  B {figures['b_ms']:.2f} ms per call; B - A {figures['b_minus_a_ms']:+.3f} ms "
+          f"(quartiles {figures['q1_ms']:+.3f} .. {figures['q3_ms']:+.3f}; {options.rounds} rounds of "
+          f"{options.calls} calls each)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("a", type=Path, help="the checkout A's server runs from")
+    parser.add_argument("b", type=Path, help="the checkout B's server runs from (the same one to compare settings)")
+    parser.add_argument("--env-a", nargs="*", default=[], metavar="NAME=VALUE", help="settings for A's server only")
+    parser.add_argument("--env-b", nargs="*", default=[], metavar="NAME=VALUE", help="settings for B's server only")
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--calls", type=int, default=50, help="calls of each server per round")
+    options = parser.parse_args()
+    sys.exit(anyio.run(main, options))
