@@ -6,11 +6,11 @@ task group opened with the server's lifespan), not the request: when the request
 and answers "still running", the call goes on, bounded by the deadline, until it completes,
 fails, is cancelled (get_reply's ``cancel``, the host's stop while send_message still waits) or
 the server drains. Its record is in the store once its id is handed out (a "running" answer, a
-task), about every second while the work moves on when the store is shared (other processes
-answer for it; a long reply's less often, so that rewriting it costs no more than SAVE_RATE
-characters a second however long it grows), and at the end, once, which its answer does not wait
-for (this process answers for it until the store holds it): a call that ends within its wait is
-written once.
+task); from then on, when the store is shared, about every second while the work moves on (other
+processes answer for it; a long reply's less often, so that rewriting it costs no more than
+SAVE_RATE characters a second however long it grows); and at the end, once, which its answer does
+not wait for (this process answers for it until the store holds it). Before its id is handed out
+no other process can ask for it: a call that ends within its wait is written once.
 
 A job whose work outlives any one process (a video renders on the relay) can be *resumed*: a
 process asked for a running record that no live process looks after (``resume`` says whether it
@@ -122,6 +122,7 @@ class Delegation:
         self.cancelled = False  # asked to stop by the caller (not by a shutdown)
         self.retry_listeners: set[OnRetry] = set()
         self.stored = False  # a record of it is in the store
+        self.handed_out = False  # its id is known outside this process: another may ask for it
         # Saves take turns: a running record written from a request must never land after the final one.
         self.saving = anyio.Lock()
         self.saved_news = 0  # the job's news when its running record was last written by the watcher
@@ -182,6 +183,11 @@ class Delegations:
     def _launch(self, delegation: Delegation) -> None:
         self._live[delegation.id] = delegation
         self._tasks.start_soon(self._run, delegation)
+
+    def _handed_out(self, delegation: Delegation) -> None:
+        """Another process may ask for ``delegation`` from now on: with a shared store, the watcher
+        writes its record as it moves on and looks for cancels asked of it."""
+        delegation.handed_out = True
         if self._shared and not self._watching:
             self._watching = True
             self._tasks.start_soon(self._watch)
@@ -200,12 +206,14 @@ class Delegations:
             return await self.read(reply_id, owner)
         delegation.stored, delegation.written = True, written
         self._launch(delegation)
+        self._handed_out(delegation)
         logger.info("Reply %s: taken over by this process", reply_id)
         return delegation.snapshot()
 
     async def store_running(self, delegation: Delegation) -> bool:
         """Put the record in the store before its id is handed out, so another process (or this
         one, after a restart of the host) finds it; True once the store holds one."""
+        self._handed_out(delegation)
         return await self._save(delegation, None)
 
     def live(self, reply_id: str, owner: str) -> Delegation | None:
@@ -313,15 +321,16 @@ class Delegations:
                 self._live.pop(delegation.id, None)
 
     async def _watch(self) -> None:
-        """While replies run here and the store is shared: every CANCEL_POLL, stop those another
-        process asked to (one store call for all), and write the record of each whose work moved
-        on. One task for them all, so a reply that ends within CANCEL_POLL costs nothing here."""
+        """While replies whose ids are handed out run here and the store is shared: every
+        CANCEL_POLL, stop those another process asked to (one store call for all), and write the
+        record of each whose work moved on. One task for them all; a reply that ends within its
+        wait costs nothing here."""
         try:
             while True:
                 await anyio.sleep(CANCEL_POLL)
-                running = [delegation for delegation in self._live.values() if not delegation.finished.is_set()]
+                running = [d for d in self._live.values() if d.handed_out and not d.finished.is_set()]
                 if not running:
-                    return  # the next start starts it again
+                    return  # the next hand-out starts it again
                 try:
                     asked = await self.store.cancels_requested([delegation.id for delegation in running])
                 except StoreUnavailableError:

@@ -250,6 +250,43 @@ async def test_a_long_running_reply_is_rewritten_at_a_bounded_rate(
         assert after - before >= size / 20_000 - 0.1, (size, after - before)  # the watcher polls every 0.5 s
 
 
+async def test_a_reply_that_ends_within_its_wait_is_written_once(
+    relay: FakeRelay, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Until its id is handed out no other process can ask for a reply, so a shared store gets
+    no running record of it: a reply that streams for 2.5 s and ends within its wait is written
+    once, at its end (it was written every second while text arrived, and asked the store for
+    cancels every half second)."""
+    from aitoearn_mcp.store._sqlite import SQLiteStore
+
+    writes: list[str] = []
+    asked: list[list[str]] = []
+    save_reply, cancels_requested = SQLiteStore.save_reply, SQLiteStore.cancels_requested
+
+    async def saved(self: SQLiteStore, reply_id: str, owner: str, record: str, *, later: bool = False) -> None:
+        writes.append(json.loads(record)["status"])
+        await save_reply(self, reply_id, owner, record, later=later)
+
+    async def asked_for(self: SQLiteStore, reply_ids: list[str]) -> set[str]:
+        asked.append(reply_ids)
+        return await cancels_requested(self, reply_ids)
+
+    monkeypatch.setattr(SQLiteStore, "save_reply", saved)
+    monkeypatch.setattr(SQLiteStore, "cancels_requested", asked_for)
+    relay.enqueue(MESSAGES, slow_reply(sse.text_reply([f"w{i} " for i in range(50)]), delay=0.05))
+    relay.enqueue(MESSAGES, slow_reply(sse.text_reply([f"v{i} " for i in range(50)]), delay=0.05))
+    async with Client(make_server(relay, conversations=f"sqlite://{tmp_path / 'store.sqlite3'}")) as client:
+        within = await client.call_tool("send_message", {**HELLO, "wait_seconds": 30})
+        assert structured(within)["status"] == "complete" and texts(within)[0].startswith("w0 w1")
+        assert (writes, asked) == (["complete"], [])
+        # Handed out while it runs: from then on it is written as it moves on, for other processes.
+        reply_id = assert_running(await client.call_tool("send_message", {**HELLO, "wait_seconds": 0.5}))
+        done = await client.call_tool("get_reply", {"reply_id": reply_id, "wait_seconds": 30})
+    assert structured(done)["status"] == "complete"
+    assert writes[0] == "complete" and writes[-1] == "complete" and writes.count("running") >= 2, writes
+    assert asked and all(ids == [reply_id] for ids in asked)
+
+
 async def test_two_processes_on_one_redis_start_collect_and_cancel(relay: FakeRelay, redis_server: RedisServer) -> None:
     env = {"AITOEARN_CONVERSATIONS": redis_server.url}
     relay.enqueue(MESSAGES, thinking_reply(sse.text_reply(["答案", "在这里。"]), silence=4))

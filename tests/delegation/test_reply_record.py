@@ -184,9 +184,9 @@ def test_both_parts_of_a_cut_reply_end_together_at_a_line_end() -> None:
 
 @pytest.mark.anyio
 async def test_one_watcher_writes_and_cancels_each_running_reply_in_a_shared_store(tmp_path: Any) -> None:
-    """In a store other processes read (SQLite), each running reply's record is written as its
-    work moves on and a cancel asked through the store stops that reply only; the watcher stops
-    when none runs and starts again with the next."""
+    """In a store other processes read (SQLite), the record of each running reply whose id is
+    handed out is written as its work moves on and a cancel asked through the store stops that
+    reply only; the watcher stops when none runs and starts again with the next hand-out."""
     from aitoearn_mcp.store._sqlite import SQLiteStore
 
     store = SQLiteStore(tmp_path / "store.sqlite3", ttl=60, max_bytes=10**6)
@@ -230,7 +230,7 @@ async def test_one_watcher_writes_and_cancels_each_running_reply_in_a_shared_sto
             kept, stopped = Job(), Job()
             one = await delegations.start(kept, "owner")
             other = await delegations.start(stopped, "owner")
-            assert await delegations.store_running(other)
+            assert await delegations.store_running(one) and await delegations.store_running(other)
             assert await store.request_cancel(other.id, "owner")  # as another process asks
             with anyio.fail_after(5):
                 await other.finished.wait()
