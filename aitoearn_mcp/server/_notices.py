@@ -26,7 +26,7 @@ from mcp.types import (
     SetLevelRequestParams,
     SubscriptionsListenRequestParams,
     SubscriptionsListenResult,
-)  # fmt: skip
+)
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import SecretStr
 
