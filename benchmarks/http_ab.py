@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import anyio
@@ -32,18 +30,10 @@ def _settings(pairs: list[str]) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in pairs)
 
 
-def _serve(checkout: Path, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+def _serve(bench: Bench, checkout: Path, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     """The checkout's server (its own package first on the path), answering on ``port``."""
     argv = [PY, "-m", "aitoearn_mcp", "--transport", "streamable-http", "--port", str(port), "--log-level", "WARNING"]
-    proc = subprocess.Popen(argv, env={**env, "PYTHONPATH": str(checkout)}, cwd=checkout,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    for _ in range(400):
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return proc
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"the server of {checkout} did not start")
+    return bench.http_process(argv, port, {**bench.env, **env, "PYTHONPATH": str(checkout)}, checkout)
 
 
 async def paired(bench: Bench, a: tuple[Path, dict[str, str]], b: tuple[Path, dict[str, str]], rounds: int,
@@ -51,7 +41,7 @@ async def paired(bench: Bench, a: tuple[Path, dict[str, str]], b: tuple[Path, di
     """``calls`` calls of ``deltas`` deltas ``delay`` seconds apart per server and round,
     ``at_once`` at a time, the servers taking turns batch by batch."""
     ports = [18000 + (os.getpid() + 17 + i) % 1000 for i in range(2)]
-    procs = [_serve(checkout, {**bench.env, **env}, port) for (checkout, env), port in zip((a, b), ports, strict=True)]
+    procs = [_serve(bench, checkout, env, port) for (checkout, env), port in zip((a, b), ports, strict=True)]
     try:
         async with (
             bench.http_client(ports[0], 4 * at_once) as first,

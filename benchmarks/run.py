@@ -410,11 +410,14 @@ class Bench:
                 "goal": "<= 1.2"}  # fmt: skip
 
     # --- 7. capacity over HTTP: 1,000 calls in flight, and CPU per short call --------------------
-    def http_process(self, argv: list[str], port: int) -> subprocess.Popen[bytes]:
-        """Start an HTTP server process and wait until its port takes connections."""
+    def http_process(self, argv: list[str], port: int, env: dict[str, str] | None = None,
+                     cwd: Path | None = None) -> subprocess.Popen[bytes]:  # fmt: skip
+        """Start an HTTP server process (``env``: instead of the benchmark's) and wait until its
+        port takes connections."""
         import socket
 
-        proc = subprocess.Popen(argv, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, env=self.env if env is None else env, cwd=cwd, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
         for _ in range(400):
             with socket.socket() as probe:
                 if probe.connect_ex(("127.0.0.1", port)) == 0:
