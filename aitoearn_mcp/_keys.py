@@ -2,12 +2,19 @@
 
 A key with a line break, a space or a non-ASCII byte (a bad paste, a file saved with CRLF)
 cannot go into the relay's ``x-api-key`` header; it is refused where it comes in, naming the
-setting or header it came from, never echoing the key.
+setting or header it came from, never echoing the key. Callers are told apart by the key's
+digest (``key_digest``), never by the key itself.
 """
 
 from __future__ import annotations
 
-__all__ = ["key_problem"]
+import hashlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+__all__ = ["key_digest", "key_problem"]
 
 _FIX = "copy the key again from Settings → API Key on the AiToEarn site"
 
@@ -23,3 +30,8 @@ def key_problem(key: str, source: str) -> str | None:
     else:
         what = "spaces or control characters"
     return f"{source} contains {what}, which no AiToEarn key has; fix: {_FIX}"
+
+
+def key_digest(key: SecretStr) -> str:
+    """The key's SHA-256, hex: the same for one caller's every request, and not the key."""
+    return hashlib.sha256(key.get_secret_value().encode()).hexdigest()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import hashlib
 import logging
 import time
 import warnings
@@ -29,6 +28,8 @@ from mcp.types import (
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import SecretStr
+
+from .._keys import key_digest
 
 __all__ = [
     "LISTING_NOTICE_AFTER", "PROGRESS_INTERVAL", "CallerBus", "ListingNotices", "Progress", "ProgressReporter",
@@ -135,7 +136,7 @@ class CallerBus:
 
     @staticmethod
     def caller(key: SecretStr | None) -> str | None:
-        return None if key is None else hashlib.sha256(key.get_secret_value().encode()).hexdigest()
+        return None if key is None else key_digest(key)
 
     async def listen(
         self, ctx: ServerRequestContext[Any, Any], params: SubscriptionsListenRequestParams

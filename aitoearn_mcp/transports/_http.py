@@ -13,7 +13,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import hashlib
 import signal
 import threading
 import time
@@ -29,7 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._config import Config, HttpSettings
-from .._keys import key_problem
+from .._keys import key_digest, key_problem
 from .._metrics import NO_METRICS, Metrics
 from .._version import __version__
 from ..delegation._drain import Drain
@@ -155,7 +154,7 @@ class _CancelByNotification:
             await self.app(scope, replay, send)
             return
         key = key_from_headers(Request(scope).headers)
-        caller = hashlib.sha256(key.get_secret_value().encode()).hexdigest() if key else ""  # one caller's ids only
+        caller = key_digest(key) if key else ""  # one caller's ids only
         address = str((scope.get("client") or ("",))[0])
         if method == "notifications/cancelled":
             params = rpc.get("params")
